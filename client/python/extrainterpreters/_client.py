@@ -1,0 +1,486 @@
+"""``Client``: one connection to ``extrainterpretersd``, shared by threads.
+
+Data flow (compare ``concurrent/futures/process.py``)::
+
+    caller threads                      reader thread            daemon
+    --------------                      -------------            ------
+    submit(fn, *args)
+      pickle (fn, args, kwargs)
+      register Future under a new id
+      send lock: write the frame  ------------------------------>  run
+                                        recv, FrameDecoder  <----  result
+                                        pop the id's Future
+                                        unpickle, set result
+    Future.result()  <------------------
+
+Requests are pipelined: replies come back in any order and are matched by
+id. Exactly one thread reads (the reader), and writers take the send lock
+for one whole frame, so frames never interleave. When the connection ends
+for any reason, every Future still waiting fails with the reason, so no
+caller is ever left hanging.
+
+Futures' done callbacks run on the reader thread, as callbacks run on a
+worker thread in ``concurrent.futures``; a callback that waits for another
+reply from the same client would deadlock it.
+"""
+
+import concurrent.futures
+import pickle
+import platform
+import socket
+import threading
+
+from . import _codec
+from ._errors import (DaemonConnectionError, ProtocolError, RemoteError,
+                      _RemoteTraceback)
+from ._paths import resolve_socket_path
+from ._version import __version__
+
+__all__ = ["Client", "run"]
+
+PROTOCOL_VERSION = 1
+_RECV_SIZE = 256 * 1024
+# Below this a payload is copied behind the header to save a system call.
+_COPY_PAYLOAD_BELOW = 64 * 1024
+_DEFAULT_CONNECT_TIMEOUT = 30.0
+
+# Error codes that mean a request or frame broke the protocol, as opposed to
+# a job that failed; these raise ProtocolError, every other code RemoteError.
+_PROTOCOL_ERROR_CODES = frozenset({
+    "bad_frame", "unsupported_version", "too_large", "bad_header",
+    "hello_required", "unknown_type", "bad_request",
+})
+
+
+class Client:
+    """A thread-safe connection to the daemon.
+
+    Connecting sends ``hello`` and waits up to ``connect_timeout`` seconds
+    for the reply, so a constructed client is known to talk to a daemon.
+    Functions are pickled by reference: the daemon must be able to import
+    the module that defines them (``--python-path``, or installed).
+    """
+
+    def __init__(self, socket_path=None, *,
+                 connect_timeout=_DEFAULT_CONNECT_TIMEOUT):
+        self._socket_path = resolve_socket_path(socket_path)
+        self._lock = threading.Lock()  # Guards _pending and _closed_error.
+        self._send_lock = threading.Lock()  # Held for one whole frame.
+        self._pending = {}  # request id -> (Future, decode function)
+        self._next_id = 1  # Only touched under _send_lock.
+        self._closed_error = None  # Makes the error for a closed connection.
+        self._limits = _codec.Limits()
+        self._decoder = _codec.FrameDecoder(self._limits)  # Reader's own.
+        self._hello = None
+        self._sock = _connect(self._socket_path)
+        self._reader = threading.Thread(
+            target=self._read_loop, daemon=True,
+            name=f"extrainterpreters-reader {self._socket_path}")
+        self._reader.start()
+        try:
+            self._handshake(connect_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- public API -------------------------------------------------------
+
+    @property
+    def socket_path(self):
+        """The path of the daemon's socket."""
+        return self._socket_path
+
+    @property
+    def hello(self):
+        """The daemon's ``hello`` reply: ``python``, ``limits``, ``pid``...
+
+        A copy of the reply header without ``type`` and ``id``.
+        """
+        return {key: value for key, value in self._hello.items()
+                if key not in ("type", "id")}
+
+    @property
+    def closed(self):
+        """True once the client was closed or its connection ended."""
+        with self._lock:
+            return self._closed_error is not None
+
+    def submit(self, fn, /, *args, **kwargs):
+        """Schedule ``fn(*args, **kwargs)`` on a pool interpreter.
+
+        Returns a ``concurrent.futures.Future``. Raises at once if the job
+        cannot be pickled or the client is closed. The Future is already
+        running: a job sent to the daemon cannot be withdrawn.
+        """
+        return self._submit(fn, args, kwargs)
+
+    def run(self, fn, /, *args, **kwargs):
+        """Call ``fn(*args, **kwargs)`` on a pool interpreter; return its value.
+
+        An exception raised by ``fn`` is re-raised here as the same type,
+        with the remote traceback as its ``__cause__``.
+        """
+        return self._submit(fn, args, kwargs).result()
+
+    def status(self, *, timeout=None):
+        """Return the daemon's status document (see PROTOCOL.md) as a dict."""
+        future = self._request({"type": "status"}, _decode_status)
+        return future.result(timeout)
+
+    def ping(self, *, timeout=None):
+        """Round-trip a ``ping``; raises if the daemon does not answer."""
+        self._request({"type": "ping"}, _decode_ping).result(timeout)
+
+    def close(self):
+        """Close the connection. Idempotent.
+
+        Requests still waiting fail with ``DaemonConnectionError``; the
+        daemon drops their queued jobs and ends this connection's leases.
+        """
+        self._shutdown(lambda: DaemonConnectionError(
+            self._socket_path, "client closed", connected=True))
+        # The reader closes the socket on its way out. A done callback may
+        # call close() on the reader thread, which must not join itself.
+        if self._reader is not threading.current_thread():
+            self._reader.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self.closed else "open"
+        return f"<{type(self).__name__} {self._socket_path!r} {state}>"
+
+    # -- used by Interpreter -------------------------------------------------
+
+    def _submit(self, fn, args, kwargs, *, lease=None):
+        """Send one ``run`` request, optionally on a lease; return a Future."""
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        payload = _dump_job(fn, args, kwargs)
+        header = {"type": "run"}
+        if lease is not None:
+            header["lease"] = lease
+        return self._request(header, _decode_result, payload)
+
+    def _lease(self):
+        """Lease a dedicated interpreter; return ``(lease_id, interp_id)``."""
+        return self._request({"type": "lease"}, _decode_lease).result()
+
+    def _release(self, lease):
+        """Ask for ``lease`` to end; return a Future for the reply."""
+        return self._request({"type": "release", "lease": lease},
+                             _expect_type("release"))
+
+    # -- sending ------------------------------------------------------------
+
+    def _request(self, header, decode, payload=b""):
+        """Send ``header`` with a fresh id; return the Future of its reply.
+
+        ``decode(frame)`` turns the reply frame into the Future's value, or
+        returns a ``_Raised`` to make the Future raise.
+        """
+        future = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        with self._send_lock:
+            request_id = self._next_id
+            self._next_id += 1
+            head, body = _codec.encode_frame_parts(
+                dict(header, id=request_id), payload, self._limits)
+            with self._lock:
+                if self._closed_error is not None:
+                    raise self._closed_error()
+                self._pending[request_id] = (future, decode)
+            try:
+                if len(body) < _COPY_PAYLOAD_BELOW:
+                    self._sock.sendall(head + body)
+                else:
+                    self._sock.sendall(head)
+                    self._sock.sendall(body)
+            except OSError as exc:
+                self._shutdown(self._lost(f"send failed: {exc}"))
+        return future
+
+    def _handshake(self, timeout):
+        header = {"type": "hello", "protocol": PROTOCOL_VERSION,
+                  "client": f"extrainterpreters-python/{__version__} "
+                            f"python/{platform.python_version()}"}
+        future = self._request(header, self._decode_hello)
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            raise DaemonConnectionError(
+                self._socket_path,
+                f"no hello reply within {timeout} seconds") from None
+
+    def _decode_hello(self, frame):
+        """Check the hello reply and adopt the daemon's limits (reader thread)."""
+        header = frame.header
+        _check_reply_type(header, "hello")
+        if header.get("protocol") != PROTOCOL_VERSION:
+            raise ProtocolError(f"daemon speaks protocol "
+                                f"{header.get('protocol')!r}, this client "
+                                f"speaks {PROTOCOL_VERSION}")
+        limits = header.get("limits")
+        if not isinstance(limits, dict):
+            raise ProtocolError(f"hello reply lacks 'limits': {header!r:.300}")
+        self._limits = _codec.Limits(
+            max_header_bytes=_limit(limits, "max_header_bytes"),
+            max_frame_bytes=_limit(limits, "max_frame_bytes"))
+        self._decoder.limits = self._limits
+        self._hello = header
+
+    # -- receiving (reader thread) -------------------------------------------
+
+    def _read_loop(self):
+        error = None
+        try:
+            while True:
+                data = self._sock.recv(_RECV_SIZE)
+                if not data:
+                    error = self._eof_error()
+                    break
+                for frame in self._decoder.feed(data):
+                    self._dispatch(frame)
+        except ProtocolError as exc:
+            error = _same_protocol_error(exc)
+        except OSError as exc:
+            error = self._lost(f"connection lost: {exc}")
+        finally:
+            self._shutdown(error or self._lost("reader stopped"))
+            with self._send_lock:
+                self._sock.close()
+
+    def _dispatch(self, frame):
+        """Complete the Future the frame answers; raise on fatal errors."""
+        header = frame.header
+        request_id = header["id"]
+        is_error = header["type"] == "error"
+        fatal = is_error and (header.get("fatal") is True or request_id is None)
+        with self._lock:
+            entry = self._pending.pop(request_id, None)
+        if entry is None and not fatal:
+            raise ProtocolError(f"daemon sent a {header['type']!r} reply for "
+                                f"request id {request_id}, which is not waiting")
+        if is_error:
+            error = _error_from_header(header)
+            if entry is not None:
+                entry[0].set_exception(error)
+            if fatal:
+                raise ProtocolError(
+                    f"daemon closed the connection: {header.get('message')}",
+                    code=header.get("code"))
+            return
+        future, decode = entry
+        try:
+            value = decode(frame)
+        except (ProtocolError, RemoteError) as exc:
+            future.set_exception(exc)
+        else:
+            if isinstance(value, _Raised):
+                future.set_exception(value.exception)
+            else:
+                future.set_result(value)
+
+    def _eof_error(self):
+        if self._decoder.buffered:
+            return self._lost("daemon closed the connection in the middle "
+                              "of a frame")
+        return self._lost("daemon closed the connection")
+
+    def _lost(self, reason):
+        return lambda: DaemonConnectionError(self._socket_path, reason,
+                                             connected=True)
+
+    def _shutdown(self, make_error):
+        """Mark the connection ended and fail every waiting Future.
+
+        The first reason wins; later calls only repeat the socket shutdown,
+        which also wakes the reader and any writer blocked on the socket.
+        """
+        with self._lock:
+            if self._closed_error is None:
+                self._closed_error = make_error
+            make_error = self._closed_error
+            pending, self._pending = self._pending, {}
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # Already shut down, or the peer is gone: both are fine.
+        for future, _ in pending.values():
+            future.set_exception(make_error())
+
+
+class _Raised:
+    """A decoded reply saying the job raised ``exception``."""
+
+    __slots__ = ("exception",)
+
+    def __init__(self, exception):
+        self.exception = exception
+
+
+def _connect(socket_path):
+    """Return a socket connected to ``socket_path``, or raise with the why."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(socket_path)
+    except FileNotFoundError:
+        reason = "no such socket file"
+    except ConnectionRefusedError:
+        reason = "no daemon is listening"
+    except PermissionError:
+        reason = "permission denied"
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    else:
+        return sock
+    sock.close()
+    raise DaemonConnectionError(socket_path, reason)
+
+
+def _dump_job(fn, args, kwargs):
+    try:
+        return pickle.dumps((fn, args, kwargs), protocol=5)
+    except Exception as exc:
+        raise pickle.PicklingError(
+            f"cannot send a call of {_describe(fn)} to the daemon: the "
+            f"function or its arguments do not pickle: {exc}") from exc
+
+
+def _describe(fn):
+    """``module.qualname`` of a function, as pickle refers to it."""
+    qualname = getattr(fn, "__qualname__", None)
+    if qualname is None:
+        return repr(fn)
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{qualname}" if module else qualname
+
+
+def _same_protocol_error(exc):
+    return lambda: ProtocolError(exc.message, code=exc.code)
+
+
+def _error_from_header(header):
+    """The exception an ``error`` reply stands for."""
+    code = header.get("code")
+    message = header.get("message")
+    if not isinstance(message, str):
+        message = f"daemon sent error {code!r} without a message"
+    if code in _PROTOCOL_ERROR_CODES:
+        return ProtocolError(message, code=code)
+    return RemoteError.from_exception_info(header.get("exception"),
+                                           message=message, code=code)
+
+
+def _check_reply_type(header, expected):
+    if header["type"] != expected:
+        raise ProtocolError(f"expected a {expected!r} reply to request "
+                            f"{header['id']}, got {header['type']!r}")
+
+
+def _expect_type(expected):
+    def decode(frame):
+        _check_reply_type(frame.header, expected)
+        return None
+    return decode
+
+
+def _limit(limits, key):
+    value = limits.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+        raise ProtocolError(f"hello reply has a bad limits.{key}: {value!r}")
+    return value
+
+
+def _decode_ping(frame):
+    _check_reply_type(frame.header, "ping")
+
+
+def _decode_status(frame):
+    _check_reply_type(frame.header, "status")
+    document = frame.header.get("status")
+    if not isinstance(document, dict):
+        raise ProtocolError(f"status reply lacks a 'status' object: "
+                            f"{frame.header!r:.300}")
+    return document
+
+
+def _decode_lease(frame):
+    header = frame.header
+    _check_reply_type(header, "lease")
+    lease, interpreter = header.get("lease"), header.get("interpreter")
+    if not isinstance(lease, int) or not isinstance(interpreter, int):
+        raise ProtocolError(f"lease reply lacks integer 'lease' and "
+                            f"'interpreter': {header!r:.300}")
+    return lease, interpreter
+
+
+def _decode_result(frame):
+    """A ``result`` reply's value, or ``_Raised`` with the job's exception."""
+    header = frame.header
+    _check_reply_type(header, "result")
+    status = header.get("status")
+    if status == "ok":
+        if not frame.payload:
+            raise ProtocolError(f"result of job {header['id']} has status "
+                                f"'ok' but no payload")
+        try:
+            return pickle.loads(frame.payload)
+        except Exception as exc:
+            raise RemoteError(
+                f"the result of job {header['id']} does not unpickle in the "
+                f"client: {exc!r}", type_name=type(exc).__qualname__) from exc
+    if status == "raised":
+        return _Raised(_remote_exception(header, frame.payload))
+    raise ProtocolError(f"result of job {header['id']} has unknown status "
+                        f"{status!r}")
+
+
+def _remote_exception(header, payload):
+    """The exception a job raised, re-made here with its remote traceback."""
+    info = header.get("exception")
+    load_error = None
+    if payload:
+        try:
+            exception = pickle.loads(payload)
+        except Exception as exc:
+            load_error = exc
+        else:
+            if isinstance(exception, BaseException):
+                error = RemoteError.from_exception_info(info)
+                if error.traceback_text:
+                    exception.__cause__ = _RemoteTraceback(error.traceback_text)
+                return exception
+    error = RemoteError.from_exception_info(info)
+    error.__cause__ = load_error
+    return error
+
+
+# -- the module-level run() ---------------------------------------------------
+
+_default_clients_lock = threading.Lock()
+_default_clients = {}  # socket path -> Client
+
+
+def _default_client():
+    """The shared Client for the default socket path, (re)connected lazily."""
+    path = resolve_socket_path()
+    with _default_clients_lock:
+        client = _default_clients.get(path)
+        if client is None or client.closed:
+            client = Client(path)
+            _default_clients[path] = client
+        return client
+
+
+def run(fn, /, *args, **kwargs):
+    """Call ``fn(*args, **kwargs)`` in the daemon at the default socket.
+
+    Uses one shared ``Client`` per socket path, connected on first use and
+    again after its connection ended.
+    """
+    return _default_client().run(fn, *args, **kwargs)

@@ -1,0 +1,230 @@
+"""Frames of the wire protocol (proto/PROTOCOL.md), encoded and decoded.
+
+A frame is a 16-byte prefix, a UTF-8 JSON header and an optional payload:
+
+    offset  size  field
+    0       4     magic            b"EIPC"
+    4       1     frame version    1
+    5       1     flags            0
+    6       2     reserved         0
+    8       4     header length    big-endian, 2 .. max_header_bytes
+    12      4     payload length   big-endian, 0 .. max_frame_bytes - 16 - H
+    16      H     header           JSON object with "type" and "id"
+    16+H    P     payload          opaque bytes
+
+``FrameDecoder`` is incremental: feed it chunks of any size and it returns
+the frames completed so far. It checks the prefix against the limits before
+it waits for (and so buffers) the header and payload, so a hostile length
+costs nothing. Every malformation raises ``ProtocolError`` whose ``code`` is
+the one the daemon would use for the same fault.
+"""
+
+import json
+import struct
+from typing import NamedTuple
+
+from ._errors import ProtocolError
+
+__all__ = [
+    "MAGIC",
+    "FRAME_VERSION",
+    "PREFIX_SIZE",
+    "MAX_ID",
+    "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_MAX_FRAME_BYTES",
+    "Limits",
+    "Frame",
+    "encode_frame",
+    "encode_frame_parts",
+    "FrameDecoder",
+]
+
+MAGIC = b"EIPC"
+FRAME_VERSION = 1
+PREFIX_SIZE = 16
+MIN_HEADER_BYTES = 2  # "{}" is the shortest JSON object.
+MAX_ID = 2**53 - 1  # Ids must survive a round trip through a JSON double.
+DEFAULT_MAX_HEADER_BYTES = 65536
+DEFAULT_MAX_FRAME_BYTES = 268435456
+
+_PREFIX = struct.Struct(">4sBBHII")
+
+
+class Limits(NamedTuple):
+    """Size limits a peer announced (the daemon, in its ``hello`` reply)."""
+
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+
+
+class Frame(NamedTuple):
+    """One decoded frame: the JSON header as a dict, and the payload."""
+
+    header: dict
+    payload: bytes = b""
+
+
+def encode_frame(header, payload=b"", limits=Limits()):
+    """Return ``header`` (a dict) and ``payload`` encoded as one frame."""
+    head, payload = encode_frame_parts(header, payload, limits)
+    return head + payload
+
+
+def encode_frame_parts(header, payload=b"", limits=Limits()):
+    """Return ``(prefix_and_header, payload)`` for one frame.
+
+    Kept as two parts so a large payload can go to the socket without being
+    copied behind the header. Raises ``ProtocolError`` (code ``too_large``)
+    when the frame would exceed ``limits``, since the daemon would answer
+    it with a fatal error and close the connection.
+    """
+    _check_header_fields(header)
+    header_bytes = json.dumps(header, separators=(",", ":"),
+                              ensure_ascii=False,
+                              allow_nan=False).encode("utf-8")
+    payload_len = memoryview(payload).nbytes
+    _check_lengths(len(header_bytes), payload_len, limits)
+    prefix = _PREFIX.pack(MAGIC, FRAME_VERSION, 0, 0, len(header_bytes),
+                          payload_len)
+    return prefix + header_bytes, payload
+
+
+class FrameDecoder:
+    """Incremental frame decoder: ``feed(chunk)`` returns completed frames.
+
+    After it raises, the decoder is broken (the stream has lost its framing)
+    and every later ``feed`` raises the same error again.
+    """
+
+    def __init__(self, limits=Limits(), *, allow_null_id=True):
+        """``allow_null_id`` accepts ``"id": null``, which the daemon uses in
+        ``error`` frames about the connection itself."""
+        self._limits = limits
+        self._allow_null_id = allow_null_id
+        self._buffer = bytearray()
+        self._lengths = None  # (header_len, payload_len) once the prefix is in.
+        self._error = None
+
+    @property
+    def limits(self):
+        """The limits frames are checked against."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits):
+        self._limits = limits
+
+    @property
+    def buffered(self):
+        """Bytes held that do not yet make up a whole frame."""
+        return len(self._buffer)
+
+    def feed(self, data):
+        """Add ``data`` (bytes-like, any length) and return finished frames."""
+        if self._error is not None:
+            raise self._error
+        self._buffer += data
+        frames = []
+        try:
+            while True:
+                frame = self._next_frame()
+                if frame is None:
+                    return frames
+                frames.append(frame)
+        except ProtocolError as exc:
+            self._error = exc
+            self._buffer = bytearray()
+            raise
+
+    def _next_frame(self):
+        if self._lengths is None:
+            if len(self._buffer) < PREFIX_SIZE:
+                return None
+            self._lengths = _parse_prefix(self._buffer, self._limits)
+        header_len, payload_len = self._lengths
+        end = PREFIX_SIZE + header_len + payload_len
+        if len(self._buffer) < end:
+            return None
+        header = _parse_header(self._buffer[PREFIX_SIZE:PREFIX_SIZE + header_len],
+                               self._allow_null_id)
+        payload = bytes(self._buffer[PREFIX_SIZE + header_len:end])
+        # Deleting from the front of a bytearray is cheap in CPython.
+        del self._buffer[:end]
+        self._lengths = None
+        return Frame(header, payload)
+
+
+def _parse_prefix(buffer, limits):
+    magic, version, flags, reserved, header_len, payload_len = (
+        _PREFIX.unpack_from(buffer))
+    if magic != MAGIC:
+        raise ProtocolError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}",
+                            code="bad_frame")
+    if version != FRAME_VERSION:
+        raise ProtocolError(
+            f"unsupported frame version {version}, expected {FRAME_VERSION}",
+            code="unsupported_version")
+    if flags != 0:
+        raise ProtocolError(f"flags are {flags:#04x}, expected 0",
+                            code="bad_frame")
+    if reserved != 0:
+        raise ProtocolError(f"reserved bytes are {reserved:#06x}, expected 0",
+                            code="bad_frame")
+    _check_lengths(header_len, payload_len, limits)
+    return header_len, payload_len
+
+
+def _check_lengths(header_len, payload_len, limits):
+    if header_len < MIN_HEADER_BYTES:
+        raise ProtocolError(
+            f"header length {header_len} is under the minimum of "
+            f"{MIN_HEADER_BYTES}", code="too_large")
+    if header_len > limits.max_header_bytes:
+        raise ProtocolError(
+            f"header length {header_len} exceeds max_header_bytes "
+            f"{limits.max_header_bytes}", code="too_large")
+    frame_len = PREFIX_SIZE + header_len + payload_len
+    if frame_len > limits.max_frame_bytes:
+        raise ProtocolError(
+            f"frame length {frame_len} (payload {payload_len}) exceeds "
+            f"max_frame_bytes {limits.max_frame_bytes}", code="too_large")
+
+
+def _reject_constant(name):
+    # NaN and Infinity are Python extensions to JSON; the C++ side rejects them.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_header(raw, allow_null_id):
+    try:
+        header = json.loads(bytes(raw).decode("utf-8"),
+                            parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"header is not valid UTF-8 JSON: {exc}",
+                            code="bad_header") from exc
+    if not isinstance(header, dict):
+        raise ProtocolError(
+            f"header is a JSON {type(header).__name__}, not an object",
+            code="bad_header")
+    _check_header_fields(header, allow_null_id)
+    return header
+
+
+def _check_header_fields(header, allow_null_id=False):
+    if not isinstance(header, dict):
+        raise ProtocolError(f"header must be a dict, not {type(header).__name__}",
+                            code="bad_header")
+    if not isinstance(header.get("type"), str):
+        raise ProtocolError(f"header lacks a string 'type': {header!r:.200}",
+                            code="bad_header")
+    if "id" not in header:
+        raise ProtocolError(f"header lacks an 'id': {header!r:.200}",
+                            code="bad_header")
+    frame_id = header["id"]
+    if frame_id is None and allow_null_id:
+        return
+    if (not isinstance(frame_id, int) or isinstance(frame_id, bool)
+            or not 0 <= frame_id <= MAX_ID):
+        raise ProtocolError(
+            f"header 'id' must be an integer in 0..{MAX_ID}, got {frame_id!r}",
+            code="bad_header")

@@ -1,0 +1,248 @@
+#include "daemon/config.h"
+
+#include <charconv>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "proto/socket_path.h"
+
+namespace ei {
+namespace {
+
+using Json = nlohmann::json;
+
+// Settings by key, as strings, from the file and then from flags (flags win).
+using Settings = std::map<std::string, Json>;
+
+const char* const kKeys[] = {"socket",        "workers",         "preload",
+                             "buffer_size",   "max_interpreters", "max_frame_bytes",
+                             "max_header_bytes", "python_path"};
+
+bool KnownKey(const std::string& key) {
+  for (const char* k : kKeys) {
+    if (key == k) return true;
+  }
+  return false;
+}
+
+// "10M", "64k", "1G" or plain bytes. Binary multiples.
+std::optional<std::uint64_t> ParseSize(const std::string& text) {
+  std::uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end == text.data()) return std::nullopt;
+  std::string suffix(end, text.data() + text.size());
+  int shift = 0;
+  if (suffix == "k" || suffix == "K" || suffix == "KiB") shift = 10;
+  else if (suffix == "M" || suffix == "MiB") shift = 20;
+  else if (suffix == "G" || suffix == "GiB") shift = 30;
+  else if (!suffix.empty()) return std::nullopt;
+  if (shift > 0 && value > (UINT64_MAX >> shift)) return std::nullopt;
+  return value << shift;
+}
+
+std::vector<std::string> Split(const std::string& text, char sep) {
+  std::vector<std::string> parts;
+  std::stringstream in(text);
+  for (std::string part; std::getline(in, part, sep);) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+// A list value: a JSON array of strings, or one string split on `sep`.
+bool ReadList(const Json& value, char sep, std::vector<std::string>* out) {
+  if (value.is_string()) {
+    *out = Split(value.get<std::string>(), sep);
+    return true;
+  }
+  if (!value.is_array()) return false;
+  out->clear();
+  for (const Json& item : value) {
+    if (!item.is_string()) return false;
+    out->push_back(item.get<std::string>());
+  }
+  return true;
+}
+
+// A size value: a JSON number or a string with an optional k/M/G suffix.
+bool ReadSize(const Json& value, std::uint64_t* out) {
+  if (value.is_number_unsigned()) {
+    *out = value.get<std::uint64_t>();
+    return true;
+  }
+  if (!value.is_string()) return false;
+  auto parsed = ParseSize(value.get<std::string>());
+  if (parsed) *out = *parsed;
+  return parsed.has_value();
+}
+
+std::string LoadFile(const std::string& path, Settings* settings) {
+  std::ifstream in(path);
+  if (!in) return "cannot read config file " + path;
+  Json doc = Json::parse(in, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
+  if (doc.is_discarded() || !doc.is_object()) {
+    return "config file " + path + " is not a JSON object";
+  }
+  for (auto& [key, value] : doc.items()) {
+    if (!KnownKey(key)) return "config file " + path + ": unknown key \"" + key + "\"";
+    (*settings)[key] = value;
+  }
+  return "";
+}
+
+// Turns the merged settings into a Config, naming the first bad key.
+std::string Apply(const Settings& settings, Config* config) {
+  for (const auto& [key, value] : settings) {
+    bool ok = true;
+    std::uint64_t number = 0;
+    if (key == "socket") {
+      ok = value.is_string();
+      if (ok) config->socket = value.get<std::string>();
+    } else if (key == "workers" || key == "max_interpreters") {
+      ok = ReadSize(value, &number) && number >= 1 && number <= 1024;
+      if (ok) (key == "workers" ? config->workers : config->max_interpreters) = static_cast<int>(number);
+    } else if (key == "buffer_size") {
+      ok = ReadSize(value, &number) && number >= 4096;
+      if (ok) config->buffer_size = number;
+    } else if (key == "max_frame_bytes") {
+      ok = ReadSize(value, &number) && number >= (64u << 10) && number <= 0xFFFFFFFFull;
+      if (ok) config->max_frame_bytes = number;
+    } else if (key == "max_header_bytes") {
+      ok = ReadSize(value, &number) && number >= 1024 && number <= (16u << 20);
+      if (ok) config->max_header_bytes = static_cast<std::uint32_t>(number);
+    } else if (key == "preload") {
+      ok = ReadList(value, ',', &config->preload);
+    } else if (key == "python_path") {
+      ok = ReadList(value, ':', &config->python_path);
+    }
+    if (!ok) return "invalid value for " + key + ": " + value.dump() + " (see --help)";
+  }
+  return "";
+}
+
+std::string FillDefaults(Config* config) {
+  if (config->socket.empty()) config->socket = proto::DefaultSocketPath();
+  if (config->socket.size() > proto::kMaxSocketPathBytes) {
+    return "socket path " + config->socket + " is longer than " +
+           std::to_string(proto::kMaxSocketPathBytes) + " bytes, the Unix socket limit";
+  }
+  if (config->workers == 0) {
+    config->workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  if (config->max_interpreters == 0) config->max_interpreters = 4 * config->workers;
+  if (config->max_interpreters < config->workers) {
+    return "max_interpreters (" + std::to_string(config->max_interpreters) +
+           ") must be at least workers (" + std::to_string(config->workers) + ")";
+  }
+  if (config->buffer_size > config->max_frame_bytes) config->buffer_size = config->max_frame_bytes;
+  return "";
+}
+
+// Flags that take a value, and the setting each one sets.
+const std::map<std::string, std::string>& FlagKeys() {
+  static const std::map<std::string, std::string> keys = {
+      {"--socket", "socket"},
+      {"--workers", "workers"},
+      {"--preload", "preload"},
+      {"--buffer-size", "buffer_size"},
+      {"--max-interpreters", "max_interpreters"},
+      {"--max-frame-bytes", "max_frame_bytes"},
+      {"--max-header-bytes", "max_header_bytes"},
+      {"--python-path", "python_path"},
+  };
+  return keys;
+}
+
+}  // namespace
+
+ParseResult ParseCommandLine(int argc, char** argv) {
+  ParseResult result;
+  Settings flags;
+  auto fail = [&result](std::string why) {
+    result.action = ParseResult::Action::kError;
+    result.error = std::move(why);
+    return result;
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      result.action = ParseResult::Action::kHelp;
+      return result;
+    }
+    if (arg == "--version") {
+      result.action = ParseResult::Action::kVersion;
+      return result;
+    }
+    std::string value;
+    if (auto eq = arg.find('='); eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg.resize(eq);
+    } else if (arg.rfind("--", 0) == 0 && i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return fail(arg.rfind("--", 0) == 0 ? "flag " + arg + " needs a value"
+                                          : "unexpected argument \"" + arg + "\"");
+    }
+    if (arg == "--config") {
+      result.config.config_file = value;
+    } else if (auto it = FlagKeys().find(arg); it != FlagKeys().end()) {
+      flags[it->second] = value;
+    } else {
+      return fail("unknown flag " + arg);
+    }
+  }
+  Settings merged;
+  if (!result.config.config_file.empty()) {
+    if (std::string why = LoadFile(result.config.config_file, &merged); !why.empty()) {
+      return fail(why);
+    }
+  }
+  for (auto& [key, value] : flags) merged[key] = value;
+  if (std::string why = Apply(merged, &result.config); !why.empty()) return fail(why);
+  if (std::string why = FillDefaults(&result.config); !why.empty()) return fail(why);
+  return result;
+}
+
+std::string UsageText() {
+  return R"(Usage: extrainterpretersd [FLAGS]
+
+Runs Python jobs sent over a Unix socket in a warm pool of CPython
+sub-interpreters, each with its own GIL. Stays in the foreground and logs one
+line per event to stderr; stop it with SIGTERM or SIGINT.
+
+Flags (each also a key of the --config file, with _ for -; flags win):
+  --socket PATH            Unix socket to listen on. Default:
+                           $EXTRAINTERPRETERS_SOCKET, else
+                           $XDG_RUNTIME_DIR/extrainterpreters/ei.sock, else
+                           /run/extrainterpreters/ei.sock.
+  --workers N              Pool interpreters (one OS thread each) that run
+                           jobs sent without a lease. Default: number of CPUs.
+  --max-interpreters N     Pool interpreters plus leased ones, at most.
+                           Default: 4 x workers.
+  --preload MOD[,MOD...]   Modules imported in every interpreter when it is
+                           created, before it takes jobs. A module that fails
+                           to import stops the daemon at start.
+  --buffer-size BYTES      Initial shared buffer per interpreter; it grows on
+                           demand up to --max-frame-bytes. Default: 10M.
+  --max-frame-bytes BYTES  Largest frame accepted or sent (prefix, header and
+                           payload). Default: 256M.
+  --max-header-bytes BYTES Largest JSON header accepted. Default: 64k.
+  --python-path DIR[:DIR]  Directories put first on sys.path of every
+                           interpreter, so jobs can import their modules.
+  --config FILE            JSON object with any of the keys: socket, workers,
+                           max_interpreters, preload (list or "a,b"),
+                           buffer_size, max_frame_bytes, max_header_bytes,
+                           python_path (list or "a:b").
+  --version                Print the version and the embedded Python, exit.
+  -h, --help               Print this help, exit.
+
+BYTES take an optional k, M or G suffix (binary multiples).
+)";
+}
+
+}  // namespace ei

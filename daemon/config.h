@@ -1,0 +1,36 @@
+// The daemon's settings: defaults, then a JSON config file, then flags.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ei {
+
+struct Config {
+  std::string socket;                  // default: proto::DefaultSocketPath()
+  int workers = 0;                     // default: number of CPUs
+  std::vector<std::string> preload;    // modules imported in every interpreter
+  std::uint64_t buffer_size = 10ull << 20;
+  int max_interpreters = 0;            // default: 4 x workers
+  std::uint64_t max_frame_bytes = 256ull << 20;
+  std::uint32_t max_header_bytes = 64 << 10;
+  std::vector<std::string> python_path;  // prepended to sys.path
+  std::string config_file;
+};
+
+/// What ParseCommandLine decided.
+struct ParseResult {
+  enum class Action { kRun, kHelp, kVersion, kError };
+  Action action = Action::kRun;
+  Config config;
+  std::string error;  // when kError: one sentence naming the flag or key
+};
+
+/// Reads flags and the --config file; fills in defaults; validates.
+ParseResult ParseCommandLine(int argc, char** argv);
+
+/// The --help text.
+std::string UsageText();
+
+}  // namespace ei

@@ -1,0 +1,153 @@
+// extrainterpretersd: start-up, the I/O loop, and shutdown by signal.
+//
+// Threads: the main thread initialises CPython, then runs the Asio I/O loop
+// (every socket and session lives there and never holds a GIL); one thread
+// per interpreter runs jobs; on SIGTERM/SIGINT a drain thread shuts the pool
+// down while the I/O loop keeps delivering the last replies.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "daemon/config.h"
+#include "daemon/interpreter_pool.h"
+#include "daemon/latency_recorder.h"
+#include "daemon/log.h"
+#include "daemon/python/runtime.h"
+#include "daemon/server.h"
+#include "daemon/session_manager.h"
+#include "daemon/version.h"
+#include "python/python_build_info.h"
+
+namespace ei {
+namespace {
+
+namespace asio = boost::asio;
+
+std::string Join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : sep) + item;
+  return out.empty() ? "none" : out;
+}
+
+PoolOptions MakePoolOptions(const Config& config) {
+  PoolOptions options;
+  options.workers = config.workers;
+  options.max_interpreters = config.max_interpreters;
+  options.interpreter.preload = config.preload;
+  options.interpreter.buffer_size = config.buffer_size;
+  options.interpreter.buffer_limit = config.max_frame_bytes;
+  return options;
+}
+
+int Serve(const Config& config) {
+  python::Status started = python::Runtime::Initialize({EI_PYTHON_HOME, config.python_path});
+  if (!started.ok()) {
+    log::Error("cannot start: " + started.message());
+    return 1;
+  }
+  const auto start_time = std::chrono::steady_clock::now();
+  asio::io_context io(1);
+  InterpreterPool pool(MakePoolOptions(config));
+  LatencyRecorder latency;
+  SessionManager sessions;
+  DaemonContext context;
+  context.info = {config.socket, static_cast<long>(::getpid()), python::Runtime::Version(),
+                  python::Runtime::HexVersion(), start_time};
+  context.limits = {config.max_header_bytes, config.max_frame_bytes};
+  context.buffer_size = config.buffer_size;
+  context.workers = config.workers;
+  context.pool = &pool;
+  context.latency = &latency;
+  context.sessions = &sessions;
+
+  Server server(io, context);
+  if (std::string why = server.Listen(config.socket); !why.empty()) {
+    log::Error("cannot start: " + why);
+    python::Runtime::Finalize();
+    return 1;
+  }
+  log::Info("starting: extrainterpretersd " + std::string(kDaemonVersion) + " pid " +
+            std::to_string(context.info.pid) + ", Python " + context.info.python_version +
+            ", socket " + config.socket + ", workers " + std::to_string(config.workers) +
+            ", max_interpreters " + std::to_string(config.max_interpreters) + ", preload " +
+            Join(config.preload, ","));
+
+  int exit_code = 0;
+  std::thread drainer;
+  auto keep_running = asio::make_work_guard(io);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  // Shutdown by cancelling: stop accepting, let the pool answer or finish
+  // every job, then close each session once its replies are written.
+  auto begin_shutdown = [&](int code, const std::string& why) {
+    if (context.stopping) return;
+    context.stopping = true;
+    exit_code = code;
+    log::Info("stopping: " + why);
+    server.Stop();
+    signals.cancel();
+    drainer = std::thread([&] {
+      pool.Shutdown();
+      asio::post(io, [&] {
+        sessions.CloseAllWhenFlushed();
+        keep_running.reset();
+      });
+    });
+  };
+  signals.async_wait([&](const boost::system::error_code& error, int signal_number) {
+    if (!error) begin_shutdown(0, std::string("received ") + ::strsignal(signal_number));
+  });
+  pool.Start([&](const python::Status& status) {
+    asio::post(io, [&, status] {
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+      if (status.ok()) {
+        log::Info("ready: " + std::to_string(config.workers) + " warm interpreters in " +
+                  std::to_string(secs).substr(0, 5) + " s, listening on " + config.socket);
+      } else {
+        log::Error("cannot start: an interpreter could not be created: " + status.message());
+        begin_shutdown(1, "start-up failed");
+      }
+    });
+  });
+  io.run();
+  if (drainer.joinable()) drainer.join();
+  python::Runtime::Finalize();
+  log::Info("stopped: exit status " + std::to_string(exit_code));
+  return exit_code;
+}
+
+}  // namespace
+}  // namespace ei
+
+int main(int argc, char** argv) {
+  using ei::ParseResult;
+  ParseResult parsed = ei::ParseCommandLine(argc, argv);
+  switch (parsed.action) {
+    case ParseResult::Action::kHelp:
+      std::cout << ei::UsageText();
+      return 0;
+    case ParseResult::Action::kVersion:
+      std::cout << "extrainterpretersd " << ei::kDaemonVersion << " (protocol "
+                << ei::kProtocolVersion << ", Python " << ei::python::Runtime::Version()
+                << " from " << EI_PYTHON_HOME << ")\n";
+      return 0;
+    case ParseResult::Action::kError:
+      std::cerr << "extrainterpretersd: " << parsed.error
+                << "\nRun 'extrainterpretersd --help' for the flags.\n";
+      return 2;
+    case ParseResult::Action::kRun:
+      break;
+  }
+  // A client that hangs up mid-write must not kill the daemon.
+  ::signal(SIGPIPE, SIG_IGN);
+  return ei::Serve(parsed.config);
+}

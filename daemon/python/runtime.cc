@@ -1,0 +1,72 @@
+#include "daemon/python/runtime.h"
+
+#include <Python.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace ei::python {
+namespace {
+
+// The main thread's state while the GIL is released between Initialize and
+// Finalize. Only the main thread touches it.
+PyThreadState* g_main_thread_state = nullptr;
+
+Status FromPyStatus(PyStatus status, const char* what) {
+  std::string message = std::string("cannot initialise Python: ") + what;
+  if (status.func != nullptr) message += std::string(" (") + status.func + ")";
+  if (status.err_msg != nullptr) message += std::string(": ") + status.err_msg;
+  return Status::Error(message);
+}
+
+Status SetString(PyConfig* config, wchar_t** field, const std::string& value, const char* what) {
+  PyStatus status = PyConfig_SetBytesString(config, field, value.c_str());
+  if (PyStatus_Exception(status)) return FromPyStatus(status, what);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Runtime::Initialize(const RuntimeOptions& options) {
+  PyConfig config;
+  PyConfig_InitPythonConfig(&config);
+  // The daemon's own signal handling (Asio) must see SIGINT/SIGTERM, and jobs
+  // must not be able to install handlers that stop the daemon.
+  config.install_signal_handlers = 0;
+  config.parse_argv = 0;
+  // The home comes from the build, so the daemon needs neither PYTHONHOME nor
+  // a python on PATH. PYTHONPATH and friends are still honoured.
+  Status s = SetString(&config, &config.home, options.home, "home");
+  if (s.ok()) s = SetString(&config, &config.program_name, options.program_name, "program name");
+  // --python-path entries go first, then $PYTHONPATH, as if they were in it.
+  std::string search_path;
+  for (const std::string& entry : options.extra_paths) search_path += entry + ":";
+  if (const char* env = std::getenv("PYTHONPATH"); env != nullptr) search_path += env;
+  if (s.ok() && !search_path.empty()) {
+    s = SetString(&config, &config.pythonpath_env, search_path, "python path");
+  }
+  if (s.ok()) {
+    PyStatus status = Py_InitializeFromConfig(&config);
+    if (PyStatus_Exception(status)) s = FromPyStatus(status, "Py_InitializeFromConfig");
+  }
+  PyConfig_Clear(&config);
+  if (!s.ok()) return s;
+  g_main_thread_state = PyEval_SaveThread();
+  return Status::Ok();
+}
+
+void Runtime::Finalize() {
+  if (g_main_thread_state == nullptr) return;
+  PyEval_RestoreThread(g_main_thread_state);
+  g_main_thread_state = nullptr;
+  Py_FinalizeEx();
+}
+
+std::string Runtime::Version() {
+  const char* full = Py_GetVersion();  // "3.13.0 (main, ...)"
+  return std::string(full, std::strcspn(full, " "));
+}
+
+long Runtime::HexVersion() { return Py_Version; }
+
+}  // namespace ei::python

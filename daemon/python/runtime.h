@@ -1,0 +1,34 @@
+// The embedded CPython runtime: initialised once by the main thread, which
+// then gives up the main interpreter's GIL until Finalize.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "daemon/python/status.h"
+
+namespace ei::python {
+
+struct RuntimeOptions {
+  std::string home;                      // sys.prefix of the CPython the build found
+  std::vector<std::string> extra_paths;  // prepended to sys.path
+  std::string program_name = "extrainterpretersd";
+};
+
+class Runtime {
+ public:
+  /// Starts CPython on the calling (main) thread and releases its GIL.
+  static Status Initialize(const RuntimeOptions& options);
+
+  /// Ends CPython. Call on the thread that called Initialize, after every
+  /// sub-interpreter has ended.
+  static void Finalize();
+
+  /// "3.13.0": the version of the libpython linked in.
+  static std::string Version();
+
+  /// PY_VERSION_HEX of the libpython linked in.
+  static long HexVersion();
+};
+
+}  // namespace ei::python

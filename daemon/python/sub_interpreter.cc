@@ -1,0 +1,77 @@
+#include "daemon/python/sub_interpreter.h"
+
+#include <Python.h>
+
+#include <cassert>
+
+namespace ei::python {
+namespace {
+
+PyThreadState* CurrentOrNull() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return PyThreadState_GetUnchecked();
+#else
+  return _PyThreadState_UncheckedGet();
+#endif
+}
+
+// The one place that turns our preset into a PyInterpreterConfig: the
+// "isolated" configuration, as CPython's own interpreters module uses.
+PyInterpreterConfig IsolatedConfig() {
+  PyInterpreterConfig config = {};
+  config.use_main_obmalloc = 0;
+  config.allow_fork = 0;
+  config.allow_exec = 0;
+  config.allow_threads = 1;
+  config.allow_daemon_threads = 0;
+  config.check_multi_interp_extensions = 1;
+  config.gil = PyInterpreterConfig_OWN_GIL;
+  return config;
+}
+
+}  // namespace
+
+std::unique_ptr<SubInterpreter> SubInterpreter::Create(Status* status) {
+  assert(CurrentOrNull() == nullptr);
+  // Creating an interpreter needs an attached thread state of the main
+  // interpreter on this thread; it is dropped again once the new one exists.
+  PyThreadState* main_state = PyThreadState_New(PyInterpreterState_Main());
+  PyEval_RestoreThread(main_state);
+
+  const PyInterpreterConfig config = IsolatedConfig();
+  PyThreadState* sub_state = nullptr;
+  PyStatus created = Py_NewInterpreterFromConfig(&sub_state, &config);
+
+  std::int64_t id = -1;
+  if (PyStatus_Exception(created)) {
+    *status = Status::Error(std::string("Py_NewInterpreterFromConfig failed: ") +
+                            (created.err_msg != nullptr ? created.err_msg : "unknown error"));
+    // On failure the main thread state is current again.
+  } else {
+    id = PyInterpreterState_GetID(PyThreadState_GetInterpreter(sub_state));
+    // The new interpreter is current and holds its own GIL; switch back to
+    // the main one to delete the helper state.
+    PyThreadState_Swap(main_state);
+  }
+  PyThreadState_Clear(main_state);
+  PyThreadState_DeleteCurrent();
+  if (sub_state == nullptr || id < 0) return nullptr;
+  *status = Status::Ok();
+  return std::unique_ptr<SubInterpreter>(new SubInterpreter(sub_state, id));
+}
+
+SubInterpreter::~SubInterpreter() {
+  PyEval_RestoreThread(thread_state_);
+  Py_EndInterpreter(thread_state_);  // leaves no current thread state
+}
+
+SubInterpreter::Attached::Attached(SubInterpreter& interpreter) : interpreter_(interpreter) {
+  PyEval_RestoreThread(interpreter_.thread_state_);
+}
+
+SubInterpreter::Attached::~Attached() {
+  [[maybe_unused]] PyThreadState* released = PyEval_SaveThread();
+  assert(released == interpreter_.thread_state_);
+}
+
+}  // namespace ei::python

@@ -1,0 +1,52 @@
+// A sub-interpreter with its own GIL (PEP 684). It is created, used and ended
+// on one OS thread, and keeps one thread state for its whole life.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "daemon/python/status.h"
+
+struct _ts;  // PyThreadState
+
+namespace ei::python {
+
+class SubInterpreter {
+ public:
+  /// Creates an isolated sub-interpreter (own GIL, own allocator, strict
+  /// extension checks, no fork, no exec) on the calling thread. Returns with
+  /// no GIL held. The Runtime must be initialised; the calling thread must
+  /// not hold any GIL.
+  static std::unique_ptr<SubInterpreter> Create(Status* status);
+
+  /// Ends the interpreter. Must run on the thread that created it, with no
+  /// GIL held.
+  ~SubInterpreter();
+
+  SubInterpreter(const SubInterpreter&) = delete;
+  SubInterpreter& operator=(const SubInterpreter&) = delete;
+
+  /// CPython's id for this interpreter.
+  std::int64_t id() const { return id_; }
+
+  /// Holds this interpreter's GIL for its scope, on the creating thread.
+  /// Nothing that can block for long should run inside one.
+  class Attached {
+   public:
+    explicit Attached(SubInterpreter& interpreter);
+    ~Attached();
+    Attached(const Attached&) = delete;
+    Attached& operator=(const Attached&) = delete;
+
+   private:
+    SubInterpreter& interpreter_;
+  };
+
+ private:
+  SubInterpreter(_ts* thread_state, std::int64_t id) : thread_state_(thread_state), id_(id) {}
+
+  _ts* thread_state_;  // detached whenever no Attached scope is open
+  std::int64_t id_;
+};
+
+}  // namespace ei::python

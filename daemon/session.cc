@@ -1,0 +1,319 @@
+#include "daemon/session.h"
+
+#include <unordered_map>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "daemon/log.h"
+#include "daemon/session_manager.h"
+#include "daemon/version.h"
+
+namespace ei {
+
+namespace asio = boost::asio;
+using Json = nlohmann::json;
+using proto::Frame;
+using python::JobOutcome;
+
+Session::Session(Socket socket, DaemonContext& context, std::uint64_t connection_id)
+    : socket_(std::move(socket)), context_(context), id_(connection_id), decoder_(context.limits) {}
+
+void Session::Start() { ReadMore(); }
+
+void Session::ReadMore() {
+  socket_.async_read_some(asio::buffer(read_buffer_),
+                          [self = shared_from_this()](const boost::system::error_code& error,
+                                                      std::size_t size) { self->OnRead(error, size); });
+}
+
+void Session::OnRead(const boost::system::error_code& error, std::size_t size) {
+  if (closed_ || closing_) return;
+  if (error) {
+    // EOF is the client hanging up; aborted is our own Close().
+    if (error != asio::error::eof && error != asio::error::operation_aborted) {
+      log::Info("connection error: connection " + std::to_string(id_) + ": " + error.message());
+    }
+    Close();
+    return;
+  }
+  std::size_t offset = 0;
+  while (offset < size && !closing_) {
+    std::size_t used = 0;
+    auto result = decoder_.Feed(read_buffer_.data() + offset, size - offset, &used);
+    offset += used;
+    if (result == proto::FrameDecoder::Result::kFrame) {
+      Frame frame = decoder_.TakeFrame();
+      Dispatch(frame);
+    } else if (result == proto::FrameDecoder::Result::kBad) {
+      const Json id = decoder_.error_id() >= 0 ? Json(decoder_.error_id()) : Json(nullptr);
+      log::Warning("bad frame: connection " + std::to_string(id_) + ": " +
+                   decoder_.error().message);
+      SendError(id, decoder_.error().code, decoder_.error().message, /*fatal=*/true);
+    }
+  }
+  if (!closing_) ReadMore();
+}
+
+// One small handler per message type; PROTOCOL.md has every field.
+void Session::Dispatch(Frame& frame) {
+  static const std::unordered_map<std::string, Handler> kHandlers = {
+      {"hello", &Session::OnHello},     {"run", &Session::OnRun},
+      {"lease", &Session::OnLease},     {"release", &Session::OnRelease},
+      {"status", &Session::OnStatus},   {"ping", &Session::OnPing},
+  };
+  const std::string type = frame.header["type"].get<std::string>();
+  if (!greeted_ && type != "hello") {
+    SendError(frame.header["id"], "hello_required",
+              "the first request must be hello, not " + type, /*fatal=*/true);
+    return;
+  }
+  auto it = kHandlers.find(type);
+  if (it == kHandlers.end()) {
+    SendError(frame.header["id"], "unknown_type", "unknown request type \"" + type + "\"");
+    return;
+  }
+  (this->*(it->second))(frame);
+}
+
+// {"type": "hello", "id": 1, "protocol": 1, "client": "..."}
+void Session::OnHello(Frame& frame) {
+  const Json& protocol = frame.header["protocol"];
+  if (!protocol.is_number_integer() || protocol.get<long>() != kProtocolVersion) {
+    SendError(frame.header["id"], "unsupported_version",
+              "protocol " + protocol.dump() + " is not supported (this daemon speaks " +
+                  std::to_string(kProtocolVersion) + ")",
+              /*fatal=*/true);
+    return;
+  }
+  greeted_ = true;
+  const Json& client = frame.header["client"];
+  log::Info("client hello: connection " + std::to_string(id_) + " is " +
+            (client.is_string() ? client.get<std::string>() : std::string("an unnamed client")));
+  Send({{"type", "hello"},
+        {"id", frame.header["id"]},
+        {"protocol", kProtocolVersion},
+        {"daemon_version", kDaemonVersion},
+        {"pid", context_.info.pid},
+        {"python", context_.info.python_version},
+        {"python_hexversion", context_.info.python_hexversion},
+        {"workers", context_.workers},
+        {"limits",
+         {{"max_frame_bytes", context_.limits.max_frame_bytes},
+          {"max_header_bytes", context_.limits.max_header_bytes},
+          {"buffer_size", context_.buffer_size},
+          {"max_interpreters", context_.pool->Snapshot().max_interpreters}}}});
+}
+
+// {"type": "run", "id": 7, "lease": 3} + pickle of (fn, args, kwargs)
+void Session::OnRun(Frame& frame) {
+  const Json& id = frame.header["id"];
+  const Json& lease = frame.header.contains("lease") ? frame.header["lease"] : Json(nullptr);
+  if (frame.payload.empty()) {
+    SendError(id, "bad_request",
+              "a run request needs a payload: pickle.dumps((fn, args, kwargs), protocol=5)");
+    return;
+  }
+  if (!lease.is_null() && !lease.is_number_unsigned()) {
+    SendError(id, "bad_request", "\"lease\" must be an unsigned integer, not " + lease.dump());
+    return;
+  }
+  if (!lease.is_null() && !leases_.contains(lease.get<std::uint64_t>())) {
+    SendError(id, "unknown_lease", "lease " + lease.dump() + " is not held by this connection");
+    return;
+  }
+  if (context_.stopping) {
+    SendError(id, "shutting_down", "job " + id.dump() + " was not run: the daemon is shutting down");
+    return;
+  }
+  const std::uint64_t request_id = id.get<std::uint64_t>();
+  Job job;
+  job.payload = std::move(frame.payload);
+  job.abandoned = abandoned_;
+  job.on_done = [self = shared_from_this(), request_id, received = Clock::now()](JobReply reply) {
+    asio::post(self->socket_.get_executor(), [self, request_id, received,
+                                              reply = std::move(reply)]() mutable {
+      self->OnJobDone(request_id, received, std::move(reply));
+    });
+  };
+  if (lease.is_null()) {
+    context_.pool->Submit(std::move(job));
+  } else if (!context_.pool->SubmitToLease(lease.get<std::uint64_t>(), job)) {
+    SendError(id, "unknown_lease", "lease " + lease.dump() + " has ended");
+  }
+}
+
+void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, JobReply reply) {
+  if (closed_) return;
+  context_.latency->Record(Clock::now() - received);
+  const Json id = request_id;
+  const std::string job = "job " + std::to_string(request_id);
+  const std::string where = " in interpreter " + std::to_string(reply.interpreter_id);
+  if (reply.disposition == JobReply::Disposition::kShuttingDown) {
+    SendError(id, "shutting_down", job + " was not run: the daemon is shutting down");
+    return;
+  }
+  JobOutcome& out = reply.outcome;
+  const std::string why = out.error.message + " (" + out.error.type + ")";
+  switch (out.kind) {
+    case JobOutcome::Kind::kOk:
+      Send({{"type", "result"}, {"id", id}, {"status", "ok"}}, std::move(out.payload));
+      return;
+    case JobOutcome::Kind::kRaised:
+      Send({{"type", "result"},
+            {"id", id},
+            {"status", "raised"},
+            {"exception",
+             {{"type", out.error.type},
+              {"message", out.error.message},
+              {"traceback", out.error.traceback}}}},
+           std::move(out.payload));
+      return;
+    case JobOutcome::Kind::kLoadFailed:
+      SendError(id, "job_load_failed", "cannot unpickle " + job + where + ": " + why, false,
+                &out.error);
+      return;
+    case JobOutcome::Kind::kResultNotPicklable:
+      SendError(id, "result_not_picklable",
+                "the result of " + job + where + " cannot be pickled: " + why, false, &out.error);
+      return;
+    case JobOutcome::Kind::kInternal:
+      log::Error("job failed inside the daemon: " + job + where + ": " + why);
+      SendError(id, "internal", job + " failed inside the daemon" + where + ": " + why, false,
+                &out.error);
+      return;
+  }
+}
+
+// {"type": "lease", "id": 2}
+void Session::OnLease(Frame& frame) {
+  const std::uint64_t request_id = frame.header["id"].get<std::uint64_t>();
+  context_.pool->Lease([self = shared_from_this(), request_id](LeaseGrant grant) {
+    asio::post(self->socket_.get_executor(),
+               [self, request_id, grant]() { self->OnLeaseGranted(request_id, grant); });
+  });
+}
+
+void Session::OnLeaseGranted(std::uint64_t request_id, const LeaseGrant& grant) {
+  if (!grant.ok) {
+    SendError(Json(request_id), grant.error_code, grant.message);
+    return;
+  }
+  if (closed_) {
+    // The client left while the lease was being made: give it straight back.
+    context_.pool->Release(grant.lease_id, [] {});
+    return;
+  }
+  leases_.insert(grant.lease_id);
+  log::Info("lease granted: lease " + std::to_string(grant.lease_id) + " to connection " +
+            std::to_string(id_) + " on interpreter " + std::to_string(grant.interpreter_id));
+  Send({{"type", "lease"},
+        {"id", request_id},
+        {"lease", grant.lease_id},
+        {"interpreter", grant.interpreter_id}});
+}
+
+// {"type": "release", "id": 3, "lease": 5}
+void Session::OnRelease(Frame& frame) {
+  const Json& id = frame.header["id"];
+  const Json& lease = frame.header["lease"];
+  if (!lease.is_number_unsigned()) {
+    SendError(id, "bad_request", "release needs an unsigned integer \"lease\", not " + lease.dump());
+    return;
+  }
+  const std::uint64_t lease_id = lease.get<std::uint64_t>();
+  if (leases_.erase(lease_id) == 0) {
+    SendError(id, "unknown_lease", "lease " + lease.dump() + " is not held by this connection");
+    return;
+  }
+  auto reply = [self = shared_from_this(), id, lease_id]() {
+    asio::post(self->socket_.get_executor(), [self, id, lease_id]() {
+      if (!self->closed_) self->Send({{"type", "release"}, {"id", id}, {"lease", lease_id}});
+    });
+  };
+  if (!context_.pool->Release(lease_id, reply)) {
+    SendError(id, "unknown_lease", "lease " + lease.dump() + " has already ended");
+  }
+}
+
+// {"type": "status", "id": 4}
+void Session::OnStatus(Frame& frame) {
+  Send({{"type", "status"},
+        {"id", frame.header["id"]},
+        {"status", BuildStatus(context_.info, context_.pool->Snapshot(),
+                               context_.latency->Summarize(), context_.sessions->size(),
+                               context_.stopping)}});
+}
+
+// {"type": "ping", "id": 5}
+void Session::OnPing(Frame& frame) { Send({{"type", "ping"}, {"id", frame.header["id"]}}); }
+
+void Session::SendError(const Json& request_id, std::string_view code, std::string message,
+                        bool fatal, const python::PyErrorInfo* exception) {
+  Json header = {{"type", "error"},
+                 {"id", request_id},
+                 {"code", code},
+                 {"fatal", fatal},
+                 {"message", std::move(message)}};
+  if (exception != nullptr) {
+    header["exception"] = {{"type", exception->type},
+                           {"message", exception->message},
+                           {"traceback", exception->traceback}};
+  }
+  Send(std::move(header));
+  if (fatal) CloseWhenFlushed();
+}
+
+void Session::Send(Json header, std::vector<char> payload) {
+  if (closed_) return;
+  out_.push_back({proto::EncodeHead(header, payload.size()), std::move(payload)});
+  if (!writing_) WriteNext();
+}
+
+void Session::WriteNext() {
+  if (out_.empty()) {
+    writing_ = false;
+    if (closing_) Close();
+    return;
+  }
+  writing_ = true;
+  const OutFrame& next = out_.front();
+  std::array<asio::const_buffer, 2> buffers = {asio::buffer(next.head),
+                                               asio::buffer(next.payload)};
+  asio::async_write(socket_, buffers,
+                    [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
+                      if (self->closed_) return;
+                      if (error) {
+                        self->Close();
+                        return;
+                      }
+                      self->out_.pop_front();
+                      self->WriteNext();
+                    });
+}
+
+void Session::CloseWhenFlushed() {
+  if (closed_) return;
+  closing_ = true;
+  if (!writing_) Close();
+}
+
+void Session::Close() {
+  if (closed_) return;
+  closed_ = true;
+  closing_ = true;
+  abandoned_->store(true);
+  for (std::uint64_t lease : leases_) context_.pool->Release(lease, [] {});
+  if (!leases_.empty()) {
+    log::Info("leases released: " + std::to_string(leases_.size()) + " of connection " +
+              std::to_string(id_) + ", which closed");
+  }
+  leases_.clear();
+  out_.clear();
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  log::Info("connection closed: connection " + std::to_string(id_));
+  context_.sessions->Remove(shared_from_this());
+}
+
+}  // namespace ei

@@ -1,0 +1,97 @@
+// One client connection: reads frames, answers each request through a
+// handler table, and writes replies in order of completion.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <nlohmann/json.hpp>
+
+#include "daemon/interpreter_pool.h"
+#include "daemon/latency_recorder.h"
+#include "daemon/status_report.h"
+#include "proto/frame_codec.h"
+
+namespace ei {
+
+class SessionManager;
+
+/// What every session shares. Lives as long as the server.
+struct DaemonContext {
+  DaemonInfo info;
+  proto::Limits limits;
+  std::size_t buffer_size = 0;
+  int workers = 0;
+  InterpreterPool* pool = nullptr;
+  LatencyRecorder* latency = nullptr;
+  SessionManager* sessions = nullptr;
+  bool stopping = false;  // set on the I/O thread when shutdown starts
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  using Socket = boost::asio::local::stream_protocol::socket;
+
+  Session(Socket socket, DaemonContext& context, std::uint64_t connection_id);
+
+  /// Starts reading. Call once, after the manager holds the session.
+  void Start();
+
+  /// Closes at once: queued jobs are dropped, running ones finish unheard,
+  /// leases end.
+  void Close();
+
+  /// Closes after every reply already queued has been written.
+  void CloseWhenFlushed();
+
+  std::uint64_t id() const { return id_; }
+
+ private:
+  using Handler = void (Session::*)(proto::Frame&);
+  using Clock = std::chrono::steady_clock;
+
+  struct OutFrame {
+    std::string head;
+    std::vector<char> payload;
+  };
+
+  void ReadMore();
+  void OnRead(const boost::system::error_code& error, std::size_t size);
+  void Dispatch(proto::Frame& frame);
+  void OnHello(proto::Frame& frame);
+  void OnRun(proto::Frame& frame);
+  void OnLease(proto::Frame& frame);
+  void OnRelease(proto::Frame& frame);
+  void OnStatus(proto::Frame& frame);
+  void OnPing(proto::Frame& frame);
+  void OnJobDone(std::uint64_t request_id, Clock::time_point received, JobReply reply);
+  void OnLeaseGranted(std::uint64_t request_id, const LeaseGrant& grant);
+
+  void Send(nlohmann::json header, std::vector<char> payload = {});
+  void SendError(const nlohmann::json& request_id, std::string_view code, std::string message,
+                 bool fatal = false, const python::PyErrorInfo* exception = nullptr);
+  void WriteNext();
+
+  Socket socket_;
+  DaemonContext& context_;
+  const std::uint64_t id_;
+  proto::FrameDecoder decoder_;
+  std::array<char, 64 * 1024> read_buffer_;
+  std::deque<OutFrame> out_;
+  bool writing_ = false;
+  bool greeted_ = false;
+  bool closing_ = false;  // no more reads; close once out_ is written
+  bool closed_ = false;
+  std::set<std::uint64_t> leases_;
+  const std::shared_ptr<std::atomic<bool>> abandoned_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+}  // namespace ei

@@ -1,0 +1,26 @@
+// The open sessions, so shutdown can reach them all. I/O thread only.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <set>
+
+namespace ei {
+
+class Session;
+
+class SessionManager {
+ public:
+  void Add(std::shared_ptr<Session> session);
+  void Remove(const std::shared_ptr<Session>& session);
+
+  /// Closes every session once its queued replies are written.
+  void CloseAllWhenFlushed();
+
+  std::size_t size() const { return sessions_.size(); }
+
+ private:
+  std::set<std::shared_ptr<Session>> sessions_;
+};
+
+}  // namespace ei

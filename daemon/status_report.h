@@ -1,0 +1,28 @@
+// The status document (proto/PROTOCOL.md, "status"), built from snapshots.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/interpreter_pool.h"
+#include "daemon/latency_recorder.h"
+
+namespace ei {
+
+/// Facts about the daemon process that status and hello report.
+struct DaemonInfo {
+  std::string socket;
+  long pid = 0;
+  std::string python_version;
+  long python_hexversion = 0;
+  std::chrono::steady_clock::time_point started;
+};
+
+nlohmann::json BuildStatus(const DaemonInfo& info, const PoolSnapshot& pool,
+                           const LatencyRecorder::Summary& latency, std::size_t connections,
+                           bool stopping);
+
+}  // namespace ei
