@@ -1,0 +1,290 @@
+// The pool against real own-GIL sub-interpreters: parallelism, leases, limits
+// and shutdown with jobs in flight. Jobs come from a small module the test
+// writes and puts on the interpreters' sys.path.
+#include "daemon/interpreter_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <thread>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "daemon/python/runtime.h"
+#include "python/python_build_info.h"
+
+namespace ei {
+namespace {
+
+using Kind = python::JobOutcome::Kind;
+using namespace std::chrono_literals;
+
+constexpr char kJobsModule[] = R"PY(
+import mmap, sys, time
+
+_state = {}
+
+def _flags(path):
+    with open(path, "r+b") as f:
+        return mmap.mmap(f.fileno(), 2)
+
+def spin_holding_gil(path):
+    # Never gives up its GIL: no blocking call, and a switch interval far
+    # longer than the test. Only a job with a GIL of its own can release it.
+    flags = _flags(path)
+    sys.setswitchinterval(1000.0)
+    flags[1] = 1
+    deadline = time.time() + 60
+    while flags[0] == 0:
+        if time.time() > deadline:
+            return False
+    return True
+
+def release_spinner(path):
+    flags = _flags(path)
+    while flags[1] == 0:
+        time.sleep(0.001)
+    flags[0] = 1
+    return True
+
+def remember(value):
+    _state["value"] = value
+    return True
+
+def recall():
+    return _state.get("value")
+)PY";
+
+std::string TempDir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir != nullptr ? dir : "/tmp";
+}
+
+class PythonEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    std::ofstream(TempDir() + "/pool_jobs.py") << kJobsModule;
+    python::Status s = python::Runtime::Initialize({EI_PYTHON_HOME, {TempDir()}, "pool_test"});
+    ASSERT_TRUE(s.ok()) << s.message();
+  }
+  void TearDown() override { python::Runtime::Finalize(); }
+};
+
+const auto* const kEnvironment = ::testing::AddGlobalTestEnvironment(new PythonEnvironment);
+
+// A protocol-0 pickle of (pool_jobs.<fn>, (arg,), {}): readable, and no
+// Python needed to make it.
+std::vector<char> JobPickle(const std::string& fn, const std::string& arg_opcode) {
+  const std::string text = "(cpool_jobs\n" + fn + "\n(" + arg_opcode + "t}t.";
+  return {text.begin(), text.end()};
+}
+std::vector<char> StrJob(const std::string& fn, const std::string& arg) {
+  return JobPickle(fn, "V" + arg + "\n");
+}
+std::vector<char> IntJob(const std::string& fn, int arg) {
+  return JobPickle(fn, "I" + std::to_string(arg) + "\n");
+}
+std::vector<char> NoArgJob(const std::string& fn) { return JobPickle(fn, ""); }
+
+const std::string kTruePickle("\x80\x05\x88.", 4);
+std::string IntPickle(unsigned char small) { return std::string("\x80\x05K", 3) + char(small) + "."; }
+
+// Collects replies from interpreter threads.
+class Replies {
+ public:
+  Job MakeJob(std::vector<char> payload, std::shared_ptr<const std::atomic<bool>> abandoned = {}) {
+    Job job;
+    job.payload = std::move(payload);
+    job.abandoned = std::move(abandoned);
+    const int index = expected_++;
+    job.on_done = [this, index](JobReply reply) {
+      std::lock_guard lock(mu_);
+      got_.emplace_back(index, std::move(reply));
+      cv_.notify_all();
+    };
+    return job;
+  }
+
+  // Waits for `count` replies; returns every job's reply by submission index
+  // (a default JobReply where none came). Fails the test on a timeout.
+  std::vector<JobReply> WaitAll(std::size_t count) {
+    std::unique_lock lock(mu_);
+    EXPECT_TRUE(cv_.wait_for(lock, 120s, [&] { return got_.size() >= count; }))
+        << got_.size() << " of " << count << " replies";
+    std::vector<JobReply> ordered(expected_);
+    for (auto& [index, reply] : got_) ordered[index] = std::move(reply);
+    return ordered;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<int, JobReply>> got_;
+  int expected_ = 0;
+};
+
+std::string Payload(const JobReply& reply) {
+  return std::string(reply.outcome.payload.begin(), reply.outcome.payload.end());
+}
+
+PoolOptions Options(int workers, int max_interpreters) {
+  PoolOptions options;
+  options.workers = workers;
+  options.max_interpreters = max_interpreters;
+  options.interpreter.buffer_size = 4096;
+  options.interpreter.buffer_limit = 1 << 20;
+  return options;
+}
+
+void StartAndWait(InterpreterPool& pool) {
+  std::promise<python::Status> ready;
+  pool.Start([&ready](const python::Status& s) { ready.set_value(s); });
+  python::Status status = ready.get_future().get();
+  ASSERT_TRUE(status.ok()) << status.message();
+}
+
+LeaseGrant LeaseAndWait(InterpreterPool& pool) {
+  std::promise<LeaseGrant> granted;
+  pool.Lease([&granted](LeaseGrant g) { granted.set_value(std::move(g)); });
+  return granted.get_future().get();
+}
+
+TEST(InterpreterPool, RunsJobsInParallelOnInterpretersWithTheirOwnGil) {
+  InterpreterPool pool(Options(2, 2));
+  StartAndWait(pool);
+  const std::string flags = TempDir() + "/gil_flags";
+  std::ofstream(flags) << std::string(2, '\0');
+  Replies replies;
+  pool.Submit(replies.MakeJob(StrJob("spin_holding_gil", flags)));
+  pool.Submit(replies.MakeJob(StrJob("release_spinner", flags)));
+  std::vector<JobReply> got = replies.WaitAll(2);
+  ASSERT_EQ(got[0].outcome.kind, Kind::kOk) << got[0].outcome.error.message;
+  EXPECT_EQ(Payload(got[0]), kTruePickle) << "the spinner was never released: one GIL is shared";
+  EXPECT_EQ(Payload(got[1]), kTruePickle);
+  EXPECT_NE(got[0].interpreter_id, got[1].interpreter_id);
+  PoolTotals totals = pool.Snapshot().totals;
+  EXPECT_EQ(totals.submitted, 2u);
+  EXPECT_EQ(totals.completed, 2u);
+}
+
+TEST(InterpreterPool, LeaseKeepsStateAndOrderOnOneInterpreter) {
+  InterpreterPool pool(Options(1, 3));
+  StartAndWait(pool);
+  LeaseGrant lease = LeaseAndWait(pool);
+  ASSERT_TRUE(lease.ok) << lease.message;
+  Replies replies;
+  for (int i = 1; i <= 20; ++i) {
+    Job set = replies.MakeJob(IntJob("remember", i));
+    ASSERT_TRUE(pool.SubmitToLease(lease.lease_id, set));
+    Job get = replies.MakeJob(NoArgJob("recall"));
+    ASSERT_TRUE(pool.SubmitToLease(lease.lease_id, get));
+  }
+  std::vector<JobReply> got = replies.WaitAll(40);
+  for (int i = 1; i <= 20; ++i) {
+    const JobReply& recalled = got[2 * i - 1];
+    EXPECT_EQ(Payload(recalled), IntPickle(static_cast<unsigned char>(i))) << "job pair " << i;
+    EXPECT_EQ(recalled.interpreter_id, lease.interpreter_id);
+  }
+  Job unknown = replies.MakeJob(NoArgJob("recall"));
+  EXPECT_FALSE(pool.SubmitToLease(lease.lease_id + 100, unknown));
+}
+
+TEST(InterpreterPool, ReleaseEndsTheInterpreterAndAWarmOneTakesItsPlace) {
+  InterpreterPool pool(Options(1, 3));
+  StartAndWait(pool);
+  LeaseGrant lease = LeaseAndWait(pool);
+  ASSERT_TRUE(lease.ok) << lease.message;
+  EXPECT_EQ(pool.Snapshot().active_leases, 1u);
+  std::promise<void> released;
+  ASSERT_TRUE(pool.Release(lease.lease_id, [&released] { released.set_value(); }));
+  released.get_future().wait();
+  EXPECT_FALSE(pool.Release(lease.lease_id, [] {}));
+  PoolSnapshot snap = pool.Snapshot();
+  EXPECT_EQ(snap.active_leases, 0u);
+  for (const InterpreterSnapshot& it : snap.interpreters) {
+    EXPECT_NE(it.interpreter_id, lease.interpreter_id) << "the leased interpreter still exists";
+  }
+  // State does not leak into the next lease: it is a fresh interpreter.
+  LeaseGrant next = LeaseAndWait(pool);
+  ASSERT_TRUE(next.ok) << next.message;
+  EXPECT_NE(next.interpreter_id, lease.interpreter_id);
+  Replies replies;
+  Job recall = replies.MakeJob(NoArgJob("recall"));
+  ASSERT_TRUE(pool.SubmitToLease(next.lease_id, recall));
+  EXPECT_EQ(Payload(replies.WaitAll(1)[0]), std::string("\x80\x05N.", 4));  // None
+}
+
+TEST(InterpreterPool, RefusesLeasesPastMaxInterpreters) {
+  InterpreterPool pool(Options(1, 2));
+  StartAndWait(pool);
+  LeaseGrant first = LeaseAndWait(pool);
+  ASSERT_TRUE(first.ok) << first.message;
+  LeaseGrant second = LeaseAndWait(pool);
+  EXPECT_FALSE(second.ok);
+  EXPECT_EQ(second.error_code, "lease_limit");
+  EXPECT_NE(second.message.find("2 of 2 interpreters are in use"), std::string::npos)
+      << second.message;
+}
+
+TEST(InterpreterPool, ShutdownAnswersEveryJobInFlight) {
+  InterpreterPool pool(Options(1, 1));
+  StartAndWait(pool);
+  const std::string flags = TempDir() + "/shutdown_flags";
+  std::ofstream(flags) << std::string(2, '\0');
+  Replies replies;
+  // The first job blocks the only worker until released, so the rest queue.
+  pool.Submit(replies.MakeJob(StrJob("release_spinner", flags)));
+  for (int i = 0; i < 5; ++i) pool.Submit(replies.MakeJob(NoArgJob("recall")));
+  while (pool.Snapshot().queue_depth != 5) std::this_thread::sleep_for(1ms);
+  std::thread stopper([&pool] { pool.Shutdown(); });
+  // Shutdown takes the queued jobs at once, then waits for the running one.
+  while (pool.Snapshot().queue_depth != 0) std::this_thread::sleep_for(1ms);
+  {
+    std::fstream f(flags, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(1);
+    f.put('\1');
+  }
+  stopper.join();
+  std::vector<JobReply> got = replies.WaitAll(6);
+  EXPECT_EQ(got[0].disposition, JobReply::Disposition::kRan);
+  EXPECT_EQ(Payload(got[0]), kTruePickle);
+  for (int i = 1; i < 6; ++i) {
+    EXPECT_EQ(got[i].disposition, JobReply::Disposition::kShuttingDown) << "job " << i;
+  }
+  Job late = replies.MakeJob(NoArgJob("recall"));
+  pool.Submit(std::move(late));
+  EXPECT_EQ(replies.WaitAll(7)[6].disposition, JobReply::Disposition::kShuttingDown);
+  LeaseGrant lease = LeaseAndWait(pool);
+  EXPECT_EQ(lease.error_code, "shutting_down");
+}
+
+TEST(InterpreterPool, DropsJobsOfClosedConnectionsAndSurvivesBadPayloads) {
+  InterpreterPool pool(Options(1, 1));
+  StartAndWait(pool);
+  Replies replies;
+  auto abandoned = std::make_shared<std::atomic<bool>>(true);
+  Job dropped = replies.MakeJob(NoArgJob("recall"), abandoned);
+  pool.Submit(std::move(dropped));
+  const std::string garbage = "this is not a pickle";
+  pool.Submit(replies.MakeJob({garbage.begin(), garbage.end()}));
+  pool.Submit(replies.MakeJob(JobPickle("no_such_function", "")));
+  pool.Submit(replies.MakeJob(IntJob("remember", 3)));
+  // Replies arrive for the three live jobs only (index 0 was dropped).
+  std::vector<JobReply> got = replies.WaitAll(3);
+  EXPECT_EQ(got[1].outcome.kind, Kind::kLoadFailed);
+  EXPECT_EQ(got[2].outcome.kind, Kind::kLoadFailed);
+  EXPECT_NE(got[2].outcome.error.message.find("no_such_function"), std::string::npos)
+      << got[2].outcome.error.message;
+  EXPECT_EQ(got[3].outcome.kind, Kind::kOk) << "the worker is still usable";
+  PoolTotals totals = pool.Snapshot().totals;
+  EXPECT_EQ(totals.dropped, 1u);
+  EXPECT_EQ(totals.failed, 2u);
+  EXPECT_EQ(totals.completed, 1u);
+}
+
+}  // namespace
+}  // namespace ei
