@@ -1,6 +1,8 @@
 #include "daemon/config.h"
 
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -83,7 +85,7 @@ bool ReadSize(const Json& value, std::uint64_t* out) {
 
 std::string LoadFile(const std::string& path, Settings* settings) {
   std::ifstream in(path);
-  if (!in) return "cannot read config file " + path;
+  if (!in) return "cannot read config file " + path + " (" + std::strerror(errno) + ")";
   Json doc = Json::parse(in, nullptr, /*allow_exceptions=*/false, /*ignore_comments=*/true);
   if (doc.is_discarded() || !doc.is_object()) {
     return "config file " + path + " is not a JSON object";
@@ -179,6 +181,12 @@ ParseResult ParseCommandLine(int argc, char** argv) {
       return result;
     }
     std::string value;
+    // Named before its value is looked for: "--bogus" is unknown, not short
+    // of a value.
+    if (const std::string name = arg.substr(0, arg.find('='));
+        arg.rfind("--", 0) == 0 && name != "--config" && !FlagKeys().contains(name)) {
+      return fail("unknown flag " + name);
+    }
     if (auto eq = arg.find('='); eq != std::string::npos) {
       value = arg.substr(eq + 1);
       arg.resize(eq);

@@ -62,8 +62,12 @@ std::string CtlClient::Request(const std::string& type, nlohmann::json* reply) {
   if (std::string why = Send(header); !why.empty()) return why;
   if (std::string why = Receive(reply); !why.empty()) return why;
   if ((*reply)["type"] == "error") {
-    return type + " failed: " + (*reply)["message"].get<std::string>() + " (" +
-           (*reply)["code"].get<std::string>() + ")";
+    // The peer is not trusted to send well-formed errors.
+    const nlohmann::json& message = (*reply)["message"];
+    const nlohmann::json& code = (*reply)["code"];
+    return type + " failed: " +
+           (message.is_string() ? message.get<std::string>() : "(no message)") + " (" +
+           (code.is_string() ? code.get<std::string>() : code.dump()) + ")";
   }
   if ((*reply)["type"] != type || (*reply)["id"] != header["id"]) {
     return type + " failed: the daemon answered with an unexpected " + (*reply)["type"].dump();

@@ -1,6 +1,8 @@
 // extrainterpretersctl: asks a running extrainterpretersd how it is doing.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -52,7 +54,9 @@ int Fail(const std::string& why) {
 int Run(const Options& options) {
   using Clock = std::chrono::steady_clock;
   ei::ctl::CtlClient client;
-  const auto timeout = std::chrono::milliseconds(static_cast<long>(options.timeout_seconds * 1000));
+  // At least 1 ms: a zero SO_RCVTIMEO would mean "wait forever".
+  const auto timeout = std::chrono::milliseconds(
+      std::max(1L, static_cast<long>(std::min(options.timeout_seconds, 1e9) * 1000)));
   const auto start = Clock::now();
   if (std::string why = client.Connect(options.socket, timeout); !why.empty()) return Fail(why);
   nlohmann::json reply;
@@ -105,5 +109,11 @@ int main(int argc, char** argv) {
     }
   }
   if (options.command.empty()) return Usage("no command given (status or ping)");
-  return Run(options);
+  // A reply that parses as JSON but not as the documented shape makes
+  // nlohmann throw; say so in one line instead of aborting.
+  try {
+    return Run(options);
+  } catch (const std::exception& error) {
+    return Fail("unexpected reply from " + options.socket + ": " + error.what());
+  }
 }

@@ -16,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "daemon/config.h"
 #include "daemon/interpreter_pool.h"
@@ -31,6 +32,11 @@ namespace ei {
 namespace {
 
 namespace asio = boost::asio;
+
+// How long shutdown waits for clients to read their last replies. A client
+// that stopped reading would otherwise keep its session, and so the daemon,
+// alive for ever.
+constexpr std::chrono::seconds kFlushGrace{10};
 
 std::string Join(const std::vector<std::string>& items, const char* sep) {
   std::string out;
@@ -85,8 +91,23 @@ int Serve(const Config& config) {
   std::thread drainer;
   auto keep_running = asio::make_work_guard(io);
   asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::steady_timer flush_deadline(io);
   // Shutdown by cancelling: stop accepting, let the pool answer or finish
-  // every job, then close each session once its replies are written.
+  // every job, then close each session once its replies are written, or
+  // when kFlushGrace has passed.
+  auto close_sessions = [&] {
+    sessions.CloseAllWhenFlushed();
+    keep_running.reset();
+    flush_deadline.expires_after(kFlushGrace);
+    flush_deadline.async_wait([&](const boost::system::error_code& error) {
+      if (error) return;  // every session closed in time
+      log::Warning("stopping: closing " + std::to_string(sessions.size()) +
+                   " connections whose clients did not read their last replies within " +
+                   std::to_string(kFlushGrace.count()) + " s");
+      sessions.CloseAll();
+    });
+    sessions.WhenEmpty([&] { flush_deadline.cancel(); });
+  };
   auto begin_shutdown = [&](int code, const std::string& why) {
     if (context.stopping) return;
     context.stopping = true;
@@ -96,10 +117,7 @@ int Serve(const Config& config) {
     signals.cancel();
     drainer = std::thread([&] {
       pool.Shutdown();
-      asio::post(io, [&] {
-        sessions.CloseAllWhenFlushed();
-        keep_running.reset();
-      });
+      asio::post(io, close_sessions);
     });
   };
   signals.async_wait([&](const boost::system::error_code& error, int signal_number) {

@@ -16,6 +16,21 @@ using Json = nlohmann::json;
 using proto::Frame;
 using python::JobOutcome;
 
+namespace {
+
+// Cuts Python error text down to `max` bytes, keeping the start (a message)
+// or the end (a traceback's last frames and its exception line). A reply's
+// header must stay under the client's max_header_bytes: a KeyError of a
+// huge key has to fail its job, not the client's whole connection.
+std::string Clip(const std::string& text, std::size_t max, bool keep_end) {
+  if (text.size() <= max) return text;
+  const std::string cut = "[... " + std::to_string(text.size() - max) + " bytes cut ...]";
+  if (keep_end) return cut + text.substr(text.size() - max);
+  return text.substr(0, max) + cut;
+}
+
+}  // namespace
+
 Session::Session(Socket socket, DaemonContext& context, std::uint64_t connection_id)
     : socket_(std::move(socket)), context_(context), id_(connection_id), decoder_(context.limits) {}
 
@@ -154,21 +169,40 @@ void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, Jo
     return;
   }
   JobOutcome& out = reply.outcome;
+  // The header carries the type, the message (twice in error replies) and
+  // the traceback; together they stay under half of max_header_bytes.
+  const std::size_t text_limit = context_.limits.max_header_bytes / 8;
+  out.error.type = Clip(out.error.type, text_limit, /*keep_end=*/false);
+  out.error.message = Clip(out.error.message, text_limit, /*keep_end=*/false);
+  out.error.traceback = Clip(out.error.traceback, text_limit, /*keep_end=*/true);
   const std::string why = out.error.message + " (" + out.error.type + ")";
   switch (out.kind) {
-    case JobOutcome::Kind::kOk:
-      Send({{"type", "result"}, {"id", id}, {"status", "ok"}}, std::move(out.payload));
+    case JobOutcome::Kind::kOk: {
+      Json header = {{"type", "result"}, {"id", id}, {"status", "ok"}};
+      if (!FitsInFrame(header, out.payload.size())) {
+        SendError(id, "result_too_large",
+                  "the result of " + job + where + " is " + std::to_string(out.payload.size()) +
+                      " bytes pickled, more than a frame may carry (max_frame_bytes " +
+                      std::to_string(context_.limits.max_frame_bytes) + ")");
+        return;
+      }
+      Send(std::move(header), std::move(out.payload));
       return;
-    case JobOutcome::Kind::kRaised:
-      Send({{"type", "result"},
-            {"id", id},
-            {"status", "raised"},
-            {"exception",
-             {{"type", out.error.type},
-              {"message", out.error.message},
-              {"traceback", out.error.traceback}}}},
-           std::move(out.payload));
+    }
+    case JobOutcome::Kind::kRaised: {
+      Json header = {{"type", "result"},
+                     {"id", id},
+                     {"status", "raised"},
+                     {"exception",
+                      {{"type", out.error.type},
+                       {"message", out.error.message},
+                       {"traceback", out.error.traceback}}}};
+      // An exception too big to send pickled still arrives as data: the
+      // client raises RemoteError from the header, as for an unpicklable one.
+      if (!FitsInFrame(header, out.payload.size())) out.payload.clear();
+      Send(std::move(header), std::move(out.payload));
       return;
+    }
     case JobOutcome::Kind::kLoadFailed:
       SendError(id, "job_load_failed", "cannot unpickle " + job + where + ": " + why, false,
                 &out.error);
@@ -262,6 +296,11 @@ void Session::SendError(const Json& request_id, std::string_view code, std::stri
   }
   Send(std::move(header));
   if (fatal) CloseWhenFlushed();
+}
+
+bool Session::FitsInFrame(const Json& header, std::size_t payload_size) const {
+  const std::uint64_t head = proto::EncodeHead(header, payload_size).size();
+  return head + payload_size <= context_.limits.max_frame_bytes;
 }
 
 void Session::Send(Json header, std::vector<char> payload) {

@@ -75,6 +75,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnJobDone(std::uint64_t request_id, Clock::time_point received, JobReply reply);
   void OnLeaseGranted(std::uint64_t request_id, const LeaseGrant& grant);
 
+  /// True when a frame of `header` and `payload_size` bytes is within the
+  /// max_frame_bytes announced in hello (results can be larger).
+  bool FitsInFrame(const nlohmann::json& header, std::size_t payload_size) const;
   void Send(nlohmann::json header, std::vector<char> payload = {});
   void SendError(const nlohmann::json& request_id, std::string_view code, std::string message,
                  bool fatal = false, const python::PyErrorInfo* exception = nullptr);

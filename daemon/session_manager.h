@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <set>
 
@@ -17,10 +18,18 @@ class SessionManager {
   /// Closes every session once its queued replies are written.
   void CloseAllWhenFlushed();
 
+  /// Closes every session now, written or not.
+  void CloseAll();
+
+  /// Calls `done` once, when the last session is removed (at once if none
+  /// is open).
+  void WhenEmpty(std::function<void()> done);
+
   std::size_t size() const { return sessions_.size(); }
 
  private:
   std::set<std::shared_ptr<Session>> sessions_;
+  std::function<void()> on_empty_;
 };
 
 }  // namespace ei

@@ -69,7 +69,7 @@ FrameDecoder::Result FrameDecoder::Feed(const char* data, std::size_t size,
       }
       case State::kPayload: {
         const std::size_t n = std::min<std::size_t>(left, payload_size_ - filled_);
-        std::memcpy(frame_.payload.data() + filled_, at, n);
+        frame_.payload.insert(frame_.payload.end(), at, at + n);
         filled_ += n;
         *consumed += n;
         if (filled_ < payload_size_) return Result::kNeedMore;
@@ -127,7 +127,10 @@ FrameDecoder::Result FrameDecoder::FinishHeader() {
   }
   error_id_ = -1;
   frame_.header = std::move(header);
-  frame_.payload.assign(payload_size_, '\0');
+  // Reserved, not filled: memory a client announced but has not sent stays
+  // untouched (not resident) until the bytes arrive.
+  frame_.payload.clear();
+  frame_.payload.reserve(payload_size_);
   filled_ = 0;
   if (payload_size_ == 0) {
     state_ = State::kPrefix;

@@ -40,12 +40,20 @@ JobOutcome Internal(const std::string& what) {
 }
 
 // Reads run_job's (kind, error, written, spill) tuple into `outcome`.
-bool ReadResult(PyObject* result, const char* buffer, JobOutcome* outcome) {
+bool ReadResult(PyObject* result, const char* buffer, std::size_t capacity, JobOutcome* outcome) {
   long kind = 0;
   Py_ssize_t written = 0;
   PyObject* error = nullptr;
   PyObject* spill = nullptr;
   if (!PyArg_ParseTuple(result, "lOnO", &kind, &error, &written, &spill)) return false;
+  // Jobs run in this interpreter and can rebind the bootstrap's globals, so
+  // `written` is checked before it sizes a copy out of the buffer.
+  if (written < 0 || static_cast<std::size_t>(written) > capacity) {
+    PyErr_Format(PyExc_ValueError,
+                 "the worker bootstrap reported %zd bytes written into a %zu-byte buffer", written,
+                 capacity);
+    return false;
+  }
   outcome->kind = KindFromCode(kind);
   if (PyTuple_Check(error) && PyTuple_GET_SIZE(error) == 3) {
     outcome->error = {Utf8Item(error, 0), Utf8Item(error, 1), Utf8Item(error, 2)};
@@ -91,7 +99,7 @@ JobOutcome JobRunner::Run(char* buffer, std::size_t capacity, std::size_t size) 
   Py_DECREF(view);
   if (result == nullptr) return Internal("the worker bootstrap failed");
   JobOutcome outcome;
-  const bool read = ReadResult(result, buffer, &outcome);
+  const bool read = ReadResult(result, buffer, capacity, &outcome);
   Py_DECREF(result);
   if (!read) return Internal("the worker bootstrap returned a malformed outcome");
   return outcome;

@@ -57,6 +57,17 @@ Status Runtime::Initialize(const RuntimeOptions& options) {
 
 void Runtime::Finalize() {
   if (g_main_thread_state == nullptr) return;
+  // CPython before 3.12.4 allocates the keyword tuples of C functions'
+  // argument parsers in whichever interpreter calls them first, so one
+  // `pickle.dumps(x, protocol=5)` in an own-obmalloc sub-interpreter makes
+  // Py_FinalizeEx free that memory with the wrong allocator and abort
+  // ("free(): invalid pointer"; CPython gh-119213). Every sub-interpreter has
+  // ended by now and the main interpreter ran no user code, so there is
+  // nothing left to flush: leave the runtime to process exit there.
+  if (Py_Version < 0x030C04F0) {
+    g_main_thread_state = nullptr;
+    return;
+  }
   PyEval_RestoreThread(g_main_thread_state);
   g_main_thread_state = nullptr;
   Py_FinalizeEx();

@@ -3,6 +3,7 @@
 #include <Python.h>
 
 #include <cassert>
+#include <mutex>
 
 namespace ei::python {
 namespace {
@@ -33,6 +34,15 @@ PyInterpreterConfig IsolatedConfig() {
 
 std::unique_ptr<SubInterpreter> SubInterpreter::Create(Status* status) {
   assert(CurrentOrNull() == nullptr);
+#if PY_VERSION_HEX < 0x030D0000
+  // CPython 3.12 corrupts memory when two threads create interpreters at
+  // once: parts of interpreter start-up (builtins, codecs, static types) are
+  // not yet isolated. Create one at a time there, taking the lock before the
+  // main GIL so no thread waits for it while holding that GIL. (pybind11's
+  // subinterpreter.h does the same; fixed in 3.13.)
+  static std::mutex one_at_a_time;
+  std::lock_guard<std::mutex> creating(one_at_a_time);
+#endif
   // Creating an interpreter needs an attached thread state of the main
   // interpreter on this thread; it is dropped again once the new one exists.
   PyThreadState* main_state = PyThreadState_New(PyInterpreterState_Main());

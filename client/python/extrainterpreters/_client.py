@@ -25,6 +25,7 @@ reply from the same client would deadlock it.
 """
 
 import concurrent.futures
+import copy
 import pickle
 import platform
 import socket
@@ -96,7 +97,7 @@ class Client:
 
         A copy of the reply header without ``type`` and ``id``.
         """
-        return {key: value for key, value in self._hello.items()
+        return {key: copy.deepcopy(value) for key, value in self._hello.items()
                 if key not in ("type", "id")}
 
     @property
@@ -115,7 +116,7 @@ class Client:
         return self._submit(fn, args, kwargs)
 
     def run(self, fn, /, *args, **kwargs):
-        """Call ``fn(*args, **kwargs)`` on a pool interpreter; return its value.
+        """Run ``fn(*args, **kwargs)`` in a pool interpreter; return its value.
 
         An exception raised by ``fn`` is re-raised here as the same type,
         with the remote traceback as its ``__cause__``.
@@ -217,7 +218,10 @@ class Client:
                 f"no hello reply within {timeout} seconds") from None
 
     def _decode_hello(self, frame):
-        """Check the hello reply and adopt the daemon's limits (reader thread)."""
+        """Check the hello reply and adopt the daemon's limits.
+
+        Runs on the reader thread, which owns the decoder.
+        """
         header = frame.header
         _check_reply_type(header, "hello")
         if header.get("protocol") != PROTOCOL_VERSION:
@@ -259,12 +263,14 @@ class Client:
         header = frame.header
         request_id = header["id"]
         is_error = header["type"] == "error"
-        fatal = is_error and (header.get("fatal") is True or request_id is None)
+        fatal = is_error and (header.get("fatal") is True
+                              or request_id is None)
         with self._lock:
             entry = self._pending.pop(request_id, None)
         if entry is None and not fatal:
-            raise ProtocolError(f"daemon sent a {header['type']!r} reply for "
-                                f"request id {request_id}, which is not waiting")
+            raise ProtocolError(
+                f"daemon sent a {header['type']!r} reply for request id "
+                f"{request_id}, which is not waiting for one")
         if is_error:
             error = _error_from_header(header)
             if entry is not None:
@@ -453,7 +459,8 @@ def _remote_exception(header, payload):
             if isinstance(exception, BaseException):
                 error = RemoteError.from_exception_info(info)
                 if error.traceback_text:
-                    exception.__cause__ = _RemoteTraceback(error.traceback_text)
+                    exception.__cause__ = _RemoteTraceback(
+                        error.traceback_text)
                 return exception
     error = RemoteError.from_exception_info(info)
     error.__cause__ = load_error

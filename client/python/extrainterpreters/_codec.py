@@ -102,7 +102,8 @@ class FrameDecoder:
         self._limits = limits
         self._allow_null_id = allow_null_id
         self._buffer = bytearray()
-        self._lengths = None  # (header_len, payload_len) once the prefix is in.
+        # (header_len, payload_len) once the prefix has arrived.
+        self._lengths = None
         self._error = None
 
     @property
@@ -145,9 +146,10 @@ class FrameDecoder:
         end = PREFIX_SIZE + header_len + payload_len
         if len(self._buffer) < end:
             return None
-        header = _parse_header(self._buffer[PREFIX_SIZE:PREFIX_SIZE + header_len],
+        header_end = PREFIX_SIZE + header_len
+        header = _parse_header(self._buffer[PREFIX_SIZE:header_end],
                                self._allow_null_id)
-        payload = bytes(self._buffer[PREFIX_SIZE + header_len:end])
+        payload = bytes(self._buffer[header_end:end])
         # Deleting from the front of a bytearray is cheap in CPython.
         del self._buffer[:end]
         self._lengths = None
@@ -191,7 +193,7 @@ def _check_lengths(header_len, payload_len, limits):
 
 
 def _reject_constant(name):
-    # NaN and Infinity are Python extensions to JSON; the C++ side rejects them.
+    # NaN and Infinity are Python extensions to JSON; the daemon rejects them.
     raise ValueError(f"{name} is not valid JSON")
 
 
@@ -212,8 +214,9 @@ def _parse_header(raw, allow_null_id):
 
 def _check_header_fields(header, allow_null_id=False):
     if not isinstance(header, dict):
-        raise ProtocolError(f"header must be a dict, not {type(header).__name__}",
-                            code="bad_header")
+        raise ProtocolError(
+            f"header must be a dict, not {type(header).__name__}",
+            code="bad_header")
     if not isinstance(header.get("type"), str):
         raise ProtocolError(f"header lacks a string 'type': {header!r:.200}",
                             code="bad_header")

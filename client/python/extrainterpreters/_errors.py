@@ -87,7 +87,8 @@ class RemoteError(ExtraInterpretersError):
         else:
             text = self.message
         if self.traceback_text:
-            text += "\n\nRemote traceback:\n" + self.traceback_text.rstrip("\n")
+            text += ("\n\nRemote traceback:\n"
+                     + self.traceback_text.rstrip("\n"))
         return text
 
     @classmethod

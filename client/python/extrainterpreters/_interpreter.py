@@ -49,11 +49,11 @@ class Interpreter:
         return self._client
 
     def run(self, fn, /, *args, **kwargs):
-        """Call ``fn(*args, **kwargs)`` in this interpreter; return its value."""
+        """Run ``fn(*args, **kwargs)`` here and return its value."""
         return self._start(fn, args, kwargs).result()
 
     def run_in_thread(self, fn, /, *args, **kwargs):
-        """Start ``fn(*args, **kwargs)`` in this interpreter and return at once.
+        """Start ``fn(*args, **kwargs)`` here and return at once.
 
         Then ``done()`` tells whether it finished and ``result()`` returns
         its value or raises its exception.

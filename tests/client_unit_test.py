@@ -1,0 +1,365 @@
+"""Unit tests of the client against a scripted fake daemon (no real daemon).
+
+The fake peer lets each test send exactly the replies it needs, including
+ones the real daemon never should: out-of-order replies, fatal errors,
+replies to unknown ids, a connection cut in the middle of a frame.
+"""
+
+import json
+import os
+import pickle
+import shutil
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import unittest
+import unittest.mock
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402  (makes the client importable outside Bazel)
+
+import extrainterpreters  # noqa: E402
+from extrainterpreters import (  # noqa: E402
+    DaemonConnectionError, ProtocolError, RemoteError, _codec)
+
+HELLO_REPLY = {"type": "hello", "protocol": 1, "daemon_version": "0.1.0",
+               "pid": 1, "python": "3.13.0", "workers": 1,
+               "limits": {"max_frame_bytes": 268435456,
+                          "max_header_bytes": 65536,
+                          "buffer_size": 10485760, "max_interpreters": 4}}
+IO_TIMEOUT = 30.0
+
+
+class FakeDaemon:
+    """Accepts one connection and runs ``script(peer)`` on it in a thread."""
+
+    def __init__(self, script, *, answer_hello=True):
+        self.tmpdir = tempfile.mkdtemp(prefix="ei-fake-", dir="/tmp")
+        self.path = os.path.join(self.tmpdir, "ei.sock")
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        self.listener.listen(1)
+        self.listener.settimeout(IO_TIMEOUT)
+        self.script = script
+        self.answer_hello = answer_hello
+        self.error = None
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            conn, _ = self.listener.accept()
+            with conn:
+                peer = Peer(conn)
+                if self.answer_hello:
+                    hello = peer.receive()
+                    peer.send(dict(HELLO_REPLY, id=hello.header["id"]))
+                self.script(peer)
+        except BaseException as exc:  # Reported by close().
+            self.error = exc
+
+    def close(self):
+        self.thread.join(IO_TIMEOUT)
+        self.listener.close()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if self.error is not None:
+            raise self.error
+
+
+class Peer:
+    """The fake daemon's end of one connection."""
+
+    def __init__(self, conn):
+        conn.settimeout(IO_TIMEOUT)
+        self.conn = conn
+        self.decoder = _codec.FrameDecoder()
+        self.frames = []
+
+    def receive(self):
+        while not self.frames:
+            data = self.conn.recv(65536)
+            if not data:
+                raise EOFError("client closed the connection")
+            self.frames += self.decoder.feed(data)
+        return self.frames.pop(0)
+
+    def send(self, header, payload=b""):
+        # By hand, not with encode_frame, which refuses the null id that
+        # the daemon's connection-level errors carry.
+        header_bytes = json.dumps(header).encode("utf-8")
+        self.conn.sendall(struct.pack(">4sBBHII", b"EIPC", 1, 0, 0,
+                                      len(header_bytes), len(payload))
+                          + header_bytes + payload)
+
+    def send_raw(self, data):
+        self.conn.sendall(data)
+
+    def wait_for_close(self):
+        """Block until the client closes its end."""
+        while self.conn.recv(65536):
+            pass
+
+
+class FakeDaemonTest(unittest.TestCase):
+
+    def serve(self, script, **kwargs):
+        fake = FakeDaemon(script, **kwargs)
+        self.addCleanup(fake.close)
+        return fake
+
+    def connect(self, script, **kwargs):
+        fake = self.serve(script, **kwargs)
+        client = extrainterpreters.Client(fake.path)
+        self.addCleanup(client.close)
+        return client
+
+    def test_replies_out_of_order_reach_their_futures(self):
+        def script(peer):
+            first, second = peer.receive(), peer.receive()
+            peer.send({"type": "result", "id": second.header["id"],
+                       "status": "ok"}, pickle.dumps("second"))
+            peer.send({"type": "result", "id": first.header["id"],
+                       "status": "ok"}, pickle.dumps("first"))
+            peer.wait_for_close()
+        client = self.connect(script)
+        first = client.submit(len, "a")
+        second = client.submit(len, "b")
+        self.assertEqual(second.result(IO_TIMEOUT), "second")
+        self.assertEqual(first.result(IO_TIMEOUT), "first")
+
+    def test_request_frames_follow_the_protocol(self):
+        seen = []
+
+        def script(peer):
+            request = peer.receive()
+            seen.append(request)
+            peer.send({"type": "result", "id": request.header["id"],
+                       "status": "ok"}, pickle.dumps(None))
+            peer.wait_for_close()
+        client = self.connect(script)
+        client.run(divmod, 7, 2)
+        (request,) = seen
+        self.assertEqual(request.header["type"], "run")
+        self.assertNotIn("lease", request.header)
+        self.assertEqual(pickle.loads(request.payload), (divmod, (7, 2), {}))
+
+    def test_hello_is_sent_first_and_info_kept(self):
+        client = self.connect(lambda peer: peer.wait_for_close())
+        self.assertEqual(client.hello["limits"]["max_interpreters"], 4)
+        self.assertEqual(client.hello["python"], "3.13.0")
+
+    def test_fatal_error_fails_every_pending_future(self):
+        def script(peer):
+            peer.receive()
+            peer.receive()
+            peer.send({"type": "error", "id": None, "code": "bad_frame",
+                       "fatal": True, "message": "bad magic"})
+        client = self.connect(script)
+        futures = [client.submit(len, "a"), client.submit(len, "b")]
+        for future in futures:
+            with self.assertRaises(ProtocolError) as cm:
+                future.result(IO_TIMEOUT)
+            self.assertEqual(cm.exception.code, "bad_frame")
+            self.assertIn("bad magic", str(cm.exception))
+        self.assertTrue(client.closed)
+        with self.assertRaises(ProtocolError):
+            client.submit(len, "c")
+
+    def test_connection_cut_mid_frame_fails_pending(self):
+        def script(peer):
+            request = peer.receive()
+            data = _codec.encode_frame({"type": "result",
+                                        "id": request.header["id"],
+                                        "status": "ok"}, b"x" * 100)
+            peer.send_raw(data[:40])
+        client = self.connect(script)
+        future = client.submit(len, "a")
+        with self.assertRaises(DaemonConnectionError) as cm:
+            future.result(IO_TIMEOUT)
+        self.assertIn("middle of a frame", str(cm.exception))
+        self.assertEqual(cm.exception.socket_path, client.socket_path)
+
+    def test_garbage_from_the_daemon_is_a_protocol_error(self):
+        def script(peer):
+            peer.receive()
+            peer.send_raw(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            peer.wait_for_close()
+        client = self.connect(script)
+        with self.assertRaises(ProtocolError) as cm:
+            client.run(len, "a")
+        self.assertEqual(cm.exception.code, "bad_frame")
+
+    def test_reply_to_an_unknown_id_breaks_the_connection(self):
+        def script(peer):
+            peer.receive()
+            peer.send({"type": "ping", "id": 12345})
+            peer.wait_for_close()
+        client = self.connect(script)
+        with self.assertRaises(ProtocolError) as cm:
+            client.run(len, "a")
+        self.assertIn("12345", str(cm.exception))
+
+    def test_error_reply_about_a_job_is_a_remote_error(self):
+        def script(peer):
+            request = peer.receive()
+            peer.send({"type": "error", "id": request.header["id"],
+                       "code": "job_load_failed", "fatal": False,
+                       "message": "cannot unpickle job: No module named 'm'",
+                       "exception": {"type": "builtins.ModuleNotFoundError",
+                                     "message": "No module named 'm'",
+                                     "traceback": "Traceback...\nboom\n"}})
+            peer.wait_for_close()
+        client = self.connect(script)
+        with self.assertRaises(RemoteError) as cm:
+            client.run(len, "a")
+        error = cm.exception
+        self.assertEqual(error.code, "job_load_failed")
+        self.assertEqual(error.type_name, "builtins.ModuleNotFoundError")
+        self.assertEqual(error.traceback_text, "Traceback...\nboom\n")
+        self.assertIn("No module named 'm'", str(error))
+        self.assertIn("boom", str(error))
+        self.assertFalse(client.closed)
+
+    def test_raised_with_empty_payload_is_a_remote_error(self):
+        def script(peer):
+            request = peer.receive()
+            peer.send({"type": "result", "id": request.header["id"],
+                       "status": "raised",
+                       "exception": {"type": "mod.Weird", "message": "odd",
+                                     "traceback": "Traceback:\n  here\n"}})
+            peer.wait_for_close()
+        client = self.connect(script)
+        with self.assertRaises(RemoteError) as cm:
+            client.run(len, "a")
+        self.assertEqual(cm.exception.type_name, "mod.Weird")
+        self.assertEqual(str(cm.exception),
+                         "mod.Weird: odd\n\nRemote traceback:\n"
+                         "Traceback:\n  here")
+
+    def test_raised_exception_gets_the_remote_traceback_as_cause(self):
+        def script(peer):
+            request = peer.receive()
+            peer.send({"type": "result", "id": request.header["id"],
+                       "status": "raised",
+                       "exception": {"type": "builtins.KeyError",
+                                     "message": "'k'",
+                                     "traceback": "remote frames here"}},
+                      pickle.dumps(KeyError("k")))
+            peer.wait_for_close()
+        client = self.connect(script)
+        with self.assertRaises(KeyError) as cm:
+            client.run(len, "a")
+        self.assertEqual(str(cm.exception.__cause__), "remote frames here")
+
+    def test_result_that_does_not_unpickle_here(self):
+        def script(peer):
+            request = peer.receive()
+            peer.send({"type": "result", "id": request.header["id"],
+                       "status": "ok"},
+                      b"cno_such_mod\nThing\n.")  # GLOBAL no_such_mod.Thing
+            peer.wait_for_close()
+        client = self.connect(script)
+        with self.assertRaises(RemoteError) as cm:
+            client.run(len, "a")
+        self.assertIn("does not unpickle", str(cm.exception))
+        self.assertIsNotNone(cm.exception.__cause__)
+
+    def test_ok_without_payload_is_a_protocol_error(self):
+        def script(peer):
+            request = peer.receive()
+            peer.send({"type": "result", "id": request.header["id"],
+                       "status": "ok"})
+            peer.wait_for_close()
+        client = self.connect(script)
+        with self.assertRaises(ProtocolError):
+            client.run(len, "a")
+
+    def test_hello_with_another_protocol_is_refused(self):
+        def script(peer):
+            hello = peer.receive()
+            peer.send(dict(HELLO_REPLY, id=hello.header["id"], protocol=2))
+            peer.wait_for_close()
+        fake = self.serve(script, answer_hello=False)
+        with self.assertRaises(ProtocolError) as cm:
+            extrainterpreters.Client(fake.path)
+        self.assertIn("protocol 2", str(cm.exception))
+
+    def test_hello_without_reply_times_out(self):
+        def script(peer):
+            peer.receive()  # The hello, never answered.
+            peer.wait_for_close()
+        fake = self.serve(script, answer_hello=False)
+        with self.assertRaises(DaemonConnectionError) as cm:
+            extrainterpreters.Client(fake.path, connect_timeout=0.2)
+        self.assertIn("no hello reply", str(cm.exception))
+
+    def test_frames_over_the_announced_limit_are_refused_before_sending(self):
+        def script(peer):
+            hello = peer.receive()
+            peer.send(dict(HELLO_REPLY, id=hello.header["id"],
+                           limits={"max_frame_bytes": 1000,
+                                   "max_header_bytes": 200}))
+            peer.wait_for_close()
+        fake = self.serve(script, answer_hello=False)
+        client = extrainterpreters.Client(fake.path)
+        self.addCleanup(client.close)
+        with self.assertRaises(ProtocolError) as cm:
+            client.submit(bytes, b"x" * 2000)
+        self.assertEqual(cm.exception.code, "too_large")
+        self.assertFalse(client.closed)
+
+    def test_close_fails_pending_futures(self):
+        client = self.connect(lambda peer: peer.wait_for_close())
+        future = client.submit(len, "a")
+        client.close()
+        with self.assertRaises(DaemonConnectionError) as cm:
+            future.result(IO_TIMEOUT)
+        self.assertIn("client closed", str(cm.exception))
+
+
+class ConnectErrorTest(unittest.TestCase):
+
+    def setUp(self):
+        self.tmpdir = tempfile.mkdtemp(prefix="ei-conn-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, self.tmpdir, ignore_errors=True)
+        self.path = os.path.join(self.tmpdir, "ei.sock")
+
+    def assert_connect_error(self, reason):
+        with self.assertRaises(DaemonConnectionError) as cm:
+            extrainterpreters.Client(self.path)
+        self.assertEqual(str(cm.exception),
+                         f"cannot connect to {self.path} ({reason})")
+        self.assertEqual(cm.exception.socket_path, self.path)
+        self.assertIsInstance(cm.exception,
+                              extrainterpreters.ExtraInterpretersError)
+
+    def test_no_socket_file(self):
+        self.assert_connect_error("no such socket file")
+
+    def test_nobody_listening(self):
+        stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stale.bind(self.path)
+        stale.close()  # A socket file left behind by a dead daemon.
+        self.assert_connect_error("no daemon is listening")
+
+    def test_permission_denied(self):
+        if os.geteuid() == 0:
+            self.skipTest("root is never denied permission")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(listener.close)
+        listener.bind(self.path)
+        listener.listen(1)
+        os.chmod(self.path, 0)
+        self.assert_connect_error("permission denied")
+
+    def test_module_run_uses_the_environment(self):
+        with unittest.mock.patch.dict(
+                os.environ, {"EXTRAINTERPRETERS_SOCKET": self.path}):
+            with self.assertRaises(DaemonConnectionError) as cm:
+                extrainterpreters.run(len, "a")
+        self.assertEqual(cm.exception.socket_path, self.path)
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,236 @@
+"""Starts the real ``extrainterpretersd`` for end-to-end tests.
+
+The daemon binary comes from ``$EI_DAEMON`` when set, else from Bazel's
+runfiles (``$TEST_SRCDIR/extrainterpreters/daemon/extrainterpretersd``). Each
+daemon gets a short temporary directory under /tmp for its socket and log,
+since a Unix socket path must fit in 108 bytes and Bazel's temp dirs do not.
+The directory of this file (holding ``jobs.py``) is on the daemon's
+``--python-path``, so jobs pickled as ``jobs.<name>`` load there.
+
+Outside Bazel, importing this module also makes the client package
+importable from the source tree.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import uuid
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+CLIENT_DIR = os.path.join(os.path.dirname(TESTS_DIR), "client", "python")
+
+try:
+    import extrainterpreters  # noqa: F401  (Bazel puts it on the path)
+except ImportError:
+    sys.path.insert(0, CLIENT_DIR)
+    import extrainterpreters  # noqa: F401
+
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+POLL_INTERVAL = 0.02
+
+
+def daemon_binary():
+    """Path of the daemon to test; raise if it cannot be found."""
+    override = os.environ.get("EI_DAEMON")
+    if override:
+        return override
+    srcdir = os.environ.get("TEST_SRCDIR")
+    if srcdir:
+        path = os.path.join(srcdir, "extrainterpreters", "daemon",
+                            "extrainterpretersd")
+        if os.path.exists(path):
+            return path
+    raise RuntimeError(
+        "cannot find extrainterpretersd: run under `bazel test`, or set "
+        "EI_DAEMON=/path/to/bazel-bin/daemon/extrainterpretersd")
+
+
+def client_pythonpath():
+    """PYTHONPATH entries that make ``extrainterpreters`` and ``jobs``
+    importable in a child Python process."""
+    package_parent = os.path.dirname(
+        os.path.dirname(os.path.abspath(extrainterpreters.__file__)))
+    return os.pathsep.join([package_parent, TESTS_DIR])
+
+
+def touch(path):
+    """Create ``path`` if missing: how tests release ``jobs.wait_for_file``."""
+    with open(path, "a"):
+        pass
+
+
+def pool_workers(status):
+    """The pool interpreters in a status document (not leased or spare)."""
+    return [w for w in status["workers"] if w["kind"] == "pool"]
+
+
+def wait_until(predicate, timeout=30.0, message="condition"):
+    """Poll ``predicate()`` until it returns a true value; return that value.
+
+    Raises ``AssertionError`` naming ``message`` after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for "
+                                 f"{message}")
+        time.sleep(POLL_INTERVAL)
+
+
+class Daemon:
+    """One ``extrainterpretersd`` process on a private socket."""
+
+    def __init__(self, *, workers=2, extra_args=()):
+        self.workers = workers
+        self.extra_args = list(extra_args)
+        self.tmpdir = tempfile.mkdtemp(prefix="ei-", dir="/tmp")
+        self.socket_path = os.path.join(self.tmpdir, "ei.sock")
+        self.log_path = os.path.join(self.tmpdir, "daemon.log")
+        self.process = None
+
+    def command(self):
+        return [daemon_binary(), "--socket", self.socket_path,
+                "--workers", str(self.workers),
+                "--python-path", TESTS_DIR, *self.extra_args]
+
+    def start(self):
+        """Start the daemon and wait until it reports ready."""
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        last_error = None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"extrainterpretersd exited with status "
+                    f"{self.process.returncode} while starting; its log:\n"
+                    f"{self.log()}")
+            try:
+                with extrainterpreters.Client(self.socket_path,
+                                              connect_timeout=5) as client:
+                    client.ping(timeout=5)
+                    if client.status(timeout=5).get("state") == "ready":
+                        return
+            except (extrainterpreters.ExtraInterpretersError,
+                    TimeoutError) as exc:
+                last_error = exc
+            time.sleep(POLL_INTERVAL)
+        raise AssertionError(
+            f"extrainterpretersd was not ready after {START_TIMEOUT} s "
+            f"(last error: {last_error}); its log:\n{self.log()}")
+
+    def log(self):
+        """The daemon's stderr so far."""
+        try:
+            with open(self.log_path, encoding="utf-8",
+                      errors="replace") as log:
+                return log.read()
+        except OSError as exc:
+            return f"(cannot read {self.log_path}: {exc})"
+
+    def terminate(self):
+        """Send SIGTERM and return the exit status (killing on timeout)."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(
+                f"extrainterpretersd ignored SIGTERM for {STOP_TIMEOUT} s "
+                f"and was killed; its log:\n{self.log()}")
+
+    def stop(self):
+        """Stop the daemon if running and remove its directory. Idempotent."""
+        try:
+            self.terminate()
+        finally:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def client(self, test_case=None):
+        """A new Client on this daemon, closed at ``test_case`` cleanup."""
+        client = extrainterpreters.Client(self.socket_path)
+        if test_case is not None:
+            test_case.addCleanup(client.close)
+        return client
+
+
+@contextlib.contextmanager
+def running_daemon(**kwargs):
+    """Context manager: a started ``Daemon``, always stopped on exit."""
+    daemon = Daemon(**kwargs)
+    try:
+        yield daemon.start()
+    finally:
+        daemon.stop()
+
+
+class DaemonTestCase(unittest.TestCase):
+    """Base class: one daemon shared by the tests of a class.
+
+    Tests that stop or break the daemon start their own with
+    ``self.start_daemon()``.
+    """
+
+    workers = 2
+    daemon_args = ()
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.daemon = Daemon(workers=cls.workers, extra_args=cls.daemon_args)
+        cls.addClassCleanup(cls.daemon.stop)
+        cls.daemon.start()
+
+    def setUp(self):
+        super().setUp()
+        if self.daemon.process.poll() is not None:
+            self.fail(f"the shared daemon has exited; its log:\n"
+                      f"{self.daemon.log()}")
+        self.client = self.daemon.client(self)
+
+    def start_daemon(self, **kwargs):
+        """A private daemon for this test, stopped at cleanup."""
+        kwargs.setdefault("workers", self.workers)
+        daemon = Daemon(**kwargs)
+        self.addCleanup(daemon.stop)
+        return daemon.start()
+
+    def release_file(self, daemon=None):
+        """A path for ``jobs.wait_for_file`` that is created at cleanup.
+
+        It lives in the daemon's directory, which outlives the daemon's
+        jobs, so a job released by the cleanup always sees the file.
+        """
+        daemon = daemon or self.daemon
+        path = os.path.join(daemon.tmpdir, f"release-{uuid.uuid4().hex}")
+        self.addCleanup(touch, path)
+        return path
+
+    def tmp_path(self):
+        """A fresh directory, removed at cleanup."""
+        path = tempfile.mkdtemp(prefix="ei-test-", dir="/tmp")
+        self.addCleanup(shutil.rmtree, path, ignore_errors=True)
+        return path
