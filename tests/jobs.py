@@ -7,6 +7,7 @@ test creates, with a deadline, so a test failure never leaves one running.
 """
 
 import importlib
+import mmap
 import importlib.util
 import os
 import sys
@@ -72,8 +73,12 @@ def get_main_attr(name, default=None):
 
 def interpreter_id():
     """The CPython id of the interpreter running this job."""
-    import _interpreters  # Private, but the only way to learn the id.
-    return _interpreters.get_current()[0]
+    try:
+        import _interpreters  # 3.13+: private, but the only way to ask.
+        return _interpreters.get_current()[0]
+    except ImportError:
+        import _xxsubinterpreters  # 3.12
+        return int(_xxsubinterpreters.get_current())
 
 
 def getpid():
@@ -108,29 +113,51 @@ def wait_for_file(path, value=None, timeout=WAIT_TIMEOUT):
     return value
 
 
-def spin_together(my_marker, other_marker, iterations,
-                  timeout=WAIT_TIMEOUT):
-    """CPU-bound loop started in step with a twin job on another worker.
+def _flags(path):
+    """A two-byte shared flag file, mapped: reading it never releases the GIL."""
+    with open(path, "r+b") as f:
+        return mmap.mmap(f.fileno(), 2)
 
-    Creates ``my_marker``, waits for ``other_marker`` (so the two loops start
-    together), then runs a pure-Python loop; under a shared GIL two such
-    loops would only take turns. Returns the loop's start and end on the
-    monotonic clock (the same clock for every thread of the daemon), this
-    thread's CPU time spent in the loop, and the interpreter id.
+
+def spin_holding_gil(path, timeout=WAIT_TIMEOUT):
+    """Spin without ever giving up this interpreter's GIL until released.
+
+    No blocking call, and a switch interval far longer than the test: under
+    a GIL shared with the releasing job, that job could never run and this
+    one would spin until the timeout. Returns the loop's start and end on
+    the monotonic clock, and whether it was released.
     """
-    with open(my_marker, "w"):
-        pass
-    wait_for_file(other_marker, timeout=timeout)
-    cpu_start = time.thread_time()
+    flags = _flags(path)
+    sys.setswitchinterval(1000.0)
+    try:
+        start = time.monotonic()
+        flags[1] = 1  # spinning now
+        deadline = start + timeout
+        released = True
+        while flags[0] == 0:
+            if time.monotonic() > deadline:
+                released = False
+                break
+        end = time.monotonic()
+    finally:
+        sys.setswitchinterval(0.005)
+    return {"start": start, "end": end, "released": released,
+            "interpreter": interpreter_id()}
+
+
+def release_spinner(path, timeout=WAIT_TIMEOUT):
+    """Wait until the spinner spins, then release it. Runs Python code the
+    whole time, so it needs a GIL of its own to make progress."""
+    flags = _flags(path)
+    deadline = time.monotonic() + timeout
+    while flags[1] == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the spinner never started ({path})")
+        time.sleep(0.001)
     start = time.monotonic()
-    total = 0
-    for i in range(iterations):
-        total += i * i % 7
-    end = time.monotonic()
-    cpu_end = time.thread_time()
-    return {"start": start, "end": end, "cpu": cpu_end - cpu_start,
-            "interpreter": interpreter_id(),
-            "checksum": total}
+    flags[0] = 1
+    return {"start": start, "end": time.monotonic(),
+            "interpreter": interpreter_id()}
 
 
 def make_bytes(size):
