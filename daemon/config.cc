@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -21,9 +22,17 @@ using Json = nlohmann::json;
 // Settings by key, as strings, from the file and then from flags (flags win).
 using Settings = std::map<std::string, Json>;
 
-const char* const kKeys[] = {"socket",        "workers",         "preload",
-                             "buffer_size",   "max_interpreters", "max_frame_bytes",
-                             "max_header_bytes", "python_path"};
+const char* const kKeys[] = {"socket",
+                             "workers",
+                             "preload",
+                             "buffer_size",
+                             "max_interpreters",
+                             "max_frame_bytes",
+                             "max_header_bytes",
+                             "python_path",
+                             "cancel_grace",
+                             "max_jobs_per_interpreter",
+                             "max_definitions"};
 
 bool KnownKey(const std::string& key) {
   for (const char* k : kKeys) {
@@ -117,6 +126,18 @@ std::string Apply(const Settings& settings, Config* config) {
     } else if (key == "max_header_bytes") {
       ok = ReadSize(value, &number) && number >= 1024 && number <= (16u << 20);
       if (ok) config->max_header_bytes = static_cast<std::uint32_t>(number);
+    } else if (key == "cancel_grace") {
+      double seconds = -1;
+      if (value.is_number()) seconds = value.get<double>();
+      if (value.is_string()) seconds = std::strtod(value.get<std::string>().c_str(), nullptr);
+      ok = seconds > 0 && seconds <= 3600;
+      if (ok) config->cancel_grace_seconds = seconds;
+    } else if (key == "max_jobs_per_interpreter") {
+      ok = ReadSize(value, &number);
+      if (ok) config->max_jobs_per_interpreter = number;
+    } else if (key == "max_definitions") {
+      ok = ReadSize(value, &number) && number >= 1 && number <= 1000000;
+      if (ok) config->max_definitions = static_cast<int>(number);
     } else if (key == "preload") {
       ok = ReadList(value, ',', &config->preload);
     } else if (key == "python_path") {
@@ -156,6 +177,9 @@ const std::map<std::string, std::string>& FlagKeys() {
       {"--max-frame-bytes", "max_frame_bytes"},
       {"--max-header-bytes", "max_header_bytes"},
       {"--python-path", "python_path"},
+      {"--cancel-grace", "cancel_grace"},
+      {"--max-jobs-per-interpreter", "max_jobs_per_interpreter"},
+      {"--max-definitions", "max_definitions"},
   };
   return keys;
 }
@@ -242,10 +266,19 @@ Flags (each also a key of the --config file, with _ for -; flags win):
   --max-header-bytes BYTES Largest JSON header accepted. Default: 64k.
   --python-path DIR[:DIR]  Directories put first on sys.path of every
                            interpreter, so jobs can import their modules.
+  --cancel-grace SECONDS   How long a cancelled or timed-out job may take to
+                           stop before its interpreter is retired and
+                           replaced. Default: 5.
+  --max-jobs-per-interpreter N
+                           Replace a pool interpreter with a fresh one after
+                           it ran N jobs. Default: 0 (never).
+  --max-definitions N      Functions shipped by value that one connection
+                           may define. Default: 4096.
   --config FILE            JSON object with any of the keys: socket, workers,
                            max_interpreters, preload (list or "a,b"),
                            buffer_size, max_frame_bytes, max_header_bytes,
-                           python_path (list or "a:b").
+                           python_path (list or "a:b"), cancel_grace,
+                           max_jobs_per_interpreter, max_definitions.
   --version                Print the version and the embedded Python, exit.
   -h, --help               Print this help, exit.
 

@@ -16,6 +16,9 @@ struct Config {
   std::uint64_t max_frame_bytes = 256ull << 20;
   std::uint32_t max_header_bytes = 64 << 10;
   std::vector<std::string> python_path;  // prepended to sys.path
+  double cancel_grace_seconds = 5;       // a stopped job's time to end
+  std::uint64_t max_jobs_per_interpreter = 0;  // 0: never recycle
+  int max_definitions = 4096;            // per connection
   std::string config_file;
 };
 

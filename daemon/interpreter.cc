@@ -9,6 +9,7 @@ namespace ei {
 using python::JobOutcome;
 using python::SubInterpreter;
 using State = InterpreterSnapshot::State;
+using Disposition = JobReply::Disposition;
 
 Interpreter::Interpreter(int worker_id, InterpreterSnapshot::Role role,
                          std::shared_ptr<JobQueue> queue, InterpreterOptions options)
@@ -19,13 +20,21 @@ Interpreter::Interpreter(int worker_id, InterpreterSnapshot::Role role,
 
 Interpreter::~Interpreter() { Join(); }
 
-void Interpreter::Start(ReadyCallback on_ready, ExitCallback on_exit, JobCallback on_job) {
+void Interpreter::Start(ReadyCallback on_ready, ExitCallback on_exit, DropCallback on_drop) {
   thread_ = std::thread(&Interpreter::Main, this, std::move(on_ready), std::move(on_exit),
-                        std::move(on_job));
+                        std::move(on_drop));
 }
 
 void Interpreter::Join() {
   if (thread_.joinable()) thread_.join();
+}
+
+void Interpreter::Abandon() {
+  if (thread_.joinable()) thread_.detach();
+  std::lock_guard lock(mu_);
+  for (std::thread& t : interrupters_) {
+    if (t.joinable()) t.detach();
+  }
 }
 
 void Interpreter::MarkLeased(std::uint64_t lease_id) {
@@ -49,9 +58,42 @@ void Interpreter::SetState(State state) {
   }
 }
 
+void Interpreter::SetCurrent(std::shared_ptr<JobControl> control) {
+  std::lock_guard lock(mu_);
+  current_ = std::move(control);
+}
+
+// The interrupter waits for this interpreter's GIL, which a job in C code
+// may hold for ever, so it gets a thread of its own. It checks, with the GIL
+// held, that the job is still the one running: the worker only changes
+// current_ while it holds that GIL, so the exception cannot land in the next
+// job.
+void Interpreter::Interrupt(const std::shared_ptr<JobControl>& control) {
+  std::lock_guard lock(mu_);
+  if (current_ != control || sub_ == nullptr) return;
+  SubInterpreter* sub = sub_.get();
+  _object* type = control->stop() == JobControl::Stop::kTimeout ? python::JobRunner::timeout_type()
+                                                                 : cancelled_type_;
+  interrupters_.emplace_back([this, sub, type, control] {
+    sub->Interrupt(type, [this, &control] {
+      std::lock_guard held(mu_);
+      return current_ == control;
+    });
+  });
+}
+
+void Interpreter::JoinInterrupters() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(mu_);
+    threads.swap(interrupters_);
+  }
+  for (std::thread& t : threads) t.join();
+}
+
 // The thread's whole life: the sub-interpreter and its thread state are made,
 // used and ended here, and the GIL is held only while Python code runs.
-void Interpreter::Main(ReadyCallback on_ready, ExitCallback on_exit, JobCallback on_job) {
+void Interpreter::Main(ReadyCallback on_ready, ExitCallback on_exit, DropCallback on_drop) {
   python::Status status;
   std::unique_ptr<SubInterpreter> sub = SubInterpreter::Create(&status);
   if (sub == nullptr) {
@@ -68,40 +110,78 @@ void Interpreter::Main(ReadyCallback on_ready, ExitCallback on_exit, JobCallback
   {
     std::lock_guard lock(mu_);
     snapshot_.interpreter_id = sub->id();
+    sub_ = std::move(sub);
+    cancelled_type_ = runner.cancelled_type();
   }
   if (status.ok()) SetState(State::kIdle);
   on_ready(*this, status);
+  if (status.ok()) Serve(runner, on_drop);
+  SetState(State::kStopping);
+  JoinInterrupters();
+  {
+    SubInterpreter::Attached attached(*sub_);
+    runner.Unload();
+  }
+  {
+    std::lock_guard lock(mu_);
+    sub = std::move(sub_);
+  }
+  sub.reset();  // ends the interpreter
+  on_exit(*this);
+}
+
+void Interpreter::Serve(python::JobRunner& runner, const DropCallback& on_drop) {
   SharedBuffer buffer(options_.buffer_size, options_.buffer_limit);
-  while (status.ok()) {
+  const bool recycles = options_.max_jobs > 0 && Snapshot().role == InterpreterSnapshot::Role::kPool;
+  std::uint64_t ran = 0;
+  while (!retired_) {
     std::optional<Job> job = queue_->Pop();
     if (!job) break;
     if (job->is_abandoned()) {
-      on_job(JobEnd::kDropped);
+      on_drop();
       continue;
     }
+    if (!job->control->BeginRun(this)) continue;  // answered while queued
     SetState(State::kBusy);
-    JobReply reply;
-    reply.interpreter_id = sub->id();
-    const std::size_t size = job->payload.size();
-    if (!buffer.Assign(job->payload)) {
-      reply.outcome.error = {"builtins.MemoryError", "the job is larger than the buffer limit", ""};
-    } else {
-      std::vector<char>().swap(job->payload);  // the buffer has it now
-      SubInterpreter::Attached attached(*sub);
-      reply.outcome = runner.Run(buffer.data(), buffer.capacity(), size);
-    }
-    buffer.Reserve(reply.outcome.needed_bytes);
+    JobReply reply = RunOne(*job, runner, buffer);
+    job->control->Finish();
     SetState(State::kIdle);
-    on_job(reply.outcome.kind == JobOutcome::Kind::kOk ? JobEnd::kCompleted : JobEnd::kFailed);
-    job->on_done(std::move(reply));
+    JoinInterrupters();
+    job->control->Answer(std::move(reply));
+    if (recycles && ++ran >= options_.max_jobs) {
+      recycled_ = true;
+      break;
+    }
   }
-  SetState(State::kStopping);
+}
+
+JobReply Interpreter::RunOne(Job& job, python::JobRunner& runner, SharedBuffer& buffer) {
+  JobReply reply;
+  reply.interpreter_id = sub_->id();
+  const std::size_t size = job.payload.size();
+  if (!buffer.Assign(job.payload)) {
+    reply.outcome.error = {"builtins.MemoryError", "the job is larger than the buffer limit", ""};
+    return reply;
+  }
+  std::vector<char>().swap(job.payload);  // the buffer has it now
   {
-    SubInterpreter::Attached attached(*sub);
-    runner.Unload();
+    SubInterpreter::Attached attached(*sub_);
+    SetCurrent(job.control);
+    reply.outcome =
+        runner.Run(buffer.data(), buffer.capacity(), size, job.definitions, job.on_output);
+    sub_->ClearInterrupt();  // an interrupt that came too late for the job
+    SetCurrent(nullptr);
   }
-  sub.reset();
-  on_exit(*this);
+  buffer.Reserve(reply.outcome.needed_bytes);
+  // A stopped job that did not return a value was stopped, whatever the
+  // stop exception became on its way out (it may even have hit the
+  // bootstrap while it pickled the result).
+  if (const auto stop = job.control->stop();
+      stop != JobControl::Stop::kNone && reply.outcome.kind != JobOutcome::Kind::kOk) {
+    reply.disposition =
+        stop == JobControl::Stop::kCancel ? Disposition::kCancelled : Disposition::kTimedOut;
+  }
+  return reply;
 }
 
 }  // namespace ei

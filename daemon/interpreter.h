@@ -2,6 +2,7 @@
 // shared buffer, and runs the jobs of one JobQueue there, one at a time.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -15,12 +16,17 @@
 #include "daemon/job_queue.h"
 #include "daemon/python/status.h"
 
+namespace ei::python {
+class SubInterpreter;
+}
+
 namespace ei {
 
 struct InterpreterOptions {
   std::vector<std::string> preload;  // modules imported when it is created
   std::size_t buffer_size = 10 << 20;
   std::size_t buffer_limit = 256 << 20;
+  std::uint64_t max_jobs = 0;  // pool interpreters end after this many jobs; 0: never
 };
 
 /// A point-in-time view of one worker, for status.
@@ -44,10 +50,8 @@ class Interpreter {
   /// Called on the worker's thread after the interpreter ended (or failed to
   /// start), just before the thread returns.
   using ExitCallback = std::function<void(Interpreter&)>;
-  /// How a job ended, for the pool's totals.
-  enum class JobEnd { kCompleted, kFailed, kDropped };
-  /// Called after each job, before its owner hears of it.
-  using JobCallback = std::function<void(JobEnd)>;
+  /// Called when an abandoned job is skipped.
+  using DropCallback = std::function<void()>;
 
   Interpreter(int worker_id, InterpreterSnapshot::Role role, std::shared_ptr<JobQueue> queue,
               InterpreterOptions options);
@@ -56,11 +60,24 @@ class Interpreter {
   Interpreter(const Interpreter&) = delete;
   Interpreter& operator=(const Interpreter&) = delete;
 
-  void Start(ReadyCallback on_ready, ExitCallback on_exit, JobCallback on_job);
+  void Start(ReadyCallback on_ready, ExitCallback on_exit, DropCallback on_drop);
 
   /// Closes the queue: the worker runs what is queued, then ends.
   void Stop() { queue_->Close(); }
   void Join();
+  /// Lets a stuck thread go: it is never joined (process exit ends it).
+  void Abandon();
+
+  /// Raises the job's stop exception (JobCancelled or TimeoutError) in it,
+  /// from a helper thread, if `control` is still the running job.
+  void Interrupt(const std::shared_ptr<JobControl>& control);
+
+  /// Takes no more jobs after the current one; its interpreter is never
+  /// reused. Only sets a flag: safe under other locks.
+  void MarkRetired() { retired_ = true; }
+  bool retired() const { return retired_; }
+  /// True when it ended because it reached max_jobs.
+  bool recycled() const { return recycled_; }
 
   /// A spare becomes a lease's own interpreter.
   void MarkLeased(std::uint64_t lease_id);
@@ -69,15 +86,28 @@ class Interpreter {
   InterpreterSnapshot Snapshot() const;
 
  private:
-  void Main(ReadyCallback on_ready, ExitCallback on_exit, JobCallback on_job);
+  void Main(ReadyCallback on_ready, ExitCallback on_exit, DropCallback on_drop);
+  void Serve(python::JobRunner& runner, const DropCallback& on_drop);
+  JobReply RunOne(Job& job, python::JobRunner& runner, class SharedBuffer& buffer);
   void SetState(InterpreterSnapshot::State state);
+  void SetCurrent(std::shared_ptr<JobControl> control);
+  void JoinInterrupters();
 
   const int worker_id_;
   const std::shared_ptr<JobQueue> queue_;
   const InterpreterOptions options_;
   std::thread thread_;
+  std::atomic<bool> retired_{false};
+  std::atomic<bool> recycled_{false};
+  // Set once the interpreter exists, reset on this thread after every
+  // interrupter thread was joined; read by interrupters.
+  std::unique_ptr<python::SubInterpreter> sub_;
+  _object* cancelled_type_ = nullptr;  // the bootstrap's JobCancelled
+
   mutable std::mutex mu_;
-  InterpreterSnapshot snapshot_;  // guarded by mu_
+  InterpreterSnapshot snapshot_;                 // guarded by mu_
+  std::shared_ptr<JobControl> current_;          // guarded by mu_; changed with the GIL held
+  std::vector<std::thread> interrupters_;        // guarded by mu_
 };
 
 }  // namespace ei

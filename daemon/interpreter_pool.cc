@@ -2,18 +2,26 @@
 
 #include <utility>
 
+#include "daemon/log.h"
+
 namespace ei {
 
 // Lifecycle and ownership: the pool owns every Interpreter. Callbacks arrive
-// on interpreter threads and only move pointers between the pool's maps; an
-// Interpreter is joined and destroyed later, by another thread (ReapLocked or
-// Shutdown), never by itself.
+// on interpreter threads (and the watchdog's) and only move pointers between
+// the pool's maps; an Interpreter is joined and destroyed later, by another
+// thread (ReapLocked or Shutdown), never by itself. Lock order: a job's
+// JobControl lock may be held while taking nothing else; the pool's mu_ is
+// never held while calling into a JobControl that answers.
 
-InterpreterPool::InterpreterPool(PoolOptions options) : options_(std::move(options)) {}
+using Disposition = JobReply::Disposition;
+using Role = InterpreterSnapshot::Role;
+
+InterpreterPool::InterpreterPool(PoolOptions options, JobTotals* totals)
+    : options_(std::move(options)), totals_(totals) {}
 
 InterpreterPool::~InterpreterPool() { Shutdown(); }
 
-std::unique_ptr<Interpreter> InterpreterPool::MakeInterpreter(InterpreterSnapshot::Role role,
+std::unique_ptr<Interpreter> InterpreterPool::MakeInterpreter(Role role,
                                                               std::shared_ptr<JobQueue> queue) {
   return std::make_unique<Interpreter>(next_worker_id_++, role, std::move(queue),
                                        options_.interpreter);
@@ -22,13 +30,14 @@ std::unique_ptr<Interpreter> InterpreterPool::MakeInterpreter(InterpreterSnapsho
 void InterpreterPool::Start(std::function<void(const python::Status&)> on_ready) {
   std::lock_guard lock(mu_);
   on_ready_ = std::move(on_ready);
-  for (int i = 0; i < options_.workers; ++i) {
-    pool_.push_back(MakeInterpreter(InterpreterSnapshot::Role::kPool, pool_queue_));
-    pool_.back()->Start([this](Interpreter&, const python::Status& s) { OnPoolReady(s); },
-                        [this](Interpreter& it) { OnExit(it); },
-                        [this](Interpreter::JobEnd end) { OnJob(end); });
-  }
+  for (int i = 0; i < options_.workers; ++i) StartPoolWorkerLocked();
   if (options_.workers < options_.max_interpreters) StartSpareLocked();
+}
+
+void InterpreterPool::StartPoolWorkerLocked() {
+  pool_.push_back(MakeInterpreter(Role::kPool, pool_queue_));
+  pool_.back()->Start([this](Interpreter&, const python::Status& s) { OnPoolReady(s); },
+                      [this](Interpreter& it) { OnExit(it); }, [this] { ++totals_->dropped; });
 }
 
 void InterpreterPool::OnPoolReady(const python::Status& status) {
@@ -43,35 +52,98 @@ void InterpreterPool::OnPoolReady(const python::Status& status) {
   if (report) report(status);
 }
 
-void InterpreterPool::OnJob(Interpreter::JobEnd end) {
-  switch (end) {
-    case Interpreter::JobEnd::kCompleted: ++completed_; break;
-    case Interpreter::JobEnd::kFailed: ++failed_; break;
-    case Interpreter::JobEnd::kDropped: ++dropped_; break;
-  }
-}
-
 void InterpreterPool::AnswerShuttingDown(Job& job) {
   if (job.is_abandoned()) return;
   JobReply reply;
-  reply.disposition = JobReply::Disposition::kShuttingDown;
-  job.on_done(std::move(reply));
+  reply.disposition = Disposition::kShuttingDown;
+  job.control->Answer(std::move(reply));
 }
 
 void InterpreterPool::Submit(Job job) {
-  ++submitted_;
-  if (!pool_queue_->Push(job)) {
-    ++failed_;
-    AnswerShuttingDown(job);
+  Track(job.control);
+  if (!pool_queue_->Push(job)) AnswerShuttingDown(job);
+}
+
+// Deadlines: at the job's deadline a queued job is answered as timed out, a
+// running one is told to stop.
+void InterpreterPool::Track(const std::shared_ptr<JobControl>& control) {
+  if (!control->deadline()) return;
+  watchdog_.Schedule(*control->deadline(), [this, weak = std::weak_ptr<JobControl>(control)] {
+    std::shared_ptr<JobControl> control = weak.lock();
+    if (control == nullptr || control->answered()) return;
+    if (control->RequestStop(JobControl::Stop::kTimeout) == JobControl::State::kRunning) {
+      StopRunning(control);
+    }
+  });
+}
+
+JobControl::State InterpreterPool::Cancel(const std::shared_ptr<JobControl>& control) {
+  const JobControl::State state = control->RequestStop(JobControl::Stop::kCancel);
+  if (state == JobControl::State::kRunning) StopRunning(control);
+  return state;
+}
+
+void InterpreterPool::StopRunning(const std::shared_ptr<JobControl>& control) {
+  Interpreter* interpreter = control->interpreter();
+  if (interpreter == nullptr) return;  // finished meanwhile
+  interpreter->Interrupt(control);
+  watchdog_.Schedule(JobControl::Clock::now() + options_.cancel_grace,
+                     [this, weak = std::weak_ptr<JobControl>(control)] {
+                       if (auto control = weak.lock()) OnGraceOver(control);
+                     });
+}
+
+void InterpreterPool::OnGraceOver(const std::shared_ptr<JobControl>& control) {
+  JobReply reply;
+  reply.disposition = control->stop() == JobControl::Stop::kCancel ? Disposition::kCancelled
+                                                                   : Disposition::kTimedOut;
+  reply.given_up = true;
+  Interpreter* stuck = control->GiveUp(std::move(reply));
+  if (stuck != nullptr) Retire(stuck);
+}
+
+// A retired interpreter leaves the pool (or its lease) at once; its thread
+// ends by itself if the job ever returns. A fresh one takes its place.
+void InterpreterPool::Retire(Interpreter* interpreter) {
+  std::vector<Job> orphans;
+  std::uint64_t lost_lease = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = pool_.begin(); it != pool_.end(); ++it) {
+      if (it->get() != interpreter) continue;
+      retiring_.push_back(std::move(*it));
+      pool_.erase(it);
+      if (!shutting_down_) StartPoolWorkerLocked();
+      break;
+    }
+    for (auto it = leases_.begin(); it != leases_.end(); ++it) {
+      if (it->second.get() != interpreter) continue;
+      lost_lease = it->first;
+      lost_leases_.insert(it->first);
+      orphans = it->second->queue().CloseAndTake();
+      retiring_.push_back(std::move(it->second));
+      leases_.erase(it);
+      if (spare_ == nullptr && !shutting_down_) StartSpareLocked();
+      break;
+    }
+  }
+  exit_cv_.notify_all();  // Shutdown may be waiting for this interpreter
+  ++totals_->retired_stuck;
+  log::Warning("interpreter retired: worker " + std::to_string(interpreter->worker_id()) +
+               " did not end a stopped job within the grace period" +
+               (lost_lease ? "; lease " + std::to_string(lost_lease) + " has ended" : ""));
+  for (Job& job : orphans) {
+    JobReply reply;
+    reply.disposition = Disposition::kLeaseLost;
+    if (!job.is_abandoned()) job.control->Answer(std::move(reply));
   }
 }
 
 void InterpreterPool::StartSpareLocked() {
-  spare_ = MakeInterpreter(InterpreterSnapshot::Role::kSpare, std::make_shared<JobQueue>());
+  spare_ = MakeInterpreter(Role::kSpare, std::make_shared<JobQueue>());
   spare_ready_ = false;
   spare_->Start([this](Interpreter& it, const python::Status& s) { OnSpareReady(it, s); },
-                [this](Interpreter& it) { OnExit(it); },
-                [this](Interpreter::JobEnd end) { OnJob(end); });
+                [this](Interpreter& it) { OnExit(it); }, [this] { ++totals_->dropped; });
 }
 
 LeaseGrant InterpreterPool::AssignSpareLocked() {
@@ -137,22 +209,26 @@ void InterpreterPool::OnSpareReady(Interpreter& spare, const python::Status& sta
   for (auto& done : answer) done(grant);
 }
 
-bool InterpreterPool::SubmitToLease(std::uint64_t lease_id, Job& job) {
+InterpreterPool::LeaseSubmit InterpreterPool::SubmitToLease(std::uint64_t lease_id, Job& job) {
   std::lock_guard lock(mu_);
   auto it = leases_.find(lease_id);
-  if (it == leases_.end()) return false;
-  ++submitted_;
-  if (!it->second->queue().Push(job)) {
-    ++failed_;
-    AnswerShuttingDown(job);
+  if (it == leases_.end()) {
+    return lost_leases_.contains(lease_id) ? LeaseSubmit::kLost : LeaseSubmit::kUnknown;
   }
-  return true;
+  Track(job.control);
+  if (!it->second->queue().Push(job)) AnswerShuttingDown(job);
+  return LeaseSubmit::kQueued;
 }
 
 bool InterpreterPool::Release(std::uint64_t lease_id, std::function<void()> done) {
   std::lock_guard lock(mu_);
   auto it = leases_.find(lease_id);
-  if (it == leases_.end()) return false;
+  if (it == leases_.end()) {
+    // A lost lease has ended already; releasing it is no error.
+    if (lost_leases_.erase(lease_id) == 0) return false;
+    done();
+    return true;
+  }
   Interpreter* leased = it->second.get();
   release_done_[leased] = std::move(done);
   retiring_.push_back(std::move(it->second));
@@ -167,10 +243,22 @@ void InterpreterPool::OnExit(Interpreter& interpreter) {
   {
     std::lock_guard lock(mu_);
     exited_.insert(&interpreter);
+    exit_cv_.notify_all();
     auto it = release_done_.find(&interpreter);
     if (it != release_done_.end()) {
       done = std::move(it->second);
       release_done_.erase(it);
+    }
+    // A pool interpreter that reached max_jobs is replaced by a fresh one.
+    if (interpreter.recycled() && !shutting_down_) {
+      for (auto p = pool_.begin(); p != pool_.end(); ++p) {
+        if (p->get() != &interpreter) continue;
+        retiring_.push_back(std::move(*p));
+        pool_.erase(p);
+        StartPoolWorkerLocked();
+        ++totals_->retired_recycled;
+        break;
+      }
     }
   }
   if (done) done();
@@ -187,13 +275,15 @@ void InterpreterPool::ReapLocked() {
   });
 }
 
-void InterpreterPool::Shutdown() {
+int InterpreterPool::Shutdown() {
   std::vector<std::unique_ptr<Interpreter>> all;
   std::vector<Job> unrun;
   std::deque<std::function<void(LeaseGrant)>> waiting;
   {
     std::lock_guard lock(mu_);
-    if (shutting_down_ && pool_.empty() && leases_.empty() && !spare_ && retiring_.empty()) return;
+    if (shutting_down_ && pool_.empty() && leases_.empty() && !spare_ && retiring_.empty()) {
+      return 0;
+    }
     shutting_down_ = true;
     waiting.swap(waiting_leases_);
     unrun = pool_queue_->CloseAndTake();
@@ -213,18 +303,39 @@ void InterpreterPool::Shutdown() {
     done({false, 0, -1, "shutting_down", "cannot lease an interpreter: the daemon is shutting down"});
   }
   for (Job& job : unrun) {
-    ++(job.is_abandoned() ? dropped_ : failed_);
+    if (job.is_abandoned()) ++totals_->dropped;
     AnswerShuttingDown(job);
   }
-  for (auto& it : all) it->Join();
+  // The watchdog keeps running: a stopped job that never ends is given up
+  // (retired) while we wait here, which is what lets the wait end.
+  int let_go = 0;
+  for (auto& it : all) {
+    bool exited;
+    {
+      std::unique_lock lock(mu_);
+      exit_cv_.wait(lock, [&] { return exited_.contains(it.get()) || it->retired(); });
+      exited = exited_.contains(it.get());
+    }
+    if (exited) {
+      it->Join();
+    } else {
+      // Stuck in a job for good: never joined, never destroyed (its thread
+      // still uses it). The process ends without finalizing Python.
+      it->Abandon();
+      it.release();
+      ++let_go;
+    }
+  }
+  watchdog_.Stop();
   std::lock_guard lock(mu_);
   exited_.clear();
+  return let_go;
 }
 
 PoolSnapshot InterpreterPool::Snapshot() const {
   PoolSnapshot snap;
   std::lock_guard lock(mu_);
-  snap.ready = ready_reported_ && pool_warm_ == options_.workers && !shutting_down_;
+  snap.ready = ready_reported_ && pool_warm_ >= options_.workers && !shutting_down_;
   snap.max_interpreters = options_.max_interpreters;
   snap.active_leases = leases_.size();
   snap.queue_depth = pool_queue_->size();
@@ -234,7 +345,6 @@ PoolSnapshot InterpreterPool::Snapshot() const {
     snap.queue_depth += it->queue().size();
   }
   if (spare_) snap.interpreters.push_back(spare_->Snapshot());
-  snap.totals = {submitted_.load(), completed_.load(), failed_.load(), dropped_.load()};
   return snap;
 }
 

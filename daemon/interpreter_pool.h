@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -16,12 +17,17 @@
 
 #include "daemon/interpreter.h"
 #include "daemon/job_queue.h"
+#include "daemon/job_totals.h"
+#include "daemon/watchdog.h"
 
 namespace ei {
 
 struct PoolOptions {
   int workers = 1;
   int max_interpreters = 4;  // pool interpreters and leases together
+  /// How long a job told to stop may take to end before its interpreter is
+  /// given up.
+  std::chrono::milliseconds cancel_grace{5000};
   InterpreterOptions interpreter;
 };
 
@@ -34,22 +40,19 @@ struct LeaseGrant {
   std::string message;
 };
 
-struct PoolTotals {
-  std::uint64_t submitted = 0, completed = 0, failed = 0, dropped = 0;
-};
-
 struct PoolSnapshot {
   bool ready = false;
   std::vector<InterpreterSnapshot> interpreters;  // pool, then leases, then the spare
   std::size_t queue_depth = 0;
   std::size_t active_leases = 0;
   int max_interpreters = 0;
-  PoolTotals totals;
 };
 
 class InterpreterPool {
  public:
-  explicit InterpreterPool(PoolOptions options);
+  /// `totals` (which must outlive the pool) gets the events the pool sees:
+  /// dropped jobs and retired interpreters.
+  InterpreterPool(PoolOptions options, JobTotals* totals);
   ~InterpreterPool();  // Shutdown()
 
   InterpreterPool(const InterpreterPool&) = delete;
@@ -67,17 +70,25 @@ class InterpreterPool {
   /// maybe later on an interpreter thread.
   void Lease(std::function<void(LeaseGrant)> done);
 
-  /// Queues a job on a lease. False when there is no such lease (the job is
-  /// left untouched).
-  bool SubmitToLease(std::uint64_t lease_id, Job& job);
+  enum class LeaseSubmit { kQueued, kUnknown, kLost };
+  /// Queues a job on a lease. Unless kQueued, the job is left untouched:
+  /// kLost means the lease's interpreter was retired.
+  LeaseSubmit SubmitToLease(std::uint64_t lease_id, Job& job);
+
+  /// Stops a job: a queued one is answered as cancelled at once; a running
+  /// one gets JobCancelled raised in it, and is given up after the grace
+  /// period. Returns the state the job was in.
+  JobControl::State Cancel(const std::shared_ptr<JobControl>& control);
 
   /// Ends a lease once its queued jobs ran; `done` is called after its
   /// interpreter ended. False when there is no such lease.
   bool Release(std::uint64_t lease_id, std::function<void()> done);
 
   /// Answers every queued job and pending lease with "shutting down", lets
-  /// running jobs finish, ends every interpreter and joins every thread.
-  void Shutdown();
+  /// running jobs finish, ends every interpreter and joins every thread but
+  /// those of retired interpreters still stuck in a job, which are let go.
+  /// Returns how many were let go (if any, Python must not be finalized).
+  int Shutdown();
 
   PoolSnapshot Snapshot() const;
 
@@ -87,13 +98,18 @@ class InterpreterPool {
   void OnPoolReady(const python::Status& status);
   void OnSpareReady(Interpreter& spare, const python::Status& status);
   void OnExit(Interpreter& interpreter);
-  void OnJob(Interpreter::JobEnd end);
+  void StartPoolWorkerLocked();
   void StartSpareLocked();
+  void Track(const std::shared_ptr<JobControl>& control);
+  void StopRunning(const std::shared_ptr<JobControl>& control);
+  void OnGraceOver(const std::shared_ptr<JobControl>& control);
+  void Retire(Interpreter* interpreter);
   LeaseGrant AssignSpareLocked();
   void ReapLocked();
   static void AnswerShuttingDown(Job& job);
 
   const PoolOptions options_;
+  JobTotals* const totals_;
   const std::shared_ptr<JobQueue> pool_queue_ = std::make_shared<JobQueue>();
   std::function<void(const python::Status&)> on_ready_;
 
@@ -105,14 +121,16 @@ class InterpreterPool {
   std::deque<std::function<void(LeaseGrant)>> waiting_leases_;
   std::vector<std::unique_ptr<Interpreter>> retiring_;  // released or failed, ending
   std::set<const Interpreter*> exited_;                 // threads past their last callback
+  std::condition_variable exit_cv_;                     // exited_ grew, or one was retired
   std::map<const Interpreter*, std::function<void()>> release_done_;
+  std::set<std::uint64_t> lost_leases_;  // leases whose interpreter was retired
   int next_worker_id_ = 1;
   std::uint64_t next_lease_id_ = 1;
   int pool_warm_ = 0;
   bool ready_reported_ = false;
   bool shutting_down_ = false;
 
-  std::atomic<std::uint64_t> submitted_{0}, completed_{0}, failed_{0}, dropped_{0};
+  Watchdog watchdog_;  // last: its callbacks use the members above
 };
 
 }  // namespace ei

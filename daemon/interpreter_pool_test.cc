@@ -57,6 +57,20 @@ def remember(value):
 
 def recall():
     return _state.get("value")
+
+def loop_until_stopped():
+    while True:
+        pass
+
+def sleep(seconds):
+    time.sleep(seconds)
+    return True
+
+def chatter(lines):
+    for i in range(lines):
+        print("line", i)
+    print("to stderr", file=sys.stderr)
+    return True
 )PY";
 
 std::string TempDir() {
@@ -96,16 +110,19 @@ std::string IntPickle(unsigned char small) { return std::string("\x80\x05K", 3) 
 // Collects replies from interpreter threads.
 class Replies {
  public:
-  Job MakeJob(std::vector<char> payload, std::shared_ptr<const std::atomic<bool>> abandoned = {}) {
+  Job MakeJob(std::vector<char> payload, std::shared_ptr<const std::atomic<bool>> abandoned = {},
+              std::optional<JobControl::Clock::time_point> deadline = std::nullopt) {
     Job job;
     job.payload = std::move(payload);
     job.abandoned = std::move(abandoned);
     const int index = expected_++;
-    job.on_done = [this, index](JobReply reply) {
-      std::lock_guard lock(mu_);
-      got_.emplace_back(index, std::move(reply));
-      cv_.notify_all();
-    };
+    job.control = std::make_shared<JobControl>(
+        [this, index](JobReply reply) {
+          std::lock_guard lock(mu_);
+          got_.emplace_back(index, std::move(reply));
+          cv_.notify_all();
+        },
+        deadline);
     return job;
   }
 
@@ -135,6 +152,7 @@ PoolOptions Options(int workers, int max_interpreters) {
   PoolOptions options;
   options.workers = workers;
   options.max_interpreters = max_interpreters;
+  options.cancel_grace = 300ms;
   options.interpreter.buffer_size = 4096;
   options.interpreter.buffer_limit = 1 << 20;
   return options;
@@ -154,7 +172,8 @@ LeaseGrant LeaseAndWait(InterpreterPool& pool) {
 }
 
 TEST(InterpreterPool, RunsJobsInParallelOnInterpretersWithTheirOwnGil) {
-  InterpreterPool pool(Options(2, 2));
+  JobTotals totals;
+  InterpreterPool pool(Options(2, 2), &totals);
   StartAndWait(pool);
   const std::string flags = TempDir() + "/gil_flags";
   std::ofstream(flags) << std::string(2, '\0');
@@ -166,22 +185,20 @@ TEST(InterpreterPool, RunsJobsInParallelOnInterpretersWithTheirOwnGil) {
   EXPECT_EQ(Payload(got[0]), kTruePickle) << "the spinner was never released: one GIL is shared";
   EXPECT_EQ(Payload(got[1]), kTruePickle);
   EXPECT_NE(got[0].interpreter_id, got[1].interpreter_id);
-  PoolTotals totals = pool.Snapshot().totals;
-  EXPECT_EQ(totals.submitted, 2u);
-  EXPECT_EQ(totals.completed, 2u);
 }
 
 TEST(InterpreterPool, LeaseKeepsStateAndOrderOnOneInterpreter) {
-  InterpreterPool pool(Options(1, 3));
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 3), &totals);
   StartAndWait(pool);
   LeaseGrant lease = LeaseAndWait(pool);
   ASSERT_TRUE(lease.ok) << lease.message;
   Replies replies;
   for (int i = 1; i <= 20; ++i) {
     Job set = replies.MakeJob(IntJob("remember", i));
-    ASSERT_TRUE(pool.SubmitToLease(lease.lease_id, set));
+    ASSERT_EQ(pool.SubmitToLease(lease.lease_id, set), InterpreterPool::LeaseSubmit::kQueued);
     Job get = replies.MakeJob(NoArgJob("recall"));
-    ASSERT_TRUE(pool.SubmitToLease(lease.lease_id, get));
+    ASSERT_EQ(pool.SubmitToLease(lease.lease_id, get), InterpreterPool::LeaseSubmit::kQueued);
   }
   std::vector<JobReply> got = replies.WaitAll(40);
   for (int i = 1; i <= 20; ++i) {
@@ -190,11 +207,13 @@ TEST(InterpreterPool, LeaseKeepsStateAndOrderOnOneInterpreter) {
     EXPECT_EQ(recalled.interpreter_id, lease.interpreter_id);
   }
   Job unknown = replies.MakeJob(NoArgJob("recall"));
-  EXPECT_FALSE(pool.SubmitToLease(lease.lease_id + 100, unknown));
+  EXPECT_EQ(pool.SubmitToLease(lease.lease_id + 100, unknown),
+            InterpreterPool::LeaseSubmit::kUnknown);
 }
 
 TEST(InterpreterPool, ReleaseEndsTheInterpreterAndAWarmOneTakesItsPlace) {
-  InterpreterPool pool(Options(1, 3));
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 3), &totals);
   StartAndWait(pool);
   LeaseGrant lease = LeaseAndWait(pool);
   ASSERT_TRUE(lease.ok) << lease.message;
@@ -214,12 +233,13 @@ TEST(InterpreterPool, ReleaseEndsTheInterpreterAndAWarmOneTakesItsPlace) {
   EXPECT_NE(next.interpreter_id, lease.interpreter_id);
   Replies replies;
   Job recall = replies.MakeJob(NoArgJob("recall"));
-  ASSERT_TRUE(pool.SubmitToLease(next.lease_id, recall));
+  ASSERT_EQ(pool.SubmitToLease(next.lease_id, recall), InterpreterPool::LeaseSubmit::kQueued);
   EXPECT_EQ(Payload(replies.WaitAll(1)[0]), std::string("\x80\x05N.", 4));  // None
 }
 
 TEST(InterpreterPool, RefusesLeasesPastMaxInterpreters) {
-  InterpreterPool pool(Options(1, 2));
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 2), &totals);
   StartAndWait(pool);
   LeaseGrant first = LeaseAndWait(pool);
   ASSERT_TRUE(first.ok) << first.message;
@@ -231,7 +251,8 @@ TEST(InterpreterPool, RefusesLeasesPastMaxInterpreters) {
 }
 
 TEST(InterpreterPool, ShutdownAnswersEveryJobInFlight) {
-  InterpreterPool pool(Options(1, 1));
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 1), &totals);
   StartAndWait(pool);
   const std::string flags = TempDir() + "/shutdown_flags";
   std::ofstream(flags) << std::string(2, '\0');
@@ -263,7 +284,8 @@ TEST(InterpreterPool, ShutdownAnswersEveryJobInFlight) {
 }
 
 TEST(InterpreterPool, DropsJobsOfClosedConnectionsAndSurvivesBadPayloads) {
-  InterpreterPool pool(Options(1, 1));
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 1), &totals);
   StartAndWait(pool);
   Replies replies;
   auto abandoned = std::make_shared<std::atomic<bool>>(true);
@@ -280,10 +302,135 @@ TEST(InterpreterPool, DropsJobsOfClosedConnectionsAndSurvivesBadPayloads) {
   EXPECT_NE(got[2].outcome.error.message.find("no_such_function"), std::string::npos)
       << got[2].outcome.error.message;
   EXPECT_EQ(got[3].outcome.kind, Kind::kOk) << "the worker is still usable";
-  PoolTotals totals = pool.Snapshot().totals;
-  EXPECT_EQ(totals.dropped, 1u);
-  EXPECT_EQ(totals.failed, 2u);
-  EXPECT_EQ(totals.completed, 1u);
+  EXPECT_EQ(totals.dropped.load(), 1u);
+}
+
+using Disposition = JobReply::Disposition;
+
+TEST(InterpreterPool, CancelStopsQueuedAndRunningJobsAndTheWorkerCarriesOn) {
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 1), &totals);
+  StartAndWait(pool);
+  Replies replies;
+  Job running = replies.MakeJob(NoArgJob("loop_until_stopped"));
+  Job queued = replies.MakeJob(IntJob("remember", 9));
+  auto running_control = running.control;
+  auto queued_control = queued.control;
+  pool.Submit(std::move(running));
+  pool.Submit(std::move(queued));
+  while (pool.Snapshot().interpreters[0].state != InterpreterSnapshot::State::kBusy) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(pool.Cancel(queued_control), JobControl::State::kQueued);
+  EXPECT_EQ(pool.Cancel(running_control), JobControl::State::kRunning);
+  std::vector<JobReply> got = replies.WaitAll(2);
+  EXPECT_EQ(got[0].disposition, Disposition::kCancelled);
+  EXPECT_FALSE(got[0].given_up) << "a pure-Python loop stops at once";
+  EXPECT_EQ(got[0].outcome.error.type, "_extrainterpreters_worker.JobCancelled");
+  EXPECT_EQ(got[1].disposition, Disposition::kCancelled);
+  EXPECT_EQ(pool.Cancel(running_control), JobControl::State::kFinished);
+  // The queued job never ran: the value it would have stored is not there.
+  pool.Submit(replies.MakeJob(NoArgJob("recall")));
+  EXPECT_EQ(Payload(replies.WaitAll(3)[2]), std::string("\x80\x05N.", 4));
+}
+
+TEST(InterpreterPool, TimeoutsStopRunningAndQueuedJobs) {
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 1), &totals);
+  StartAndWait(pool);
+  Replies replies;
+  const auto soon = JobControl::Clock::now() + 200ms;
+  pool.Submit(replies.MakeJob(NoArgJob("loop_until_stopped"), {}, soon));
+  pool.Submit(replies.MakeJob(NoArgJob("recall"), {}, soon));  // queued behind it
+  std::vector<JobReply> got = replies.WaitAll(2);
+  EXPECT_EQ(got[0].disposition, Disposition::kTimedOut);
+  EXPECT_EQ(got[0].outcome.error.type, "builtins.TimeoutError");
+  EXPECT_EQ(got[1].disposition, Disposition::kTimedOut);
+  EXPECT_EQ(got[1].interpreter_id, -1) << "the queued job never started";
+}
+
+TEST(InterpreterPool, AJobThatDoesNotStopIsGivenUpAndItsInterpreterReplaced) {
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 3), &totals);
+  StartAndWait(pool);
+  const std::int64_t first = pool.Snapshot().interpreters[0].interpreter_id;
+  Replies replies;
+  // Inside time.sleep the stop exception waits until the call returns.
+  Job stuck = replies.MakeJob(JobPickle("sleep", "I30\n"));
+  auto control = stuck.control;
+  pool.Submit(std::move(stuck));
+  while (pool.Snapshot().interpreters[0].state != InterpreterSnapshot::State::kBusy) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(pool.Cancel(control), JobControl::State::kRunning);
+  JobReply reply = replies.WaitAll(1)[0];
+  EXPECT_EQ(reply.disposition, Disposition::kCancelled);
+  EXPECT_TRUE(reply.given_up);
+  // The reply goes out first; the interpreter is retired right after.
+  for (int i = 0; i < 10000 && totals.retired_stuck.load() == 0; ++i) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(totals.retired_stuck.load(), 1u);
+  // Full capacity at once: a fresh pool interpreter serves the next job.
+  pool.Submit(replies.MakeJob(IntJob("remember", 1)));
+  JobReply next = replies.WaitAll(2)[1];
+  EXPECT_EQ(next.outcome.kind, Kind::kOk);
+  EXPECT_NE(next.interpreter_id, first);
+  // A leased interpreter that is given up ends its lease.
+  LeaseGrant lease = LeaseAndWait(pool);
+  ASSERT_TRUE(lease.ok) << lease.message;
+  Job leased_stuck = replies.MakeJob(JobPickle("sleep", "I30\n"));
+  auto leased_control = leased_stuck.control;
+  ASSERT_EQ(pool.SubmitToLease(lease.lease_id, leased_stuck), InterpreterPool::LeaseSubmit::kQueued);
+  Job behind = replies.MakeJob(NoArgJob("recall"));
+  ASSERT_EQ(pool.SubmitToLease(lease.lease_id, behind), InterpreterPool::LeaseSubmit::kQueued);
+  while (leased_control->interpreter() == nullptr) std::this_thread::sleep_for(1ms);
+  pool.Cancel(leased_control);
+  std::vector<JobReply> got = replies.WaitAll(4);
+  EXPECT_TRUE(got[2].given_up);
+  EXPECT_EQ(got[3].disposition, Disposition::kLeaseLost);
+  Job after = replies.MakeJob(NoArgJob("recall"));
+  EXPECT_EQ(pool.SubmitToLease(lease.lease_id, after), InterpreterPool::LeaseSubmit::kLost);
+  // Shutdown lets the two stuck threads go instead of waiting 30 s for them.
+  EXPECT_EQ(pool.Shutdown(), 2);
+}
+
+TEST(InterpreterPool, RecyclesPoolInterpretersAfterMaxJobs) {
+  JobTotals totals;
+  PoolOptions options = Options(1, 1);
+  options.interpreter.max_jobs = 2;
+  InterpreterPool pool(options, &totals);
+  StartAndWait(pool);
+  Replies replies;
+  for (int i = 0; i < 6; ++i) {
+    pool.Submit(replies.MakeJob(IntJob("remember", i)));
+    replies.WaitAll(i + 1);
+  }
+  std::vector<JobReply> got = replies.WaitAll(6);
+  EXPECT_EQ(got[0].interpreter_id, got[1].interpreter_id);
+  EXPECT_NE(got[1].interpreter_id, got[2].interpreter_id);
+  EXPECT_EQ(got[2].interpreter_id, got[3].interpreter_id);
+  EXPECT_NE(got[3].interpreter_id, got[4].interpreter_id);
+  EXPECT_EQ(totals.retired_recycled.load(), 2u);
+}
+
+TEST(InterpreterPool, JobOutputReachesItsSinkInOrder) {
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 1), &totals);
+  StartAndWait(pool);
+  Replies replies;
+  std::mutex mu;
+  std::vector<std::string> pieces;
+  Job job = replies.MakeJob(IntJob("chatter", 3));
+  job.on_output = [&](std::string_view stream, std::string_view text) {
+    std::lock_guard lock(mu);
+    pieces.push_back(std::string(stream) + ":" + std::string(text));
+  };
+  pool.Submit(std::move(job));
+  replies.WaitAll(1);
+  std::lock_guard lock(mu);
+  EXPECT_EQ(pieces, (std::vector<std::string>{"stdout:line 0\n", "stdout:line 1\n",
+                                               "stdout:line 2\n", "stderr:to stderr\n"}));
 }
 
 }  // namespace

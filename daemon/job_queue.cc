@@ -1,6 +1,72 @@
 #include "daemon/job_queue.h"
 
+#include "daemon/interpreter.h"
+
 namespace ei {
+
+bool JobControl::Answer(JobReply reply) {
+  bool expected = false;
+  if (!answered_.compare_exchange_strong(expected, true)) return false;
+  on_done_(std::move(reply));
+  return true;
+}
+
+bool JobControl::BeginRun(Interpreter* interpreter) {
+  std::lock_guard lock(mu_);
+  if (answered_.load()) return false;
+  state_ = State::kRunning;
+  interpreter_ = interpreter;
+  return true;
+}
+
+void JobControl::Finish() {
+  std::lock_guard lock(mu_);
+  state_ = State::kFinished;
+  interpreter_ = nullptr;
+}
+
+Interpreter* JobControl::interpreter() const {
+  std::lock_guard lock(mu_);
+  return interpreter_;
+}
+
+JobControl::State JobControl::RequestStop(Stop why) {
+  State state;
+  {
+    std::lock_guard lock(mu_);
+    state = state_;
+    if (state == State::kFinished || answered_.load()) return State::kFinished;
+    Stop none = Stop::kNone;
+    stop_.compare_exchange_strong(none, why);
+    // A queued job is claimed under mu_, so BeginRun can no longer start it.
+    bool expected = false;
+    if (state == State::kQueued && !answered_.compare_exchange_strong(expected, true)) {
+      return State::kFinished;
+    }
+  }
+  if (state == State::kQueued) {
+    JobReply reply;
+    reply.disposition = why == Stop::kCancel ? JobReply::Disposition::kCancelled
+                                             : JobReply::Disposition::kTimedOut;
+    on_done_(std::move(reply));
+  }
+  return state;
+}
+
+Interpreter* JobControl::GiveUp(JobReply reply) {
+  Interpreter* interpreter = nullptr;
+  {
+    std::lock_guard lock(mu_);
+    bool expected = false;
+    if (state_ != State::kRunning || !answered_.compare_exchange_strong(expected, true)) {
+      return nullptr;
+    }
+    interpreter = interpreter_;
+    interpreter->MarkRetired();
+  }
+  on_done_(std::move(reply));
+  return interpreter;
+}
 
 bool JobQueue::Push(Job& job) {
   {

@@ -1,4 +1,5 @@
-// Jobs and the queues that feed them to interpreter threads.
+// Jobs, their control blocks, and the queues that feed them to interpreter
+// threads.
 #pragma once
 
 #include <atomic>
@@ -10,25 +11,75 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "daemon/python/job_runner.h"
 
 namespace ei {
 
+class Interpreter;
+
 /// What happened to a job, handed to its owner.
 struct JobReply {
-  enum class Disposition { kRan, kShuttingDown };
+  enum class Disposition { kRan, kShuttingDown, kCancelled, kTimedOut, kLeaseLost };
   Disposition disposition = Disposition::kRan;
-  python::JobOutcome outcome;        // when kRan
+  python::JobOutcome outcome;        // when kRan, or what a stopped job raised
   std::int64_t interpreter_id = -1;  // where it ran
+  bool given_up = false;  // stopped, did not end in time: its interpreter was retired
+};
+
+/// Shared by a job's owner, its queue, the interpreter running it and the
+/// pool's watchdog. Whoever answers first wins; the others drop their answer.
+class JobControl {
+ public:
+  using Clock = std::chrono::steady_clock;
+  enum class Stop { kNone, kCancel, kTimeout };
+  enum class State { kQueued, kRunning, kFinished };
+
+  JobControl(std::function<void(JobReply)> on_done, std::optional<Clock::time_point> deadline)
+      : on_done_(std::move(on_done)), deadline_(deadline) {}
+
+  /// Calls on_done with `reply` unless the job was answered already. Must
+  /// not be called with mu_ held. True if this call answered.
+  bool Answer(JobReply reply);
+
+  /// Queued -> running on `interpreter`; false if it was answered already.
+  bool BeginRun(Interpreter* interpreter);
+  void Finish();
+
+  /// Asks the job to stop. Returns the state it was in; when it was queued,
+  /// it is answered (cancelled or timed out) before this returns.
+  State RequestStop(Stop why);
+
+  /// Gives up on a job that was told to stop and still runs: answers it
+  /// with `reply` and marks its interpreter retired (under mu_, so the
+  /// interpreter cannot finish the job and take another in between).
+  /// Returns that interpreter, or nullptr if the job is no longer running.
+  Interpreter* GiveUp(JobReply reply);
+
+  Stop stop() const { return stop_.load(); }
+  bool answered() const { return answered_.load(); }
+  std::optional<Clock::time_point> deadline() const { return deadline_; }
+  Interpreter* interpreter() const;
+
+ private:
+  const std::function<void(JobReply)> on_done_;
+  const std::optional<Clock::time_point> deadline_;
+  std::atomic<bool> answered_{false};
+  std::atomic<Stop> stop_{Stop::kNone};
+  mutable std::mutex mu_;
+  State state_ = State::kQueued;       // guarded by mu_
+  Interpreter* interpreter_ = nullptr;  // guarded by mu_; set while running
 };
 
 struct Job {
   std::vector<char> payload;  // pickle of (fn, args, kwargs)
-  /// Called exactly once, on an interpreter thread or the shutting-down
-  /// thread, unless the job is dropped. Must not block.
-  std::function<void(JobReply)> on_done;
+  std::shared_ptr<JobControl> control;
+  /// By-value functions the payload refers to.
+  std::vector<python::Definition> definitions;
+  /// Gets the job's output when its client asked for it.
+  python::OutputSink on_output;
   /// Set when the job's connection closed: the job is dropped unrun.
   std::shared_ptr<const std::atomic<bool>> abandoned;
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <thread>
@@ -20,6 +21,7 @@
 
 #include "daemon/config.h"
 #include "daemon/interpreter_pool.h"
+#include "daemon/job_totals.h"
 #include "daemon/latency_recorder.h"
 #include "daemon/log.h"
 #include "daemon/python/runtime.h"
@@ -51,6 +53,9 @@ PoolOptions MakePoolOptions(const Config& config) {
   options.interpreter.preload = config.preload;
   options.interpreter.buffer_size = config.buffer_size;
   options.interpreter.buffer_limit = config.max_frame_bytes;
+  options.interpreter.max_jobs = config.max_jobs_per_interpreter;
+  options.cancel_grace = std::chrono::milliseconds(
+      static_cast<long>(config.cancel_grace_seconds * 1000));
   return options;
 }
 
@@ -62,7 +67,8 @@ int Serve(const Config& config) {
   }
   const auto start_time = std::chrono::steady_clock::now();
   asio::io_context io(1);
-  InterpreterPool pool(MakePoolOptions(config));
+  JobTotals totals;
+  InterpreterPool pool(MakePoolOptions(config), &totals);
   LatencyRecorder latency;
   SessionManager sessions;
   DaemonContext context;
@@ -71,7 +77,10 @@ int Serve(const Config& config) {
   context.limits = {config.max_header_bytes, config.max_frame_bytes};
   context.buffer_size = config.buffer_size;
   context.workers = config.workers;
+  context.max_definitions = config.max_definitions;
+  context.cancel_grace_seconds = config.cancel_grace_seconds;
   context.pool = &pool;
+  context.totals = &totals;
   context.latency = &latency;
   context.sessions = &sessions;
 
@@ -88,6 +97,7 @@ int Serve(const Config& config) {
             Join(config.preload, ","));
 
   int exit_code = 0;
+  int stuck = 0;  // interpreters still stuck in a job at the end
   std::thread drainer;
   auto keep_running = asio::make_work_guard(io);
   asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -116,7 +126,7 @@ int Serve(const Config& config) {
     server.Stop();
     signals.cancel();
     drainer = std::thread([&] {
-      pool.Shutdown();
+      stuck = pool.Shutdown();
       asio::post(io, close_sessions);
     });
   };
@@ -138,6 +148,14 @@ int Serve(const Config& config) {
   });
   io.run();
   if (drainer.joinable()) drainer.join();
+  if (stuck > 0) {
+    // Their threads still run Python code: finalizing would pull the runtime
+    // out from under them. The process ends here instead.
+    log::Warning("stopped: " + std::to_string(stuck) +
+                 " retired interpreters are still stuck in jobs; exiting without finalizing "
+                 "Python, exit status " + std::to_string(exit_code));
+    std::_Exit(exit_code);
+  }
   python::Runtime::Finalize();
   log::Info("stopped: exit status " + std::to_string(exit_code));
   return exit_code;

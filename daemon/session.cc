@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "daemon/job_reply.h"
 #include "daemon/log.h"
 #include "daemon/session_manager.h"
 #include "daemon/version.h"
@@ -14,22 +15,6 @@ namespace ei {
 namespace asio = boost::asio;
 using Json = nlohmann::json;
 using proto::Frame;
-using python::JobOutcome;
-
-namespace {
-
-// Cuts Python error text down to `max` bytes, keeping the start (a message)
-// or the end (a traceback's last frames and its exception line). A reply's
-// header must stay under the client's max_header_bytes: a KeyError of a
-// huge key has to fail its job, not the client's whole connection.
-std::string Clip(const std::string& text, std::size_t max, bool keep_end) {
-  if (text.size() <= max) return text;
-  const std::string cut = "[... " + std::to_string(text.size() - max) + " bytes cut ...]";
-  if (keep_end) return cut + text.substr(text.size() - max);
-  return text.substr(0, max) + cut;
-}
-
-}  // namespace
 
 Session::Session(Socket socket, DaemonContext& context, std::uint64_t connection_id)
     : socket_(std::move(socket)), context_(context), id_(connection_id), decoder_(context.limits) {}
@@ -76,6 +61,7 @@ void Session::Dispatch(Frame& frame) {
       {"hello", &Session::OnHello},     {"run", &Session::OnRun},
       {"lease", &Session::OnLease},     {"release", &Session::OnRelease},
       {"status", &Session::OnStatus},   {"ping", &Session::OnPing},
+      {"cancel", &Session::OnCancel},   {"define", &Session::OnDefine},
   };
   const std::string type = frame.header["type"].get<std::string>();
   if (!greeted_ && type != "hello") {
@@ -117,106 +103,9 @@ void Session::OnHello(Frame& frame) {
          {{"max_frame_bytes", context_.limits.max_frame_bytes},
           {"max_header_bytes", context_.limits.max_header_bytes},
           {"buffer_size", context_.buffer_size},
-          {"max_interpreters", context_.pool->Snapshot().max_interpreters}}}});
-}
-
-// {"type": "run", "id": 7, "lease": 3} + pickle of (fn, args, kwargs)
-void Session::OnRun(Frame& frame) {
-  const Json& id = frame.header["id"];
-  const Json& lease = frame.header.contains("lease") ? frame.header["lease"] : Json(nullptr);
-  if (frame.payload.empty()) {
-    SendError(id, "bad_request",
-              "a run request needs a payload: pickle.dumps((fn, args, kwargs), protocol=5)");
-    return;
-  }
-  if (!lease.is_null() && !lease.is_number_unsigned()) {
-    SendError(id, "bad_request", "\"lease\" must be an unsigned integer, not " + lease.dump());
-    return;
-  }
-  if (!lease.is_null() && !leases_.contains(lease.get<std::uint64_t>())) {
-    SendError(id, "unknown_lease", "lease " + lease.dump() + " is not held by this connection");
-    return;
-  }
-  if (context_.stopping) {
-    SendError(id, "shutting_down", "job " + id.dump() + " was not run: the daemon is shutting down");
-    return;
-  }
-  const std::uint64_t request_id = id.get<std::uint64_t>();
-  Job job;
-  job.payload = std::move(frame.payload);
-  job.abandoned = abandoned_;
-  job.on_done = [self = shared_from_this(), request_id, received = Clock::now()](JobReply reply) {
-    asio::post(self->socket_.get_executor(), [self, request_id, received,
-                                              reply = std::move(reply)]() mutable {
-      self->OnJobDone(request_id, received, std::move(reply));
-    });
-  };
-  if (lease.is_null()) {
-    context_.pool->Submit(std::move(job));
-  } else if (!context_.pool->SubmitToLease(lease.get<std::uint64_t>(), job)) {
-    SendError(id, "unknown_lease", "lease " + lease.dump() + " has ended");
-  }
-}
-
-void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, JobReply reply) {
-  if (closed_) return;
-  context_.latency->Record(Clock::now() - received);
-  const Json id = request_id;
-  const std::string job = "job " + std::to_string(request_id);
-  const std::string where = " in interpreter " + std::to_string(reply.interpreter_id);
-  if (reply.disposition == JobReply::Disposition::kShuttingDown) {
-    SendError(id, "shutting_down", job + " was not run: the daemon is shutting down");
-    return;
-  }
-  JobOutcome& out = reply.outcome;
-  // The header carries the type, the message (twice in error replies) and
-  // the traceback; together they stay under half of max_header_bytes.
-  const std::size_t text_limit = context_.limits.max_header_bytes / 8;
-  out.error.type = Clip(out.error.type, text_limit, /*keep_end=*/false);
-  out.error.message = Clip(out.error.message, text_limit, /*keep_end=*/false);
-  out.error.traceback = Clip(out.error.traceback, text_limit, /*keep_end=*/true);
-  const std::string why = out.error.message + " (" + out.error.type + ")";
-  switch (out.kind) {
-    case JobOutcome::Kind::kOk: {
-      Json header = {{"type", "result"}, {"id", id}, {"status", "ok"}};
-      if (!FitsInFrame(header, out.payload.size())) {
-        SendError(id, "result_too_large",
-                  "the result of " + job + where + " is " + std::to_string(out.payload.size()) +
-                      " bytes pickled, more than a frame may carry (max_frame_bytes " +
-                      std::to_string(context_.limits.max_frame_bytes) + ")");
-        return;
-      }
-      Send(std::move(header), std::move(out.payload));
-      return;
-    }
-    case JobOutcome::Kind::kRaised: {
-      Json header = {{"type", "result"},
-                     {"id", id},
-                     {"status", "raised"},
-                     {"exception",
-                      {{"type", out.error.type},
-                       {"message", out.error.message},
-                       {"traceback", out.error.traceback}}}};
-      // An exception too big to send pickled still arrives as data: the
-      // client raises RemoteError from the header, as for an unpicklable one.
-      if (!FitsInFrame(header, out.payload.size())) out.payload.clear();
-      Send(std::move(header), std::move(out.payload));
-      return;
-    }
-    case JobOutcome::Kind::kLoadFailed:
-      SendError(id, "job_load_failed", "cannot unpickle " + job + where + ": " + why, false,
-                &out.error);
-      return;
-    case JobOutcome::Kind::kResultNotPicklable:
-      SendError(id, "result_not_picklable",
-                "the result of " + job + where + " cannot be pickled: " + why, false, &out.error);
-      return;
-    case JobOutcome::Kind::kInternal:
-      log::Error("job failed inside the daemon: " + job + where + ": " + why);
-      SendError(id, "internal", job + " failed inside the daemon" + where + ": " + why, false,
-                &out.error);
-      return;
-  }
+          {"max_interpreters", context_.pool->Snapshot().max_interpreters},
+          {"max_definitions", context_.max_definitions},
+          {"cancel_grace_seconds", context_.cancel_grace_seconds}}}});
 }
 
 // {"type": "lease", "id": 2}
@@ -274,7 +163,7 @@ void Session::OnRelease(Frame& frame) {
 void Session::OnStatus(Frame& frame) {
   Send({{"type", "status"},
         {"id", frame.header["id"]},
-        {"status", BuildStatus(context_.info, context_.pool->Snapshot(),
+        {"status", BuildStatus(context_.info, context_.pool->Snapshot(), *context_.totals,
                                context_.latency->Summarize(), context_.sessions->size(),
                                context_.stopping)}});
 }
@@ -284,23 +173,8 @@ void Session::OnPing(Frame& frame) { Send({{"type", "ping"}, {"id", frame.header
 
 void Session::SendError(const Json& request_id, std::string_view code, std::string message,
                         bool fatal, const python::PyErrorInfo* exception) {
-  Json header = {{"type", "error"},
-                 {"id", request_id},
-                 {"code", code},
-                 {"fatal", fatal},
-                 {"message", std::move(message)}};
-  if (exception != nullptr) {
-    header["exception"] = {{"type", exception->type},
-                           {"message", exception->message},
-                           {"traceback", exception->traceback}};
-  }
-  Send(std::move(header));
+  Send(ErrorHeader(request_id, code, std::move(message), fatal, exception));
   if (fatal) CloseWhenFlushed();
-}
-
-bool Session::FitsInFrame(const Json& header, std::size_t payload_size) const {
-  const std::uint64_t head = proto::EncodeHead(header, payload_size).size();
-  return head + payload_size <= context_.limits.max_frame_bytes;
 }
 
 void Session::Send(Json header, std::vector<char> payload) {
@@ -348,6 +222,8 @@ void Session::Close() {
               std::to_string(id_) + ", which closed");
   }
   leases_.clear();
+  jobs_.clear();
+  definitions_.clear();
   out_.clear();
   boost::system::error_code ignored;
   socket_.close(ignored);

@@ -8,14 +8,17 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/local/stream_protocol.hpp>
 #include <nlohmann/json.hpp>
 
 #include "daemon/interpreter_pool.h"
+#include "daemon/job_totals.h"
 #include "daemon/latency_recorder.h"
 #include "daemon/status_report.h"
 #include "proto/frame_codec.h"
@@ -30,7 +33,10 @@ struct DaemonContext {
   proto::Limits limits;
   std::size_t buffer_size = 0;
   int workers = 0;
+  int max_definitions = 4096;
+  double cancel_grace_seconds = 5;
   InterpreterPool* pool = nullptr;
+  JobTotals* totals = nullptr;
   LatencyRecorder* latency = nullptr;
   SessionManager* sessions = nullptr;
   bool stopping = false;  // set on the I/O thread when shutdown starts
@@ -72,12 +78,17 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnRelease(proto::Frame& frame);
   void OnStatus(proto::Frame& frame);
   void OnPing(proto::Frame& frame);
+  void OnCancel(proto::Frame& frame);
+  void OnDefine(proto::Frame& frame);
+  bool ReadRunOptions(const nlohmann::json& header,
+                      std::optional<JobControl::Clock::time_point>* deadline,
+                      std::vector<python::Definition>* definitions);
+  void Wire(std::uint64_t request_id, std::optional<JobControl::Clock::time_point> deadline,
+            bool output, Job* job);
   void OnJobDone(std::uint64_t request_id, Clock::time_point received, JobReply reply);
+  void OnOutput(std::uint64_t request_id, std::string_view stream, std::string_view text);
   void OnLeaseGranted(std::uint64_t request_id, const LeaseGrant& grant);
 
-  /// True when a frame of `header` and `payload_size` bytes is within the
-  /// max_frame_bytes announced in hello (results can be larger).
-  bool FitsInFrame(const nlohmann::json& header, std::size_t payload_size) const;
   void Send(nlohmann::json header, std::vector<char> payload = {});
   void SendError(const nlohmann::json& request_id, std::string_view code, std::string message,
                  bool fatal = false, const python::PyErrorInfo* exception = nullptr);
@@ -94,6 +105,11 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closing_ = false;  // no more reads; close once out_ is written
   bool closed_ = false;
   std::set<std::uint64_t> leases_;
+  // Jobs waiting for their reply, so a cancel can find them.
+  std::unordered_map<std::uint64_t, std::shared_ptr<JobControl>> jobs_;
+  // Functions defined on this connection, by digest.
+  std::unordered_map<std::string, std::shared_ptr<const std::vector<char>>> definitions_;
+  std::size_t definition_bytes_ = 0;
   const std::shared_ptr<std::atomic<bool>> abandoned_ = std::make_shared<std::atomic<bool>>(false);
 };
 

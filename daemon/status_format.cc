@@ -75,6 +75,7 @@ std::string FormatStatus(const Json& status) {
   const Json& leases = status.contains("leases") ? status["leases"] : empty;
   const Json& totals = status.contains("totals") ? status["totals"] : empty;
   const Json& latency = status.contains("latency_us") ? status["latency_us"] : empty;
+  const Json& retired = status.contains("retired") ? status["retired"] : empty;
   const double uptime = status.value("uptime_seconds", 0.0);
   std::size_t pool = 0;
   if (status.contains("workers") && status["workers"].is_array()) {
@@ -91,7 +92,10 @@ std::string FormatStatus(const Json& status) {
                     " clients connected"},
       {"jobs", Text(totals, "submitted") + " submitted, " + Text(totals, "completed") +
                    " completed, " + Text(totals, "failed") + " failed, " +
-                   Text(totals, "dropped") + " dropped"},
+                   Text(totals, "dropped") + " dropped; " + Text(totals, "cancelled") +
+                   " cancelled, " + Text(totals, "timeouts") + " timed out"},
+      {"retired", Text(retired, "stuck") + " stuck, " + Text(retired, "recycled") +
+                      " recycled interpreters"},
       {"latency", "p50 " + Micros(latency.value("p50", Json())) + ", p99 " +
                       Micros(latency.value("p99", Json())) + " over the last " +
                       Text(latency, "samples") + " jobs"},

@@ -48,8 +48,9 @@ Json Optional(const std::optional<double>& v) { return v ? Json(*v) : Json(nullp
 
 }  // namespace
 
-Json BuildStatus(const DaemonInfo& info, const PoolSnapshot& pool,
-                 const LatencyRecorder::Summary& latency, std::size_t connections, bool stopping) {
+Json BuildStatus(const DaemonInfo& info, const PoolSnapshot& pool, const JobTotals& totals,
+                 const LatencyRecorder::Summary& latency, std::size_t connections,
+                 bool stopping) {
   Json workers = Json::array();
   for (const InterpreterSnapshot& w : pool.interpreters) workers.push_back(Worker(w));
   return {
@@ -65,10 +66,14 @@ Json BuildStatus(const DaemonInfo& info, const PoolSnapshot& pool,
       {"queue_depth", pool.queue_depth},
       {"connections", connections},
       {"totals",
-       {{"submitted", pool.totals.submitted},
-        {"completed", pool.totals.completed},
-        {"failed", pool.totals.failed},
-        {"dropped", pool.totals.dropped}}},
+       {{"submitted", totals.submitted.load()},
+        {"completed", totals.completed.load()},
+        {"failed", totals.failed.load()},
+        {"dropped", totals.dropped.load()},
+        {"cancelled", totals.cancelled.load()},
+        {"timeouts", totals.timeouts.load()}}},
+      {"retired",
+       {{"stuck", totals.retired_stuck.load()}, {"recycled", totals.retired_recycled.load()}}},
       {"latency_us",
        {{"p50", Optional(latency.p50_us)},
         {"p99", Optional(latency.p99_us)},

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/interpreter_pool.h"
+#include "daemon/job_totals.h"
 #include "daemon/latency_recorder.h"
 
 namespace ei {
@@ -22,7 +23,7 @@ struct DaemonInfo {
 };
 
 nlohmann::json BuildStatus(const DaemonInfo& info, const PoolSnapshot& pool,
-                           const LatencyRecorder::Summary& latency, std::size_t connections,
-                           bool stopping);
+                           const JobTotals& totals, const LatencyRecorder::Summary& latency,
+                           std::size_t connections, bool stopping);
 
 }  // namespace ei

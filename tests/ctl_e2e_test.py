@@ -30,14 +30,16 @@ RUN_TIMEOUT = 60.0
 STATUS_KEYS = {
     "daemon_version", "protocol", "pid", "python", "socket", "state",
     "uptime_seconds", "workers", "leases", "queue_depth", "connections",
-    "totals", "latency_us",
+    "totals", "latency_us", "retired",
 }
 WORKER_KEYS = {
     "id", "interpreter", "kind", "lease", "state", "jobs_done",
     "current_job_age_seconds",
 }
 LEASES_KEYS = {"active", "max"}
-TOTALS_KEYS = {"submitted", "completed", "failed", "dropped"}
+TOTALS_KEYS = {"submitted", "completed", "failed", "dropped", "cancelled",
+               "timeouts"}
+RETIRED_KEYS = {"stuck", "recycled"}
 LATENCY_KEYS = {"p50", "p99", "samples"}
 WORKER_KINDS = {"pool", "lease", "spare"}
 WORKER_STATES = {"starting", "idle", "busy", "stopping"}
@@ -189,7 +191,7 @@ class StatusTextTest(CtlTestCase):
         delta = {key: after["totals"][key] - before["totals"][key]
                  for key in TOTALS_KEYS}
         self.assertEqual(delta, {"submitted": 6, "completed": 5, "failed": 1,
-                                 "dropped": 0})
+                                 "dropped": 0, "cancelled": 0, "timeouts": 0})
 
         def pool_jobs_done(status):
             return sum(w["jobs_done"] for w in status["workers"]
@@ -206,7 +208,8 @@ class StatusTextTest(CtlTestCase):
             parse_summary(text).get("jobs"),
             f"{totals['submitted']} submitted, {totals['completed']} "
             f"completed, {totals['failed']} failed, {totals['dropped']} "
-            f"dropped", text)
+            f"dropped; {totals['cancelled']} cancelled, {totals['timeouts']} "
+            f"timed out", text)
         self.assertRegex(parse_summary(text).get("latency", ""),
                          r"^p50 \d+ us, p99 \d+ us over the last \d+ jobs$")
         done_in_text = sum(int(row[5]) for row in parse_table(text)
@@ -304,6 +307,9 @@ class StatusJsonTest(CtlTestCase):
         for key in TOTALS_KEYS:
             self.assertIsInstance(status["totals"][key], int)
         self.assertGreaterEqual(status["totals"]["completed"], 1)
+        self.assertEqual(set(status["retired"]), RETIRED_KEYS)
+        for key in RETIRED_KEYS:
+            self.assertIsInstance(status["retired"][key], int)
         self.assertEqual(set(status["latency_us"]), LATENCY_KEYS)
         self.assertGreaterEqual(status["latency_us"]["samples"], 1)
 

@@ -5,12 +5,63 @@
 #include <cstring>
 
 #include "daemon/python/error.h"
+#include "daemon/python/function_loader_source.h"
 #include "daemon/python/worker_bootstrap_source.h"
 
 namespace ei::python {
+
+// Lets the emit builtin reach the runner's current output sink.
+struct EmitAccess {
+  static const OutputSink* Sink(JobRunner* runner) { return runner->output_; }
+};
+
 namespace {
 
-constexpr char kModuleName[] = "_extrainterpreters_worker";
+constexpr char kLoaderName[] = "_extrainterpreters_loader";
+constexpr char kBootstrapName[] = "_extrainterpreters_worker";
+constexpr char kCapsuleName[] = "extrainterpreters.JobRunner";
+
+// emit(stream, text): hands a job's output to the daemon. Its `self` is a
+// capsule holding the JobRunner.
+PyObject* Emit(PyObject* self, PyObject* args) {
+  const char* stream = nullptr;
+  const char* text = nullptr;
+  Py_ssize_t size = 0;
+  if (!PyArg_ParseTuple(args, "ss#", &stream, &text, &size)) return nullptr;
+  auto* runner = static_cast<JobRunner*>(PyCapsule_GetPointer(self, kCapsuleName));
+  if (runner == nullptr) return nullptr;
+  if (const OutputSink* sink = EmitAccess::Sink(runner); sink != nullptr && *sink) {
+    (*sink)(stream, std::string_view(text, static_cast<std::size_t>(size)));
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef kEmitDef = {"emit", Emit, METH_VARARGS, "Sends a job's output to its client."};
+
+// Compiles `source` and installs it as module `name`; a new reference.
+PyObject* InstallModule(const char* name, const char* source, const char* filename) {
+  PyObject* code = Py_CompileString(source, filename, Py_file_input);
+  PyObject* module = code != nullptr ? PyImport_ExecCodeModule(name, code) : nullptr;
+  Py_XDECREF(code);
+  return module;
+}
+
+// {digest: bytes} for the job's definitions, or None; a new reference.
+PyObject* DefinitionsDict(const std::vector<Definition>& definitions) {
+  if (definitions.empty()) Py_RETURN_NONE;
+  PyObject* dict = PyDict_New();
+  for (const auto& [digest, blob] : definitions) {
+    PyObject* bytes =
+        PyBytes_FromStringAndSize(blob->data(), static_cast<Py_ssize_t>(blob->size()));
+    if (bytes == nullptr || PyDict_SetItemString(dict, digest.c_str(), bytes) < 0) {
+      Py_XDECREF(bytes);
+      Py_DECREF(dict);
+      return nullptr;
+    }
+    Py_DECREF(bytes);
+  }
+  return dict;
+}
 
 // Bootstrap kinds (worker_bootstrap.py) to outcome kinds.
 JobOutcome::Kind KindFromCode(long code) {
@@ -73,13 +124,21 @@ bool ReadResult(PyObject* result, const char* buffer, std::size_t capacity, JobO
 }  // namespace
 
 Status JobRunner::Load(const std::vector<std::string>& preload) {
-  PyObject* code = Py_CompileString(kWorkerBootstrapSource, "<extrainterpreters worker bootstrap>",
-                                    Py_file_input);
-  PyObject* module = code != nullptr ? PyImport_ExecCodeModule(kModuleName, code) : nullptr;
-  Py_XDECREF(code);
-  if (module != nullptr) run_job_ = PyObject_GetAttrString(module, "run_job");
+  PyObject* loader = InstallModule(kLoaderName, kFunctionLoaderSource,
+                                   "<extrainterpreters function loader>");
+  PyObject* module = loader != nullptr ? InstallModule(kBootstrapName, kWorkerBootstrapSource,
+                                                       "<extrainterpreters worker bootstrap>")
+                                       : nullptr;
+  Py_XDECREF(loader);
+  if (module != nullptr) {
+    run_job_ = PyObject_GetAttrString(module, "run_job");
+    cancelled_type_ = run_job_ != nullptr ? PyObject_GetAttrString(module, "JobCancelled") : nullptr;
+  }
   Py_XDECREF(module);
-  if (run_job_ == nullptr) {
+  PyObject* capsule = cancelled_type_ != nullptr ? PyCapsule_New(this, kCapsuleName, nullptr) : nullptr;
+  if (capsule != nullptr) emit_ = PyCFunction_New(&kEmitDef, capsule);
+  Py_XDECREF(capsule);
+  if (emit_ == nullptr) {
     return Status::Error(DescribeError("cannot load the worker bootstrap", FetchError()));
   }
   for (const std::string& name : preload) {
@@ -92,10 +151,20 @@ Status JobRunner::Load(const std::vector<std::string>& preload) {
   return Status::Ok();
 }
 
-JobOutcome JobRunner::Run(char* buffer, std::size_t capacity, std::size_t size) {
+JobOutcome JobRunner::Run(char* buffer, std::size_t capacity, std::size_t size,
+                          const std::vector<Definition>& definitions, const OutputSink& output) {
   PyObject* view = PyMemoryView_FromMemory(buffer, static_cast<Py_ssize_t>(capacity), PyBUF_WRITE);
   if (view == nullptr) return Internal("cannot make a memoryview of the shared buffer");
-  PyObject* result = PyObject_CallFunction(run_job_, "On", view, static_cast<Py_ssize_t>(size));
+  PyObject* defs = DefinitionsDict(definitions);
+  if (defs == nullptr) {
+    Py_DECREF(view);
+    return Internal("cannot pass the job's definitions");
+  }
+  output_ = &output;
+  PyObject* result = PyObject_CallFunction(run_job_, "OnOO", view, static_cast<Py_ssize_t>(size),
+                                           defs, output ? emit_ : Py_None);
+  output_ = nullptr;
+  Py_DECREF(defs);
   Py_DECREF(view);
   if (result == nullptr) return Internal("the worker bootstrap failed");
   JobOutcome outcome;
@@ -105,8 +174,12 @@ JobOutcome JobRunner::Run(char* buffer, std::size_t capacity, std::size_t size) 
   return outcome;
 }
 
+PyObject* JobRunner::timeout_type() { return PyExc_TimeoutError; }
+
 void JobRunner::Unload() {
   Py_CLEAR(run_job_);
+  Py_CLEAR(cancelled_type_);
+  Py_CLEAR(emit_);
 }
 
 }  // namespace ei::python

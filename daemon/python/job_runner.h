@@ -3,7 +3,11 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "daemon/python/status.h"
@@ -21,26 +25,47 @@ struct JobOutcome {
   std::size_t needed_bytes = 0;  // buffer size the pickled output wanted
 };
 
+/// A function definition a job uses: its digest and its pickle.
+using Definition = std::pair<std::string, std::shared_ptr<const std::vector<char>>>;
+
+/// Receives a job's output: ("stdout" or "stderr", text). Called on the
+/// worker's thread with the GIL held; must not block.
+using OutputSink = std::function<void(std::string_view stream, std::string_view text)>;
+
 class JobRunner {
  public:
   JobRunner() = default;
   JobRunner(const JobRunner&) = delete;
   JobRunner& operator=(const JobRunner&) = delete;
 
-  /// Installs the bootstrap module and imports every `preload` module.
-  /// The interpreter's GIL must be held.
+  /// Installs the loader and bootstrap modules and imports every `preload`
+  /// module. The interpreter's GIL must be held.
   Status Load(const std::vector<std::string>& preload);
 
   /// Runs the job whose pickle fills buffer[0:size); the output is pickled
-  /// into the same buffer and copied into the outcome. The GIL must be held.
-  JobOutcome Run(char* buffer, std::size_t capacity, std::size_t size);
+  /// into the same buffer and copied into the outcome. `definitions` are the
+  /// by-value functions the job uses; `output` (may be empty) gets what the
+  /// job prints. The GIL must be held.
+  JobOutcome Run(char* buffer, std::size_t capacity, std::size_t size,
+                 const std::vector<Definition>& definitions, const OutputSink& output);
+
+  /// The bootstrap's JobCancelled class, raised in cancelled jobs.
+  _object* cancelled_type() const { return cancelled_type_; }
+
+  /// TimeoutError, raised in jobs past their timeout.
+  static _object* timeout_type();
 
   /// Drops the references this runner holds. The GIL must be held; call
   /// before the interpreter ends.
   void Unload();
 
  private:
-  _object* run_job_ = nullptr;  // _extrainterpreters_worker.run_job
+  friend struct EmitAccess;
+
+  _object* run_job_ = nullptr;         // _extrainterpreters_worker.run_job
+  _object* cancelled_type_ = nullptr;  // _extrainterpreters_worker.JobCancelled
+  _object* emit_ = nullptr;            // a builtin that calls output_
+  const OutputSink* output_ = nullptr;  // set only while a job runs
 };
 
 }  // namespace ei::python

@@ -46,7 +46,7 @@ JobOutcome RunExpression(SubInterpreter& interpreter, JobRunner& runner, const s
   if (buffer->size() < size) buffer->resize(size);
   std::memcpy(buffer->data(), PyBytes_AS_STRING(job), size);
   Py_DECREF(globals);
-  return runner.Run(buffer->data(), buffer->size(), size);
+  return runner.Run(buffer->data(), buffer->size(), size, {}, {});
 }
 
 struct Case {

@@ -67,13 +67,32 @@ std::unique_ptr<SubInterpreter> SubInterpreter::Create(Status* status) {
   PyThreadState_DeleteCurrent();
   if (sub_state == nullptr || id < 0) return nullptr;
   *status = Status::Ok();
-  return std::unique_ptr<SubInterpreter>(new SubInterpreter(sub_state, id));
+  return std::unique_ptr<SubInterpreter>(
+      new SubInterpreter(sub_state, id, PyThread_get_thread_ident()));
 }
 
 SubInterpreter::~SubInterpreter() {
   PyEval_RestoreThread(thread_state_);
   Py_EndInterpreter(thread_state_);  // leaves no current thread state
 }
+
+// A second thread state of this interpreter, on the calling thread, lets
+// us take its GIL and raise in the worker's thread state; it is deleted
+// again at once. (The thread state must belong to the same interpreter:
+// PyThreadState_SetAsyncExc looks the target up in the current one.)
+bool SubInterpreter::Interrupt(PyObject* exception_type,
+                               const std::function<bool()>& still_wanted) {
+  PyInterpreterState* interp = PyThreadState_GetInterpreter(thread_state_);
+  PyThreadState* visitor = PyThreadState_New(interp);
+  PyEval_RestoreThread(visitor);
+  bool raised = false;
+  if (still_wanted()) raised = PyThreadState_SetAsyncExc(thread_ident_, exception_type) == 1;
+  PyThreadState_Clear(visitor);
+  PyThreadState_DeleteCurrent();
+  return raised;
+}
+
+void SubInterpreter::ClearInterrupt() { PyThreadState_SetAsyncExc(thread_ident_, nullptr); }
 
 SubInterpreter::Attached::Attached(SubInterpreter& interpreter) : interpreter_(interpreter) {
   PyEval_RestoreThread(interpreter_.thread_state_);

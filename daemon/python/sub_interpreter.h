@@ -3,11 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "daemon/python/status.h"
 
-struct _ts;  // PyThreadState
+struct _ts;      // PyThreadState
+struct _is;      // PyInterpreterState
+struct _object;  // PyObject
 
 namespace ei::python {
 
@@ -29,6 +32,17 @@ class SubInterpreter {
   /// CPython's id for this interpreter.
   std::int64_t id() const { return id_; }
 
+  /// Raises `exception_type` asynchronously in the Python code that the
+  /// creating thread runs in this interpreter, if `still_wanted()` (called
+  /// with this interpreter's GIL held) says so. Called from any other
+  /// thread; blocks until it gets the GIL, which a job stuck in C code may
+  /// never release. True if the exception was set.
+  bool Interrupt(_object* exception_type, const std::function<bool()>& still_wanted);
+
+  /// Drops an interrupt that was set but not yet raised. On the creating
+  /// thread, inside an Attached scope.
+  void ClearInterrupt();
+
   /// Holds this interpreter's GIL for its scope, on the creating thread.
   /// Nothing that can block for long should run inside one.
   class Attached {
@@ -43,10 +57,12 @@ class SubInterpreter {
   };
 
  private:
-  SubInterpreter(_ts* thread_state, std::int64_t id) : thread_state_(thread_state), id_(id) {}
+  SubInterpreter(_ts* thread_state, std::int64_t id, unsigned long thread_ident)
+      : thread_state_(thread_state), id_(id), thread_ident_(thread_ident) {}
 
   _ts* thread_state_;  // detached whenever no Attached scope is open
   std::int64_t id_;
+  unsigned long thread_ident_;  // the creating thread, as CPython names it
 };
 
 }  // namespace ei::python

@@ -1,8 +1,9 @@
 """Runs jobs inside one sub-interpreter of extrainterpretersd.
 
 The daemon compiles this module into every worker interpreter as
-``_extrainterpreters_worker`` and calls :func:`run_job` once per job, holding
-that interpreter's GIL. The job's pickle sits at the start of the worker's
+``_extrainterpreters_worker`` (after ``_extrainterpreters_loader``, which
+unpickles jobs) and calls :func:`run_job` once per job, holding that
+interpreter's GIL. The job's pickle sits at the start of the worker's
 shared buffer, which this code sees as a writable ``memoryview`` over the
 daemon's memory: the job is unpickled straight from it, and the result (or the
 exception) is pickled straight back into it. Bytes that do not fit spill into
@@ -12,7 +13,10 @@ Nothing here may let an exception escape: every outcome is returned as data.
 """
 
 import pickle
+import sys
 import traceback
+
+import _extrainterpreters_loader
 
 # Outcome kinds; daemon/python/job_runner.cc has the same numbers.
 OK = 0
@@ -21,6 +25,67 @@ LOAD_FAILED = 2
 NOT_PICKLABLE = 3
 
 _PROTOCOL = 5
+_MAX_PIECE = 64 * 1024  # output is sent in pieces of at most this many chars
+
+
+class JobCancelled(BaseException):
+    """Raised inside a job that a client cancelled.
+
+    A BaseException, like KeyboardInterrupt, so that ``except Exception``
+    in the job does not swallow it.
+    """
+
+
+class _JobStream:
+    """sys.stdout / sys.stderr of a running job: sends whole lines.
+
+    ``emit(stream, text)`` is the daemon's, and queues the text for the
+    client; None throws the output away.
+    """
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, name, emit):
+        self.name = name
+        self._emit = emit
+        self._pending = []
+        self._size = 0
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        if self._emit is None or not text:
+            return len(text)
+        self._pending.append(text)
+        self._size += len(text)
+        if "\n" in text or self._size >= _MAX_PIECE:
+            self._send(everything=False)
+        return len(text)
+
+    def _send(self, everything):
+        data = "".join(self._pending)
+        cut = len(data) if everything else data.rfind("\n") + 1
+        if cut == 0 and len(data) >= _MAX_PIECE:
+            cut = _MAX_PIECE
+        for start in range(0, cut, _MAX_PIECE):
+            self._emit(self.name, data[start:min(cut, start + _MAX_PIECE)])
+        rest = data[cut:]
+        self._pending = [rest] if rest else []
+        self._size = len(rest)
+
+    def flush(self):
+        if self._pending:
+            self._send(everything=True)
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        raise OSError("a job's output stream has no file descriptor")
 
 
 class _BufferWriter:
@@ -74,10 +139,10 @@ def _dump(view, obj):
     return writer.written, writer.spill
 
 
-def _load(view, size):
+def _load(view, size, defs):
     """Unpickles the job and checks its shape: (fn, args, kwargs)."""
     with view[:size] as job_bytes:
-        job = pickle.loads(job_bytes)
+        job = _extrainterpreters_loader.loads(job_bytes, defs)
     if not (isinstance(job, tuple) and len(job) == 3):
         raise TypeError(f"a job must be a (callable, tuple, dict) triple, not {type(job).__name__}")
     fn, args, kwargs = job
@@ -88,34 +153,48 @@ def _load(view, size):
     return fn, args, kwargs
 
 
-def run_job(view, size):
-    """Runs the job in view[:size]; returns (kind, error, written, spill)."""
+def run_job(view, size, defs, emit):
+    """Runs the job in view[:size]; returns (kind, error, written, spill).
+
+    ``defs`` maps digests to the definitions the job uses (or is None);
+    ``emit`` receives the job's output (or is None: output is discarded).
+    """
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _JobStream("stdout", emit), _JobStream("stderr", emit)
     try:
-        try:
-            fn, args, kwargs = _load(view, size)
-        except BaseException as exc:
-            return LOAD_FAILED, _describe(exc), 0, None
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            # Skip this frame: the traceback starts in the job's own code.
-            error = _describe(exc, skip_frames=1)
-            try:
-                written, spill = _dump(view, exc)
-            except BaseException:
-                written, spill = 0, None  # the client falls back to RemoteError
-            return RAISED, error, written, spill
-        finally:
-            del fn, args, kwargs
-        try:
-            written, spill = _dump(view, result)
-        except BaseException as exc:
-            return NOT_PICKLABLE, _describe(exc), 0, None
-        return OK, None, written, spill
+        return _run(view, size, defs)
     finally:
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, _JobStream):
+                stream.flush()
+        sys.stdout, sys.stderr = saved
         # The daemon may grow (move) the buffer after this job, so no view
         # of it may outlive the call. Jobs never see the view itself.
         try:
             view.release()
         except BufferError:
             pass
+
+
+def _run(view, size, defs):
+    try:
+        fn, args, kwargs = _load(view, size, defs)
+    except BaseException as exc:
+        return LOAD_FAILED, _describe(exc), 0, None
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        # Skip this frame: the traceback starts in the job's own code.
+        error = _describe(exc, skip_frames=1)
+        try:
+            written, spill = _dump(view, exc)
+        except BaseException:
+            written, spill = 0, None  # the client falls back to RemoteError
+        return RAISED, error, written, spill
+    finally:
+        del fn, args, kwargs
+    try:
+        written, spill = _dump(view, result)
+    except BaseException as exc:
+        return NOT_PICKLABLE, _describe(exc), 0, None
+    return OK, None, written, spill

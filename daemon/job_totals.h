@@ -1,0 +1,21 @@
+// Counters of what happened to jobs, for status. Each event is counted once,
+// where it happens.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace ei {
+
+struct JobTotals {
+  std::atomic<std::uint64_t> submitted{0};  // run requests accepted
+  std::atomic<std::uint64_t> completed{0};  // returned a value
+  std::atomic<std::uint64_t> failed{0};     // raised, or answered with an error
+  std::atomic<std::uint64_t> dropped{0};    // never ran: their connection closed
+  std::atomic<std::uint64_t> cancelled{0};  // stopped by cancel (also failed)
+  std::atomic<std::uint64_t> timeouts{0};   // stopped by their timeout (also failed)
+  std::atomic<std::uint64_t> retired_stuck{0};     // interpreters given up
+  std::atomic<std::uint64_t> retired_recycled{0};  // replaced after max jobs
+};
+
+}  // namespace ei

@@ -1,0 +1,204 @@
+// The job half of Session: run, cancel and define requests, job output, and
+// job replies. The connection half is in session.cc.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+
+#include <boost/asio/post.hpp>
+
+#include "daemon/job_reply.h"
+#include "daemon/session.h"
+
+namespace ei {
+
+namespace asio = boost::asio;
+using Json = nlohmann::json;
+using proto::Frame;
+
+namespace {
+
+bool IsDigest(const Json& value) {
+  if (!value.is_string()) return false;
+  const std::string& text = value.get_ref<const std::string&>();
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) {
+           return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
+         });
+}
+
+}  // namespace
+
+// {"type": "run", "id": 7, "lease": 3, "timeout": 2.5, "output": true,
+//  "uses": ["<digest>"]} + pickle of (fn, args, kwargs)
+void Session::OnRun(Frame& frame) {
+  const Json& id = frame.header["id"];
+  const Json lease = frame.header.value("lease", Json(nullptr));
+  if (frame.payload.empty()) {
+    SendError(id, "bad_request",
+              "a run request needs a payload: pickle.dumps((fn, args, kwargs), protocol=5)");
+    return;
+  }
+  if (!lease.is_null() && !lease.is_number_unsigned()) {
+    SendError(id, "bad_request", "\"lease\" must be an unsigned integer, not " + lease.dump());
+    return;
+  }
+  if (!lease.is_null() && !leases_.contains(lease.get<std::uint64_t>())) {
+    SendError(id, "unknown_lease", "lease " + lease.dump() + " is not held by this connection");
+    return;
+  }
+  if (context_.stopping) {
+    SendError(id, "shutting_down", "job " + id.dump() + " was not run: the daemon is shutting down");
+    return;
+  }
+  Job job;
+  std::optional<JobControl::Clock::time_point> deadline;
+  if (!ReadRunOptions(frame.header, &deadline, &job.definitions)) return;
+  job.payload = std::move(frame.payload);
+  const std::uint64_t request_id = id.get<std::uint64_t>();
+  Wire(request_id, deadline, frame.header.value("output", false) == true, &job);
+  std::shared_ptr<JobControl> control = job.control;
+  if (lease.is_null()) {
+    context_.pool->Submit(std::move(job));
+  } else {
+    switch (context_.pool->SubmitToLease(lease.get<std::uint64_t>(), job)) {
+      case InterpreterPool::LeaseSubmit::kQueued: break;
+      case InterpreterPool::LeaseSubmit::kLost:
+        leases_.erase(lease.get<std::uint64_t>());
+        SendError(id, "lease_lost", "lease " + lease.dump() +
+                                        " has ended: its interpreter was retired after a "
+                                        "stopped job did not end");
+        return;
+      case InterpreterPool::LeaseSubmit::kUnknown:
+        SendError(id, "unknown_lease", "lease " + lease.dump() + " has ended");
+        return;
+    }
+  }
+  ++context_.totals->submitted;
+  jobs_[request_id] = std::move(control);
+}
+
+// Reads `timeout` and `uses`; on a bad one, answers and returns false.
+bool Session::ReadRunOptions(const Json& header,
+                             std::optional<JobControl::Clock::time_point>* deadline,
+                             std::vector<python::Definition>* definitions) {
+  const Json& id = header.at("id");
+  if (const Json timeout = header.value("timeout", Json(nullptr)); !timeout.is_null()) {
+    if (!timeout.is_number() || !(timeout.get<double>() > 0) || timeout.get<double>() > 1e9) {
+      SendError(id, "bad_request", "\"timeout\" must be a positive number of seconds, not " +
+                                       timeout.dump());
+      return false;
+    }
+    *deadline = JobControl::Clock::now() +
+               std::chrono::duration_cast<JobControl::Clock::duration>(
+                   std::chrono::duration<double>(timeout.get<double>()));
+  }
+  const Json uses = header.value("uses", Json::array());
+  if (!uses.is_array()) {
+    SendError(id, "bad_request", "\"uses\" must be a list of digests, not " + uses.dump());
+    return false;
+  }
+  for (const Json& digest : uses) {
+    auto it = digest.is_string() ? definitions_.find(digest.get<std::string>()) : definitions_.end();
+    if (it == definitions_.end()) {
+      SendError(id, "unknown_definition",
+                "job " + id.dump() + " uses definition " + digest.dump() +
+                    ", which was not defined on this connection");
+      return false;
+    }
+    definitions->emplace_back(it->first, it->second);
+  }
+  return true;
+}
+
+// Wires a job's answer and output back to this session's I/O thread.
+void Session::Wire(std::uint64_t request_id, std::optional<JobControl::Clock::time_point> deadline,
+                   bool output, Job* job) {
+  job->abandoned = abandoned_;
+  auto on_done = [self = shared_from_this(), request_id, received = Clock::now()](JobReply reply) {
+    asio::post(self->socket_.get_executor(),
+               [self, request_id, received, reply = std::move(reply)]() mutable {
+                 self->OnJobDone(request_id, received, std::move(reply));
+               });
+  };
+  job->control = std::make_shared<JobControl>(std::move(on_done), deadline);
+  if (output) {
+    job->on_output = [self = shared_from_this(), request_id](std::string_view stream,
+                                                            std::string_view text) {
+      asio::post(self->socket_.get_executor(),
+                 [self, request_id, stream = std::string(stream), text = std::string(text)] {
+                   self->OnOutput(request_id, stream, text);
+                 });
+    };
+  }
+}
+
+void Session::OnOutput(std::uint64_t request_id, std::string_view stream, std::string_view text) {
+  Send({{"type", "output"}, {"id", request_id}, {"stream", stream}, {"data", text}});
+}
+
+void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, JobReply reply) {
+  jobs_.erase(request_id);
+  context_.latency->Record(Clock::now() - received);
+  JobReplyFrame frame = MakeJobReply(request_id, std::move(reply), context_.limits);
+  switch (frame.count) {
+    case JobReplyFrame::Count::kCompleted: ++context_.totals->completed; break;
+    case JobReplyFrame::Count::kFailed: ++context_.totals->failed; break;
+    case JobReplyFrame::Count::kCancelled:
+      ++context_.totals->failed;
+      ++context_.totals->cancelled;
+      break;
+    case JobReplyFrame::Count::kTimedOut:
+      ++context_.totals->failed;
+      ++context_.totals->timeouts;
+      break;
+  }
+  Send(std::move(frame.header), std::move(frame.payload));
+}
+
+// {"type": "cancel", "id": 8, "job": 7}
+void Session::OnCancel(Frame& frame) {
+  const Json& id = frame.header["id"];
+  const Json job = frame.header.value("job", Json(nullptr));
+  if (!job.is_number_unsigned()) {
+    SendError(id, "bad_request", "cancel needs an unsigned integer \"job\", not " + job.dump());
+    return;
+  }
+  const char* state = "unknown";
+  if (auto it = jobs_.find(job.get<std::uint64_t>()); it != jobs_.end()) {
+    switch (context_.pool->Cancel(it->second)) {
+      case JobControl::State::kQueued: state = "queued"; break;
+      case JobControl::State::kRunning: state = "running"; break;
+      case JobControl::State::kFinished: break;
+    }
+  }
+  Send({{"type", "cancel"}, {"id", id}, {"job", job}, {"state", state}});
+}
+
+// {"type": "define", "id": 6, "digest": "<sha-256 hex>"} + pickle of a function
+void Session::OnDefine(Frame& frame) {
+  const Json& id = frame.header["id"];
+  const Json digest = frame.header.value("digest", Json(nullptr));
+  if (!IsDigest(digest) || frame.payload.empty()) {
+    SendError(id, "bad_request",
+              "define needs a \"digest\" of 64 lower-case hex digits and a payload, not " +
+                  digest.dump());
+    return;
+  }
+  const std::string key = digest.get<std::string>();
+  if (!definitions_.contains(key) &&
+      (definitions_.size() >= static_cast<std::size_t>(context_.max_definitions) ||
+       definition_bytes_ + frame.payload.size() > context_.limits.max_frame_bytes)) {
+    SendError(id, "define_limit",
+              "connection " + std::to_string(id_) + " already holds " +
+                  std::to_string(definitions_.size()) + " definitions (" +
+                  std::to_string(definition_bytes_) + " bytes); the limit is " +
+                  std::to_string(context_.max_definitions) + " definitions and max_frame_bytes");
+    return;
+  }
+  auto& slot = definitions_[key];
+  if (slot) definition_bytes_ -= slot->size();
+  definition_bytes_ += frame.payload.size();
+  slot = std::make_shared<const std::vector<char>>(std::move(frame.payload));
+  Send({{"type", "define"}, {"id", id}, {"digest", key}});
+}
+
+}  // namespace ei
