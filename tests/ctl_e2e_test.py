@@ -59,18 +59,7 @@ TABLE_COLUMNS = 7
 
 def ctl_binary():
     """Path of the CLI to test; raise if it cannot be found."""
-    override = os.environ.get("EI_CTL")
-    if override:
-        return override
-    srcdir = os.environ.get("TEST_SRCDIR")
-    if srcdir:
-        path = os.path.join(srcdir, "extrainterpreters", "daemon",
-                            "extrainterpretersctl")
-        if os.path.exists(path):
-            return path
-    raise RuntimeError(
-        "cannot find extrainterpretersctl: run under `bazel test`, or set "
-        "EI_CTL=/path/to/bazel-bin/daemon/extrainterpretersctl")
+    return harness.built_binary("extrainterpretersctl", "EI_CTL")
 
 
 def run(argv, timeout=RUN_TIMEOUT):

@@ -36,20 +36,27 @@ STOP_TIMEOUT = 60.0
 POLL_INTERVAL = 0.02
 
 
-def daemon_binary():
-    """Path of the daemon to test; raise if it cannot be found."""
-    override = os.environ.get("EI_DAEMON")
+def built_binary(name, override_variable):
+    """Path of one of the built programs under test (daemon/<name>).
+
+    ``$<override_variable>`` wins; under Bazel the runfiles hold it.
+    """
+    override = os.environ.get(override_variable)
     if override:
         return override
     srcdir = os.environ.get("TEST_SRCDIR")
     if srcdir:
-        path = os.path.join(srcdir, "extrainterpreters", "daemon",
-                            "extrainterpretersd")
+        path = os.path.join(srcdir, "extrainterpreters", "daemon", name)
         if os.path.exists(path):
             return path
     raise RuntimeError(
-        "cannot find extrainterpretersd: run under `bazel test`, or set "
-        "EI_DAEMON=/path/to/bazel-bin/daemon/extrainterpretersd")
+        f"cannot find {name}: run under `bazel test`, or set "
+        f"{override_variable}=/path/to/bazel-bin/daemon/{name}")
+
+
+def daemon_binary():
+    """Path of the daemon to test; raise if it cannot be found."""
+    return built_binary("extrainterpretersd", "EI_DAEMON")
 
 
 def client_pythonpath():
