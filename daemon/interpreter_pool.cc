@@ -98,7 +98,10 @@ void InterpreterPool::OnGraceOver(const std::shared_ptr<JobControl>& control) {
   reply.disposition = control->stop() == JobControl::Stop::kCancel ? Disposition::kCancelled
                                                                    : Disposition::kTimedOut;
   reply.given_up = true;
-  Interpreter* stuck = control->GiveUp(std::move(reply));
+  Interpreter* stuck = control->GiveUp(std::move(reply), [this](Interpreter* it) {
+    it->MarkRetired();
+    ++totals_->retired_stuck;  // before the answer, so status agrees with it
+  });
   if (stuck != nullptr) Retire(stuck);
 }
 
@@ -128,7 +131,6 @@ void InterpreterPool::Retire(Interpreter* interpreter) {
     }
   }
   exit_cv_.notify_all();  // Shutdown may be waiting for this interpreter
-  ++totals_->retired_stuck;
   log::Warning("interpreter retired: worker " + std::to_string(interpreter->worker_id()) +
                " did not end a stopped job within the grace period" +
                (lost_lease ? "; lease " + std::to_string(lost_lease) + " has ended" : ""));

@@ -53,7 +53,8 @@ JobControl::State JobControl::RequestStop(Stop why) {
   return state;
 }
 
-Interpreter* JobControl::GiveUp(JobReply reply) {
+Interpreter* JobControl::GiveUp(JobReply reply,
+                                const std::function<void(Interpreter*)>& retire) {
   Interpreter* interpreter = nullptr;
   {
     std::lock_guard lock(mu_);
@@ -62,7 +63,8 @@ Interpreter* JobControl::GiveUp(JobReply reply) {
       return nullptr;
     }
     interpreter = interpreter_;
-    interpreter->MarkRetired();
+    reply.interpreter_id = interpreter->Snapshot().interpreter_id;
+    retire(interpreter);
   }
   on_done_(std::move(reply));
   return interpreter;

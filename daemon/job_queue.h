@@ -52,11 +52,12 @@ class JobControl {
   /// it is answered (cancelled or timed out) before this returns.
   State RequestStop(Stop why);
 
-  /// Gives up on a job that was told to stop and still runs: answers it
-  /// with `reply` and marks its interpreter retired (under mu_, so the
-  /// interpreter cannot finish the job and take another in between).
-  /// Returns that interpreter, or nullptr if the job is no longer running.
-  Interpreter* GiveUp(JobReply reply);
+  /// Gives up on a job that was told to stop and still runs: calls
+  /// `retire(interpreter)` under mu_ (so the interpreter cannot finish the
+  /// job and take another in between; it must only set flags), then
+  /// answers with `reply`. Returns that interpreter, or nullptr if the job
+  /// is no longer running.
+  Interpreter* GiveUp(JobReply reply, const std::function<void(Interpreter*)>& retire);
 
   Stop stop() const { return stop_.load(); }
   bool answered() const { return answered_.load(); }
