@@ -194,8 +194,8 @@ class ExceptionTest(harness.DaemonTestCase):
             self.client.submit(jobs.echo, threading.Lock())
         self.assertIn("jobs.echo", str(cm.exception))
         self.assertIsInstance(cm.exception.__cause__, TypeError)
-        with self.assertRaises(pickle.PicklingError):
-            self.client.submit(lambda: 1)
+        with self.assertRaises(pickle.PicklingError):  # lambdas do pickle
+            self.client.submit(lambda: 1, (n for n in range(3)))
         self.assertEqual(self.client.run(jobs.add, 1, 1), 2)
 
     def test_non_callable_is_refused(self):

@@ -163,3 +163,116 @@ def release_spinner(path, timeout=WAIT_TIMEOUT):
 def make_bytes(size):
     """A result of ``size`` bytes, to test the reply size limit."""
     return bytes(size)
+
+
+# -- executor, asyncio, output and stopping jobs -------------------------------
+
+
+def append_line(path, text):
+    """Append ``text`` and a newline to ``path``: a side effect a test can
+    look for to learn whether a job ran (and how often)."""
+    with open(path, "a") as f:
+        f.write(f"{text}\n")
+    return text
+
+
+def read_lines(path):
+    """The lines of ``path``, or [] if it does not exist."""
+    try:
+        with open(path) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def record_init(path):
+    """An executor initializer: log this interpreter and remember it."""
+    _state["initialized_in"] = interpreter_id()
+    _state["init_calls"] = _state.get("init_calls", 0) + 1
+    append_line(path, str(interpreter_id()))
+
+
+def init_state():
+    """What ``record_init`` left here, and where this job runs."""
+    return (_state.get("initialized_in"), _state.get("init_calls", 0),
+            interpreter_id())
+
+
+def failing_init():
+    raise ValueError("initializer failed on purpose")
+
+
+def spin(started_path, timeout=WAIT_TIMEOUT):
+    """Mark started, then loop in pure Python until stopped or the deadline.
+
+    Returns "not stopped" if nothing interrupted it in ``timeout`` seconds.
+    """
+    touch_file(started_path)
+    deadline = time.monotonic() + timeout
+    n = 0
+    while time.monotonic() < deadline:
+        n += 1
+    return "not stopped"
+
+
+def block_in_c(started_path, fifo_path):
+    """A job that cannot be stopped in time: it blocks inside one C call
+    (a read of a FIFO) until the test writes to the FIFO. A stop exception
+    raised into it waits until that call returns.
+
+    (A job that catches the exception in a loop is no good for this: on
+    CPython 3.13 an exception raised asynchronously in a loop can escape an
+    enclosing ``except BaseException``; see CPython gh-139622.)"""
+    touch_file(started_path)
+    fd = os.open(fifo_path, os.O_RDONLY)
+    try:
+        return os.read(fd, 1)
+    finally:
+        os.close(fd)
+
+
+def release_fifo(fifo_path):
+    """Unblocks ``block_in_c`` if it is reading ``fifo_path``."""
+    try:
+        fd = os.open(fifo_path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:
+        return  # nobody reads it (the job never ran, or is gone)
+    try:
+        os.write(fd, b"x")
+    finally:
+        os.close(fd)
+
+
+def touch_file(path):
+    with open(path, "a"):
+        pass
+
+
+def print_lines(count, prefix="line", stream="stdout"):
+    """Print ``count`` numbered lines to ``stream``; return ``count``."""
+    out = getattr(sys, stream)
+    for i in range(count):
+        print(f"{prefix} {i}", file=out)
+    return count
+
+
+def print_in_pieces(count, letter, width=50):
+    """Print ``count`` lines of ``letter``, each in many small writes, so
+    lines from two such jobs could only stay whole if kept so on purpose."""
+    for _ in range(count):
+        for _ in range(width):
+            sys.stdout.write(letter)
+        sys.stdout.write("\n")
+    return count
+
+
+def print_then_wait(line, path, timeout=WAIT_TIMEOUT):
+    """Print ``line``, then block until ``path`` exists."""
+    print(line, flush=True)
+    return wait_for_file(path, value="released", timeout=timeout)
+
+
+def print_in_pieces_after(path, count, letter):
+    """``print_in_pieces`` once ``path`` exists: two of these start at once."""
+    wait_for_file(path)
+    return print_in_pieces(count, letter)

@@ -18,9 +18,10 @@ A definition blob is a pickle of ``finish_definition(members, single)``:
 ``members`` are the function (or, for mutually recursive helpers, all the
 functions and classes of the cycle) pickled by value with the helpers below
 (skeleton first, state second, so cycles resolve through the pickle memo).
-Global variables travel as separate small pickles and are assigned into one
-shared dict per client module (:func:`namespace`), after every member
-exists, since they may refer to members.
+Global variables travel as separate small pickles, assigned into one shared
+dict per client module (:func:`namespace`) once the job is unpickled (they
+may refer to members), for every job that uses them: see
+``_Definition.assign_globals`` for which value wins.
 
 Standard library only: this runs before any user code is importable.
 """
@@ -28,24 +29,28 @@ Standard library only: this runs before any user code is importable.
 import abc
 import builtins
 import collections
+import functools
 import hashlib
 import importlib
 import io
 import marshal
+import operator
 import pickle
 import types
+import weakref
 
-__all__ = ["loads", "DefinitionError"]
+__all__ = ["loads", "pickler", "DefinitionError"]
 
 MAX_DEFINITIONS = 4096  # Rebuilt definitions cached per interpreter (LRU).
 MAX_NAMESPACES = 1024  # Client modules' globals dicts kept per interpreter.
 MAX_NAMES = 16384  # Qualnames remembered for error messages.
 
-_definitions = collections.OrderedDict()  # digest -> rebuilt object, LRU
+_definitions = collections.OrderedDict()  # digest -> _Definition, LRU
 _qualnames = collections.OrderedDict()  # digest -> qualname, for errors
 _namespaces = collections.OrderedDict()  # (session, module) -> globals dict
 _fingerprints = {}  # (session, module) -> {global name: sha256 of its pickle}
 _builds = []  # Stack of _Build: the definitions being rebuilt, innermost last.
+_origins = weakref.WeakKeyDictionary()  # rebuilt class/function -> (module, qualname)
 _MISSING = object()
 
 
@@ -68,7 +73,47 @@ def loads(data, defs):
             if "persistent" not in str(exc):
                 raise
             defs = {}  # A definition reference without 'uses': explain it.
-    return _Unpickler(data, defs).load()
+    job = _Unpickler(data, defs).load()
+    for digest in defs:
+        definition = _definitions.get(digest)
+        if definition is not None:
+            definition.assign_globals(defs)
+    return job
+
+
+def pickler(file, protocol):
+    """A Pickler for what a job returns or raises.
+
+    Classes and functions rebuilt here pickle by name, as the client's own
+    (``__main__.Point`` comes back as the client's ``Point``); plain pickle
+    would refuse them, since ``__main__`` here has no ``Point``. Until this
+    interpreter rebuilt one, the plain Pickler is enough and faster.
+    """
+    if _origins:
+        return _ResultPickler(file, protocol=protocol)
+    return pickle.Pickler(file, protocol=protocol)
+
+
+class _ResultPickler(pickle.Pickler):
+    def reducer_override(self, obj):
+        if isinstance(obj, type) or type(obj) is types.FunctionType:
+            origin = _origins.get(obj)
+            if origin is not None:
+                module, qualname = origin
+                return operator.attrgetter(qualname), (_ModuleRef(module),)
+        return NotImplemented
+
+
+class _ModuleRef:
+    """Unpickles as the module named ``name``, imported (in the client)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name):
+        self.name = name
+
+    def __reduce__(self):
+        return importlib.import_module, (self.name,)
 
 
 class _Unpickler(pickle.Unpickler):
@@ -92,10 +137,10 @@ class _Unpickler(pickle.Unpickler):
 
 def _definition(digest, defs):
     """The object defined by ``digest``: cached, or rebuilt from ``defs``."""
-    obj = _definitions.get(digest, _MISSING)
-    if obj is not _MISSING:
+    definition = _definitions.get(digest)
+    if definition is not None:
         _definitions.move_to_end(digest)
-        return obj
+        return definition.value
     blob = defs.get(digest) if defs else None
     if blob is None:
         name = _qualnames.get(digest, "qualname unknown")
@@ -107,32 +152,65 @@ def _definition(digest, defs):
     if actual != digest:
         raise DefinitionError(f"refusing function definition {digest}: its payload "
                               f"has SHA-256 {actual}")
-    _builds.append(_Build(defs))
+    build = _Definition(digest)
+    _builds.append(build)
     try:
-        obj = _Unpickler(blob, defs).load()
+        build.value = _Unpickler(blob, defs).load()
     finally:
         _builds.pop()
-    _remember(digest, obj)
-    return obj
+    build.assign_globals(defs)  # Its globals may need definitions of their own.
+    _remember(build)
+    return build.value
 
 
-def _remember(digest, obj):
-    _definitions[digest] = obj
+def _remember(definition):
+    _definitions[definition.digest] = definition
     if len(_definitions) > MAX_DEFINITIONS:
         _definitions.popitem(last=False)
-    _qualnames[digest] = getattr(obj, "__qualname__", type(obj).__qualname__)
+    value = definition.value
+    _qualnames[definition.digest] = getattr(value, "__qualname__", type(value).__qualname__)
     if len(_qualnames) > MAX_NAMES:
         _qualnames.popitem(last=False)
 
 
-class _Build:
-    """One definition being rebuilt: global assignments wait for its members."""
+class _Definition:
+    """A rebuilt definition, and the global variables it brought.
 
-    __slots__ = ("defs", "assignments")
+    Its globals are assigned for every job that uses it, not only when it
+    is rebuilt: the client may have changed a global and then changed it
+    back, making a definition that is cached here current again while the
+    shared namespace holds the other value.
+    """
 
-    def __init__(self, defs):
-        self.defs = defs
-        self.assignments = []  # (namespace key, name, value pickle, tracked)
+    __slots__ = ("digest", "value", "members", "assignments")
+
+    def __init__(self, digest):
+        self.digest = digest
+        self.value = None
+        self.members = ()
+        self.assignments = []  # (namespace key, name, value pickle, fingerprint)
+
+    def add_global(self, key, name, payload, names_members):
+        """Records a global of a member; ``names_members``: the value refers to
+        this definition's own members, so it is only the same value within it."""
+        salt = self.digest.encode() if names_members else b""
+        fingerprint = hashlib.sha256(salt + payload).digest()
+        self.assignments.append((key, name, payload, fingerprint))
+
+    def assign_globals(self, defs):
+        """Sets the globals whose client value this interpreter lacks.
+
+        A global keeps the value jobs here gave it (module state) until the
+        client ships a different value for it: each namespace remembers the
+        fingerprint of the client value it last received per name.
+        """
+        for key, name, payload, fingerprint in self.assignments:
+            ns = namespace(key)
+            seen = _fingerprints[key]
+            if seen.get(name) == fingerprint and name in ns:
+                continue
+            ns[name] = _Unpickler(payload, defs, self.members).load()
+            seen[name] = fingerprint
 
 
 def _current_build(what):
@@ -191,10 +269,10 @@ def set_function_state(fn, state):
         fn.__closure__[index].cell_contents = value
     for module in state["imports"]:
         importlib.import_module(module)
+    _origins[fn] = (fn.__module__, fn.__qualname__)
     build = _current_build("set_function_state")
-    key = state["namespace"]
-    for name, payload, tracked in state["globals"]:
-        build.assignments.append((key, name, payload, tracked))
+    for name, payload, names_members in state["globals"]:
+        build.add_global(state["namespace"], name, payload, names_members)
 
 
 def make_class(metaclass, name, bases, skeleton):
@@ -209,36 +287,20 @@ def set_class_state(cls, state):
         setattr(cls, name, value)
     if isinstance(cls, abc.ABCMeta):
         abc.update_abstractmethods(cls)
+    _origins[cls] = (cls.__module__, cls.__qualname__)
+
+
+def lru_cache(fn, maxsize, typed):
+    """``functools.lru_cache`` around a rebuilt function (a fresh cache)."""
+    return functools.lru_cache(maxsize=maxsize, typed=typed)(fn)
 
 
 def finish_definition(members, single):
-    """Assigns the definition's globals, now that its members exist.
+    """Ends a rebuild: keeps the members for the globals that name them.
 
     Returns the one member, or the tuple of a cycle's members (each of
-    which the client then defines as ``group[i]``).
+    which the client then defines as ``group[i]``). The globals are
+    assigned once the whole blob is unpickled.
     """
-    build = _current_build("finish_definition")
-    for key, name, payload, tracked in build.assignments:
-        _assign(key, name, payload, tracked, members, build.defs)
-    build.assignments.clear()
+    _current_build("finish_definition").members = members
     return members[0] if single else members
-
-
-def _assign(key, name, payload, tracked, members, defs):
-    """Sets one global unless this interpreter already has that client value.
-
-    ``tracked`` globals hold plain data: a rebuild does not overwrite the
-    value the interpreter's jobs have since set (module state) unless the
-    client's value changed since it was last shipped here. Globals that
-    refer to shipped functions or classes are always set.
-    """
-    ns = namespace(key)
-    seen = _fingerprints[key]
-    fingerprint = hashlib.sha256(payload).digest() if tracked else None
-    if tracked and name in ns and seen.get(name) == fingerprint:
-        return
-    ns[name] = _Unpickler(payload, defs, members).load()
-    if tracked:
-        seen[name] = fingerprint
-    else:
-        seen.pop(name, None)

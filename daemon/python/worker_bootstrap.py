@@ -135,7 +135,7 @@ def _describe(exc, skip_frames=0):
 def _dump(view, obj):
     """Pickles obj into the buffer: (kind, bytes written, spill)."""
     writer = _BufferWriter(view)
-    pickle.Pickler(writer, protocol=_PROTOCOL).dump(obj)
+    _extrainterpreters_loader.pickler(writer, _PROTOCOL).dump(obj)
     return writer.written, writer.spill
 
 

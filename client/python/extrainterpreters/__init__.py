@@ -13,26 +13,47 @@
     with extrainterpreters.Interpreter() as interp:  # one, with its state
         interp.run(square, 3)
 
-Functions and arguments travel pickled; the daemon must be able to import
-the function's module. The socket is found as ``default_socket_path()``
+    with extrainterpreters.InterpreterPoolExecutor() as pool:
+        print(list(pool.map(square, range(10))))
+
+    async with extrainterpreters.AsyncClient() as client:  # asyncio
+        print(await client.run(square, 5))
+
+A job can be cancelled even while it runs (``JobFuture.cancel()``), and
+given a deadline (``timeout=``, raising ``JobTimeout``); what it prints
+reaches this process's stdout and stderr.
+
+Functions and arguments travel pickled: functions from importable modules
+by reference, and those the daemon cannot import (from ``__main__`` or the
+REPL, lambdas, closures) by value, which needs the daemon's Python minor
+version. The socket is found as ``default_socket_path()``
 says, unless given.
 """
 
+from ._aio import AsyncClient
 from ._client import Client, run
-from ._errors import (DaemonConnectionError, ExtraInterpretersError,
-                      ProtocolError, RemoteError)
+from ._errors import (BrokenInterpreterPool, DaemonConnectionError,
+                      ExtraInterpretersError, JobTimeout, ProtocolError,
+                      RemoteError)
+from ._executor import InterpreterPoolExecutor
+from ._future import JobFuture
 from ._interpreter import Interpreter
 from ._paths import default_socket_path
 from ._version import __version__
 
 __all__ = [
     "Client",
+    "AsyncClient",
     "Interpreter",
+    "InterpreterPoolExecutor",
+    "JobFuture",
     "run",
     "ExtraInterpretersError",
     "DaemonConnectionError",
     "ProtocolError",
     "RemoteError",
+    "JobTimeout",
+    "BrokenInterpreterPool",
     "default_socket_path",
     "__version__",
 ]

@@ -22,18 +22,30 @@ caller is ever left hanging.
 Futures' done callbacks run on the reader thread, as callbacks run on a
 worker thread in ``concurrent.futures``; a callback that waits for another
 reply from the same client would deadlock it.
+
+Jobs get ``JobFuture``s, whose ``cancel()`` also stops a running job: it
+moves the job's id from the pending table to the abandoned set and sends a
+``cancel`` request; the job's later reply (and output) is dropped when it
+arrives. ``output`` frames are not replies: the reader writes each one to
+this process's ``sys.stdout`` or ``sys.stderr`` in one write, so a job's
+lines come out in order, while it runs, and whole.
 """
 
 import concurrent.futures
 import copy
+import functools
 import pickle
 import platform
+import math
 import socket
+import sys
 import threading
 
-from . import _codec
-from ._errors import (DaemonConnectionError, ProtocolError, RemoteError,
+from . import _byvalue, _codec
+from ._errors import (DaemonConnectionError, ExtraInterpretersError,
+                      JobTimeout, ProtocolError, RemoteError,
                       _RemoteTraceback)
+from ._future import JobFuture, settle
 from ._paths import resolve_socket_path
 from ._version import __version__
 
@@ -58,13 +70,26 @@ class Client:
 
     Connecting sends ``hello`` and waits up to ``connect_timeout`` seconds
     for the reply, so a constructed client is known to talk to a daemon.
-    Functions are pickled by reference: the daemon must be able to import
-    the module that defines them (``--python-path``, or installed).
+    Functions from importable modules are pickled by reference (the daemon
+    imports them: ``--python-path``, or installed); functions it cannot
+    import (``__main__``, the REPL, lambdas, closures) are shipped by value
+    (``_byvalue``): sent once per connection, rebuilt once per interpreter.
+
+    With ``output=True`` (the default) what jobs print reaches this
+    process's ``sys.stdout`` and ``sys.stderr`` as they print it;
+    ``output=False`` has the daemon discard it.
     """
 
     def __init__(self, socket_path=None, *,
-                 connect_timeout=_DEFAULT_CONNECT_TIMEOUT):
+                 connect_timeout=_DEFAULT_CONNECT_TIMEOUT, output=True):
         self._socket_path = resolve_socket_path(socket_path)
+        self._output = bool(output)
+        self._abandoned = set()  # Cancelled job ids; guarded by _lock.
+        # Definitions sent on this connection: digest -> the define's Future
+        # (guarded by _lock); _define_lock keeps a job from overtaking a
+        # define another thread is sending for it.
+        self._defined = {}
+        self._define_lock = threading.Lock()
         self._lock = threading.Lock()  # Guards _pending and _closed_error.
         self._send_lock = threading.Lock()  # Held for one whole frame.
         self._pending = {}  # request id -> (Future, decode function)
@@ -106,22 +131,40 @@ class Client:
         with self._lock:
             return self._closed_error is not None
 
-    def submit(self, fn, /, *args, **kwargs):
+    def submit(self, fn, /, *args, timeout=None, **kwargs):
         """Schedule ``fn(*args, **kwargs)`` on a pool interpreter.
 
-        Returns a ``concurrent.futures.Future``. Raises at once if the job
-        cannot be pickled or the client is closed. The Future is already
-        running: a job sent to the daemon cannot be withdrawn.
-        """
-        return self._submit(fn, args, kwargs)
+        Returns a ``JobFuture``. Raises at once if the job cannot be
+        pickled or the client is closed. ``cancel()`` on the Future stops
+        the job even while it runs (see ``JobFuture``).
 
-    def run(self, fn, /, *args, **kwargs):
+        ``timeout`` (seconds, counted by the daemon from when it reads the
+        request) is not passed to ``fn``: past it the job is stopped and
+        the Future raises ``JobTimeout``. A function that takes its own
+        ``timeout`` keyword goes through ``submit_with``.
+        """
+        return self._submit(fn, args, kwargs, timeout=timeout)
+
+    def submit_with(self, fn, /, args=(), kwargs=None, *, timeout=None,
+                    output=None):
+        """``submit`` with the job's arguments and the options kept apart.
+
+        ``args`` and ``kwargs`` go to ``fn`` untouched (a ``timeout`` key
+        included); ``timeout`` is the job's deadline as in ``submit``;
+        ``output`` overrides the client's ``output`` setting for this job.
+        """
+        return self._submit(fn, tuple(args), dict(kwargs or {}),
+                            timeout=timeout, output=output)
+
+    def run(self, fn, /, *args, timeout=None, **kwargs):
         """Run ``fn(*args, **kwargs)`` in a pool interpreter; return its value.
 
         An exception raised by ``fn`` is re-raised here as the same type,
-        with the remote traceback as its ``__cause__``.
+        with the remote traceback as its ``__cause__``. ``timeout`` is the
+        job's deadline, as in ``submit``: past it, ``JobTimeout``. A wait
+        interrupted here (Ctrl-C) cancels the job.
         """
-        return self._submit(fn, args, kwargs).result()
+        return wait_for_job(self._submit(fn, args, kwargs, timeout=timeout))
 
     def status(self, *, timeout=None):
         """Return the daemon's status document (see PROTOCOL.md) as a dict."""
@@ -157,15 +200,109 @@ class Client:
 
     # -- used by Interpreter -------------------------------------------------
 
-    def _submit(self, fn, args, kwargs, *, lease=None):
+    def _submit(self, fn, args, kwargs, *, lease=None, timeout=None,
+                output=None):
         """Send one ``run`` request, optionally on a lease; return a Future."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
-        payload = _dump_job(fn, args, kwargs)
+        job = _dump_job(fn, args, kwargs, _bytecode_check(self._hello))
         header = {"type": "run"}
         if lease is not None:
             header["lease"] = lease
-        return self._request(header, _decode_result, payload)
+        if not job.definitions:
+            return self._send_job(header, job.payload, timeout, output)
+        defines = self._define(job.definitions)
+        header["uses"] = [d.digest for d in job.definitions]
+        for definition, define_future in defines:
+            # Mostly the refusal is back before the run is sent; a later
+            # one fails the job in _check_defined.
+            if define_future.done() and define_future.exception():
+                raise _refused(fn, definition, define_future.exception())
+        future = self._send_job(header, job.payload, timeout, output)
+        for definition, define_future in defines:
+            define_future.add_done_callback(functools.partial(
+                self._check_defined, future, fn, definition))
+        return future
+
+    def _define(self, definitions):
+        """Send the definitions this connection lacks; return all Futures.
+
+        Requests are handled in order, so the job after them need not wait
+        for the replies; a refused definition fails the jobs using it
+        (``_check_defined``) and is sent again for the next one.
+        """
+        futures = []
+        with self._define_lock:
+            for definition in definitions:
+                digest = definition.digest
+                with self._lock:
+                    future = self._defined.get(digest)
+                if future is None:
+                    future = self._request(
+                        {"type": "define", "digest": digest},
+                        _expect_type("define"), definition.blob)
+                    with self._lock:
+                        self._defined[digest] = future
+                    future.add_done_callback(
+                        functools.partial(self._forget_definition, digest))
+                futures.append((definition, future))
+        return futures
+
+    def _forget_definition(self, digest, future):
+        if future.exception() is not None:
+            with self._lock:
+                if self._defined.get(digest) is future:
+                    del self._defined[digest]
+
+    def _check_defined(self, job, fn, definition, define_future):
+        """Fail ``job`` at once if the daemon refused a definition it uses.
+
+        Its own reply (``unknown_definition``) would say less; it is dropped
+        like a cancelled job's. (If that reply was read before this callback
+        was attached, the job keeps it: it still names the digest.)
+        """
+        refusal = define_future.exception()
+        if refusal is None:
+            return
+        with self._lock:
+            entry = self._pending.get(job.job_id)
+            if entry is None or entry[0] is not job:
+                return  # Answered already, or the connection ended.
+            del self._pending[job.job_id]
+            self._abandoned.add(job.job_id)
+        settle(job, exception=_refused(fn, definition, refusal))
+
+    def _send_job(self, header, payload, timeout, output):
+        """Send a ``run`` request with its options; return its JobFuture."""
+        header = dict(header)
+        if timeout is not None:
+            header["timeout"] = _check_timeout(timeout)
+        if self._output if output is None else output:
+            header["output"] = True
+        future = self._request(header, _decode_result, payload,
+                               future=JobFuture())
+        job_id = future.job_id
+        future._set_stopper(lambda: self._stop_job(job_id, future))
+        return future
+
+    def _stop_job(self, job_id, future):
+        """Stop waiting for a job and ask the daemon to stop it.
+
+        Returns False if the job's reply came first. Runs on the thread
+        that called ``cancel()``, which may be the reader (a done callback).
+        """
+        with self._lock:
+            entry = self._pending.get(job_id)
+            if entry is None or entry[0] is not future:
+                return False
+            del self._pending[job_id]
+            self._abandoned.add(job_id)
+        try:
+            self._request({"type": "cancel", "job": job_id},
+                          _expect_type("cancel"))
+        except ExtraInterpretersError:
+            pass  # The connection is gone, and its jobs with it.
+        return True
 
     def _lease(self):
         """Lease a dedicated interpreter; return ``(lease_id, interp_id)``."""
@@ -178,17 +315,22 @@ class Client:
 
     # -- sending ------------------------------------------------------------
 
-    def _request(self, header, decode, payload=b""):
+    def _request(self, header, decode, payload=b"", *, future=None):
         """Send ``header`` with a fresh id; return the Future of its reply.
 
         ``decode(frame)`` turns the reply frame into the Future's value, or
-        returns a ``_Raised`` to make the Future raise.
+        returns a ``_Raised`` to make the Future raise. A ``JobFuture``
+        passed as ``future`` is used instead of a new one and gets the
+        request id as ``job_id``.
         """
-        future = concurrent.futures.Future()
+        if future is None:
+            future = concurrent.futures.Future()
         future.set_running_or_notify_cancel()
         with self._send_lock:
             request_id = self._next_id
             self._next_id += 1
+            if isinstance(future, JobFuture):
+                future.job_id = request_id
             head, body = _codec.encode_frame_parts(
                 dict(header, id=request_id), payload, self._limits)
             with self._lock:
@@ -207,8 +349,7 @@ class Client:
 
     def _handshake(self, timeout):
         header = {"type": "hello", "protocol": PROTOCOL_VERSION,
-                  "client": f"extrainterpreters-python/{__version__} "
-                            f"python/{platform.python_version()}"}
+                  "client": _client_string()}
         future = self._request(header, self._decode_hello)
         try:
             future.result(timeout)
@@ -222,20 +363,9 @@ class Client:
 
         Runs on the reader thread, which owns the decoder.
         """
-        header = frame.header
-        _check_reply_type(header, "hello")
-        if header.get("protocol") != PROTOCOL_VERSION:
-            raise ProtocolError(f"daemon speaks protocol "
-                                f"{header.get('protocol')!r}, this client "
-                                f"speaks {PROTOCOL_VERSION}")
-        limits = header.get("limits")
-        if not isinstance(limits, dict):
-            raise ProtocolError(f"hello reply lacks 'limits': {header!r:.300}")
-        self._limits = _codec.Limits(
-            max_header_bytes=_limit(limits, "max_header_bytes"),
-            max_frame_bytes=_limit(limits, "max_frame_bytes"))
+        self._limits = _check_hello(frame.header)
         self._decoder.limits = self._limits
-        self._hello = header
+        self._hello = frame.header
 
     # -- receiving (reader thread) -------------------------------------------
 
@@ -262,19 +392,30 @@ class Client:
         """Complete the Future the frame answers; raise on fatal errors."""
         header = frame.header
         request_id = header["id"]
+        if header["type"] == "output":
+            self._write_output(header)
+            return
         is_error = header["type"] == "error"
         fatal = is_error and (header.get("fatal") is True
                               or request_id is None)
         with self._lock:
             entry = self._pending.pop(request_id, None)
+            if entry is None and request_id in self._abandoned:
+                self._abandoned.discard(request_id)
+                return  # The reply of a job cancelled here.
         if entry is None and not fatal:
             raise ProtocolError(
                 f"daemon sent a {header['type']!r} reply for request id "
                 f"{request_id}, which is not waiting for one")
         if is_error:
             error = _error_from_header(header)
-            if entry is not None:
-                entry[0].set_exception(error)
+            if entry is None:
+                pass
+            elif (isinstance(error, concurrent.futures.CancelledError)
+                  and isinstance(entry[0], JobFuture)):
+                entry[0]._mark_cancelled()  # Stopped by someone else.
+            else:
+                settle(entry[0], exception=error)
             if fatal:
                 raise ProtocolError(
                     f"daemon closed the connection: {header.get('message')}",
@@ -284,12 +425,27 @@ class Client:
         try:
             value = decode(frame)
         except (ProtocolError, RemoteError) as exc:
-            future.set_exception(exc)
+            settle(future, exception=exc)
         else:
             if isinstance(value, _Raised):
-                future.set_exception(value.exception)
+                settle(future, exception=value.exception)
             else:
-                future.set_result(value)
+                settle(future, value=value)
+
+    def _write_output(self, header):
+        """Copy one ``output`` frame to ``sys.stdout`` or ``sys.stderr``."""
+        job_id = header["id"]
+        with self._lock:
+            if job_id in self._abandoned:
+                return  # Cancelled here: nobody is waiting for it.
+            known = job_id in self._pending
+        stream, data = header.get("stream"), header.get("data")
+        if (not known or stream not in ("stdout", "stderr")
+                or not isinstance(data, str)):
+            raise ProtocolError(f"bad output frame (for a job this client "
+                                f"is waiting for: {known}): "
+                                f"{header!r:.300}")
+        write_output(stream, data)
 
     def _eof_error(self):
         if self._decoder.buffered:
@@ -334,27 +490,84 @@ def _connect(socket_path):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(socket_path)
-    except FileNotFoundError:
-        reason = "no such socket file"
-    except ConnectionRefusedError:
-        reason = "no daemon is listening"
-    except PermissionError:
-        reason = "permission denied"
     except OSError as exc:
-        reason = exc.strerror or str(exc)
+        reason = _connect_reason(exc)
     else:
         return sock
     sock.close()
     raise DaemonConnectionError(socket_path, reason)
 
 
-def _dump_job(fn, args, kwargs):
+def _connect_reason(exc):
+    """The short phrase ``DaemonConnectionError`` gives for ``exc``."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such socket file"
+    if isinstance(exc, ConnectionRefusedError):
+        return "no daemon is listening"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+def _client_string():
+    return (f"extrainterpreters-python/{__version__} "
+            f"python/{platform.python_version()}")
+
+
+def _check_hello(header):
+    """Check a ``hello`` reply header; return the daemon's ``Limits``."""
+    _check_reply_type(header, "hello")
+    if header.get("protocol") != PROTOCOL_VERSION:
+        raise ProtocolError(f"daemon speaks protocol "
+                            f"{header.get('protocol')!r}, this client "
+                            f"speaks {PROTOCOL_VERSION}")
+    limits = header.get("limits")
+    if not isinstance(limits, dict):
+        raise ProtocolError(f"hello reply lacks 'limits': {header!r:.300}")
+    return _codec.Limits(
+        max_header_bytes=_limit(limits, "max_header_bytes"),
+        max_frame_bytes=_limit(limits, "max_frame_bytes"))
+
+
+def _dump_job(fn, args, kwargs, check=None):
+    """Pickle a job, shipping by value what the daemon cannot import."""
     try:
-        return pickle.dumps((fn, args, kwargs), protocol=5)
+        return _byvalue.dump_job(fn, args, kwargs, check)
+    except _byvalue.VersionMismatch:
+        raise
     except Exception as exc:
         raise pickle.PicklingError(
             f"cannot send a call of {_describe(fn)} to the daemon: the "
             f"function or its arguments do not pickle: {exc}") from exc
+
+
+def _bytecode_check(hello):
+    """A ``check`` for ``_dump_job``: by value only to the same minor version.
+
+    Bytecode is only valid on the minor version that compiled it; the
+    daemon's version is in its ``hello`` reply.
+    """
+    daemon = ".".join(str(hello.get("python")).split(".")[:2])
+    client = "%d.%d" % sys.version_info[:2]
+
+    def check(obj):
+        if daemon != client:
+            raise _byvalue.VersionMismatch(
+                f"cannot ship {obj.__qualname__} by value: this client runs "
+                f"Python {client} and the daemon runs {daemon}; bytecode "
+                f"only moves between equal minor versions (define it in a "
+                f"module the daemon can import instead)")
+    return check
+
+
+def _refused(fn, definition, refusal):
+    """The error of a job whose definition the daemon refused."""
+    error = RemoteError(
+        f"cannot run {_describe(fn)}: the daemon refused the definition of "
+        f"{definition.qualname} ({definition.digest}) it uses: {refusal}",
+        code=getattr(refusal, "code", None))
+    error.__cause__ = refusal
+    return error
 
 
 def _describe(fn):
@@ -364,6 +577,40 @@ def _describe(fn):
         return repr(fn)
     module = getattr(fn, "__module__", None)
     return f"{module}.{qualname}" if module else qualname
+
+
+def write_output(stream, data):
+    """Write a job's output to this process's stream of the same name.
+
+    One write per frame, then a flush, so lines from different jobs stay
+    whole. The stream is looked up each time, so ``redirect_stdout``
+    works; a broken or missing stream must not stop the reader.
+    """
+    target = getattr(sys, stream, None)
+    if target is None:
+        return
+    try:
+        target.write(data)
+        target.flush()
+    except Exception:  # noqa: BLE001 - the caller's stream, not our bug.
+        pass
+
+
+def wait_for_job(future):
+    """``future.result()``, cancelling the job if the wait is interrupted."""
+    try:
+        return future.result()
+    finally:
+        future.cancel()  # A no-op once the job is done.
+
+
+def _check_timeout(timeout):
+    """A job ``timeout`` as the protocol wants it: a positive finite number."""
+    if (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout) or timeout <= 0):
+        raise ValueError(f"timeout must be a positive number of seconds, "
+                         f"not {timeout!r}")
+    return timeout
 
 
 def _same_protocol_error(exc):
@@ -378,6 +625,10 @@ def _error_from_header(header):
         message = f"daemon sent error {code!r} without a message"
     if code in _PROTOCOL_ERROR_CODES:
         return ProtocolError(message, code=code)
+    if code == "timeout":
+        return JobTimeout(message)
+    if code == "cancelled":
+        return concurrent.futures.CancelledError(message)
     return RemoteError.from_exception_info(header.get("exception"),
                                            message=message, code=code)
 
@@ -484,10 +735,11 @@ def _default_client():
         return client
 
 
-def run(fn, /, *args, **kwargs):
+def run(fn, /, *args, timeout=None, **kwargs):
     """Call ``fn(*args, **kwargs)`` in the daemon at the default socket.
 
     Uses one shared ``Client`` per socket path, connected on first use and
-    again after its connection ended.
+    again after its connection ended. ``timeout`` is the job's deadline,
+    as in ``Client.run``.
     """
-    return _default_client().run(fn, *args, **kwargs)
+    return _default_client().run(fn, *args, timeout=timeout, **kwargs)

@@ -4,18 +4,27 @@
      +-- DaemonConnectionError   cannot reach the daemon, or lost it
      +-- ProtocolError           a frame or message broke PROTOCOL.md
      +-- RemoteError             a job failed in a way that cannot be
-                                 re-raised as its own exception type
+     |                           re-raised as its own exception type
+     +-- JobTimeout              a job ran past its deadline (also a
+     |                           TimeoutError)
+     +-- BrokenInterpreterPool   an InterpreterPoolExecutor cannot run jobs
+                                 any more (also a
+                                 concurrent.futures.BrokenExecutor)
 
 A job that raises an exception which pickles is re-raised as that exception,
 not wrapped; its remote traceback becomes its ``__cause__`` as a
 ``_RemoteTraceback`` (the same trick as ``concurrent.futures.process``).
 """
 
+import concurrent.futures
+
 __all__ = [
     "ExtraInterpretersError",
     "DaemonConnectionError",
     "ProtocolError",
     "RemoteError",
+    "JobTimeout",
+    "BrokenInterpreterPool",
 ]
 
 
@@ -106,6 +115,37 @@ class RemoteError(ExtraInterpretersError):
         return cls(message, type_name=type_name,
                    traceback_text=_str_or_none(info.get("traceback")),
                    code=code)
+
+
+class JobTimeout(ExtraInterpretersError, TimeoutError):
+    """A job was stopped because it ran past its ``timeout``.
+
+    The daemon answers with this whether the job was still queued (it never
+    ran) or running (``TimeoutError`` was raised inside it). Catch it as
+    ``TimeoutError`` to treat it like any other deadline.
+
+    Attributes:
+        message: the daemon's message.
+        code: always ``"timeout"``, the daemon's error code.
+    """
+
+    def __init__(self, message):
+        self.message = message
+        self.code = "timeout"
+        super().__init__(message)
+
+    def __str__(self):
+        return self.message
+
+
+class BrokenInterpreterPool(ExtraInterpretersError,
+                            concurrent.futures.BrokenExecutor):
+    """An ``InterpreterPoolExecutor`` can no longer run jobs.
+
+    Raised by ``submit`` once the executor is broken, and set on every
+    future it had not run: a worker's initializer failed, or a worker could
+    not lease its interpreter. The first failure is the ``__cause__``.
+    """
 
 
 class _RemoteTraceback(Exception):

@@ -5,12 +5,18 @@ an ``Interpreter`` runs in the same one, in order, so module globals and
 ``__main__`` state left by one job are there for the next. The daemon
 destroys the interpreter when the lease ends: on ``close()``, or when the
 connection carrying the lease closes.
+
+A job stopped by ``cancel()`` or its ``timeout`` that does not unwind
+within the daemon's grace period costs the interpreter: the daemon retires
+it and the lease ends, so later jobs fail with ``RemoteError`` code
+``lease_lost``.
 """
 
+import asyncio
 import threading
 
-from ._client import Client
-from ._errors import DaemonConnectionError, ExtraInterpretersError
+from ._client import Client, wait_for_job
+from ._errors import DaemonConnectionError, ExtraInterpretersError, RemoteError
 
 __all__ = ["Interpreter"]
 
@@ -21,13 +27,19 @@ class Interpreter:
     ``Interpreter()`` opens its own connection to the daemon (closed again
     by ``close()``); ``Interpreter(client=c)`` leases over an existing
     ``Client`` and leaves it open. At most one job is pending at a time.
+    ``output`` is passed to the ``Client`` it opens (see ``Client``).
+
+    ``timeout`` on the run methods is the job's deadline (``JobTimeout``
+    past it), not an argument of ``fn``; to pass ``fn`` a ``timeout``
+    keyword, bind it with ``functools.partial``.
     """
 
-    def __init__(self, socket_path=None, *, client=None):
+    def __init__(self, socket_path=None, *, client=None, output=True):
         if client is not None and socket_path is not None:
             raise TypeError("pass socket_path or client, not both")
         self._owns_client = client is None
-        self._client = Client(socket_path) if client is None else client
+        self._client = (Client(socket_path, output=output) if client is None
+                        else client)
         self._lock = threading.Lock()  # Guards _future and _closed.
         self._future = None  # The job run_in_thread() started last.
         self._closed = False
@@ -48,17 +60,36 @@ class Interpreter:
         """The ``Client`` whose connection holds the lease."""
         return self._client
 
-    def run(self, fn, /, *args, **kwargs):
+    def run(self, fn, /, *args, timeout=None, **kwargs):
         """Run ``fn(*args, **kwargs)`` here and return its value."""
-        return self._start(fn, args, kwargs).result()
+        return wait_for_job(self._start(fn, args, kwargs, timeout))
 
-    def run_in_thread(self, fn, /, *args, **kwargs):
+    def run_in_thread(self, fn, /, *args, timeout=None, **kwargs):
         """Start ``fn(*args, **kwargs)`` here and return at once.
 
-        Then ``done()`` tells whether it finished and ``result()`` returns
-        its value or raises its exception.
+        Then ``done()`` tells whether it finished, ``result()`` returns
+        its value or raises its exception, and ``cancel()`` stops it.
         """
-        self._start(fn, args, kwargs)
+        self._start(fn, args, kwargs, timeout)
+
+    async def run_async(self, fn, /, *args, timeout=None, **kwargs):
+        """Run ``fn(*args, **kwargs)`` here without blocking the event loop.
+
+        The reply comes through the client's reader thread, so no thread
+        waits for the job. Cancelling the awaiting task cancels the job:
+        the daemon stops it even if it is running.
+        """
+        future = self._start(fn, args, kwargs, timeout)
+        return await asyncio.wrap_future(future)
+
+    def cancel(self):
+        """Stop the pending job, queued or running (``JobFuture.cancel``).
+
+        Returns False if there is none or it already finished.
+        """
+        with self._lock:
+            future = self._future
+        return future is not None and future.cancel()
 
     def done(self):
         """True if the job started by ``run_in_thread()`` has finished."""
@@ -85,6 +116,9 @@ class Interpreter:
             self._client._release(self._lease).result()
         except DaemonConnectionError:
             pass  # The connection is gone, and the lease ended with it.
+        except RemoteError as exc:
+            if exc.code not in ("lease_lost", "unknown_lease"):
+                raise  # Else the daemon had retired it already.
         finally:
             if self._owns_client:
                 self._client.close()
@@ -100,7 +134,7 @@ class Interpreter:
         return (f"<{type(self).__name__} id={self._id} lease={self._lease} "
                 f"{state}>")
 
-    def _start(self, fn, args, kwargs):
+    def _start(self, fn, args, kwargs, timeout=None):
         with self._lock:
             if self._closed:
                 raise ExtraInterpretersError(
@@ -109,7 +143,8 @@ class Interpreter:
                 raise ExtraInterpretersError(
                     f"interpreter {self._id} is still running a job started "
                     f"by run_in_thread(); wait for result() first")
-            future = self._client._submit(fn, args, kwargs, lease=self._lease)
+            future = self._client._submit(fn, args, kwargs, lease=self._lease,
+                                          timeout=timeout)
             self._future = future
             return future
 

@@ -1,0 +1,116 @@
+"""``JobFuture``: a ``concurrent.futures.Future`` that can stop running jobs.
+
+A standard Future can be cancelled only while it is pending; once an
+executor runs its call, ``cancel()`` returns False, because a thread cannot
+be stopped. A job in the daemon can: a ``cancel`` request makes the daemon
+raise ``JobCancelled`` inside it. So ``JobFuture.cancel()`` also succeeds on
+a running job, and returns False only when the job has already finished
+(its reply arrived). This is a deliberate difference from
+``concurrent.futures``.
+
+Whoever sends the job attaches a *stopper* with ``_set_stopper``: a
+callable that returns True if it stopped waiting for the job (and asked the
+daemon to stop it), or False if the reply already came. Everything else
+(``wait``, ``as_completed``, done callbacks) is the standard machinery:
+cancelling a running job notifies waiters the way
+``set_running_or_notify_cancel`` does for a pending one.
+
+The class reaches into ``concurrent.futures._base`` (``_state``,
+``_condition``, ``_waiters``, ``_invoke_callbacks``), which has kept these
+names from Python 3.2 to 3.14.
+"""
+
+import concurrent.futures
+from concurrent.futures import _base
+
+__all__ = ["JobFuture", "settle"]
+
+_CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
+
+
+class JobFuture(concurrent.futures.Future):
+    """The Future of a job run by ``extrainterpretersd``.
+
+    ``cancel()`` works on queued and running jobs alike: it asks the daemon
+    to stop the job and marks this Future cancelled at once, so
+    ``result()`` raises ``concurrent.futures.CancelledError``; the job's
+    later reply is ignored. It returns False only if the job has finished.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.job_id = None  # The run request's id, once sent.
+        self._stopper = None  # Guarded by _condition.
+
+    def cancel(self):
+        """Cancel the job, queued or running. False only if it finished."""
+        with self._condition:
+            if self._state == _base.FINISHED:
+                return False
+            if self._state in _CANCELLED_STATES:
+                return True
+            stopper = self._stopper
+            if self._state == _base.PENDING:
+                # Not handed to the daemon yet: the standard path, and the
+                # executor notifies waiters when it skips this Future.
+                self._state = _base.CANCELLED
+                self._condition.notify_all()
+                stopper = None
+            elif stopper is None:
+                # Running, but its job is not sent yet: _set_stopper stops
+                # it as soon as it is.
+                self._mark_cancelled_locked()
+        if stopper is not None:
+            if not stopper():
+                with self._condition:  # The reply won the race.
+                    return self._state in _CANCELLED_STATES
+            with self._condition:
+                if self._state == _base.FINISHED:
+                    return False
+                if self._state in _CANCELLED_STATES:
+                    return True
+                self._mark_cancelled_locked()
+        self._invoke_callbacks()
+        return True
+
+    def _set_stopper(self, stopper):
+        """Attach how to stop the job; if already cancelled, stop it now."""
+        with self._condition:
+            cancelled = self._state in _CANCELLED_STATES
+            self._stopper = None if cancelled else stopper
+        if cancelled:
+            stopper()
+
+    def _mark_cancelled(self):
+        """Cancelled by the daemon itself; no request to send. Idempotent."""
+        with self._condition:
+            if self._state == _base.FINISHED or self._state in (
+                    _CANCELLED_STATES):
+                return
+            self._mark_cancelled_locked()
+        self._invoke_callbacks()
+
+    def _mark_cancelled_locked(self):
+        # As set_running_or_notify_cancel does for a cancelled pending
+        # Future: wake wait() and as_completed() as well as result().
+        self._state = _base.CANCELLED_AND_NOTIFIED
+        self._stopper = None
+        for waiter in self._waiters:
+            waiter.add_cancelled(self)
+        self._condition.notify_all()
+
+
+def settle(future, *, value=None, exception=None):
+    """Set ``future``'s outcome unless it was cancelled meanwhile.
+
+    Returns False when the Future was already done, which for a
+    ``JobFuture`` means a cancel won the race with the reply.
+    """
+    try:
+        if exception is not None:
+            future.set_exception(exception)
+        else:
+            future.set_result(value)
+    except concurrent.futures.InvalidStateError:
+        return False
+    return True

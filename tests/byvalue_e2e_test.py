@@ -1,0 +1,295 @@
+"""End-to-end tests of functions shipped by value, through the real daemon.
+
+Functions and classes of ``byvalue_cases.user_module()`` (a stand-in for a
+script's ``__main__``, which the daemon cannot import) travel as definitions;
+the REPL test types them at a real interactive prompt under a pseudo-terminal.
+"""
+
+import asyncio
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+import unittest
+from unittest import mock
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import byvalue_cases  # noqa: E402
+import harness  # noqa: E402
+import jobs  # noqa: E402
+
+import extrainterpreters  # noqa: E402
+from extrainterpreters import RemoteError, _byvalue  # noqa: E402
+
+OLD_PYTHON = "/usr/bin/python3.11"
+REPL_TIMEOUT = 60.0
+
+
+def record_requests(test_case, client):
+    """Make ``client`` log the type of every request it sends; return the log."""
+    sent = []
+    send = client._request
+
+    def spy(header, *args, **kwargs):
+        sent.append(header["type"])
+        return send(header, *args, **kwargs)
+
+    patcher = mock.patch.object(client, "_request", spy)
+    patcher.start()
+    test_case.addCleanup(patcher.stop)
+    return sent
+
+
+class ByValueTest(harness.DaemonTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.user = byvalue_cases.user_module()
+
+    def test_lambda(self):
+        self.assertEqual(self.client.run(lambda x: x * 2, 21), 42)
+
+    def test_closure_and_nested_function(self):
+        self.assertEqual(self.client.run(self.user.make_adder(5), 1), 6)
+        self.assertEqual(self.client.run(self.user.make_counter(), 9), 9)
+
+    def test_recursive_function(self):
+        self.assertEqual(self.client.run(self.user.fact, 20), 2432902008176640000)
+
+    def test_mutually_recursive_helpers(self):
+        self.assertEqual([self.client.run(self.user.is_even, n) for n in (10, 7)],
+                         [True, False])
+
+    def test_defaults_and_keyword_only_arguments(self):
+        self.assertEqual(self.client.run(self.user.with_defaults, 1), (1, 2, 3, {}))
+        self.assertEqual(self.client.run(self.user.with_defaults, 1, 5, c=6, d=7),
+                         (1, 5, 6, {"d": 7}))
+
+    def test_module_constant_and_imported_module(self):
+        self.assertEqual(self.client.run(self.user.scaled_sqrt, 16.0), 12.0)
+
+    def test_class_as_argument_and_result(self):
+        point = self.user.Point(1, 2)
+        moved = self.client.run(self.user.move, point, 3)
+        self.assertIs(type(moved), self.user.Point)  # the client's own class
+        self.assertEqual(moved, self.user.Point(4, 2))
+        self.assertEqual(self.client.run(lambda p: p.scaled(), point),
+                         self.user.Point(3, 6))
+        sub = self.client.run(lambda p: p, self.user.Point3(1, 2, 3))
+        self.assertIs(type(sub), self.user.Point3)
+        self.assertEqual(vars(sub), {"x": 1, "y": 2, "z": 3})
+
+    def test_dataclasses_enums_and_decorated_functions(self):
+        for name, expected in self.user.EXPECTED_CHECKS.items():
+            with self.subTest(name):
+                self.assertEqual(self.client.run(getattr(self.user, name)),
+                                 expected)
+        self.assertIs(self.client.run(lambda c: c, self.user.Color.RED),
+                      self.user.Color.RED)
+        self.assertEqual(self.client.run(lambda i: i, self.user.Item("a")),
+                         self.user.Item("a"))
+
+    def test_importable_functions_go_by_reference(self):
+        self.assertEqual(_byvalue.dump_job(jobs.add, (1, 2), {}).definitions, ())
+        sent = record_requests(self, self.client)
+        self.assertEqual(self.client.run(jobs.add, 1, 2), 3)
+        self.assertEqual(sent, ["run"])
+
+    def test_second_call_sends_no_definition(self):
+        sent = record_requests(self, self.client)
+        fn = self.user.make_adder(1)
+        self.assertEqual(self.client.run(fn, 1), 2)
+        self.assertEqual(sent.count("define"), 2)  # add, and helper
+        del sent[:]
+        self.assertEqual(self.client.run(fn, 2), 3)
+        with extrainterpreters.Interpreter(client=self.client) as interp:
+            self.assertEqual(interp.run(fn, 3), 4)  # same connection
+        self.assertEqual(sent.count("define"), 0)
+
+    def test_changed_global_is_sent_again(self):
+        sent = record_requests(self, self.client)
+        self.assertEqual(self.client.run(self.user.helper, 2), 6)
+        self.user.SCALE = 10
+        del sent[:]
+        self.assertEqual(self.client.run(self.user.helper, 2), 20)
+        self.assertEqual(sent, ["define", "run"])
+
+    def test_module_state_between_functions_on_a_lease(self):
+        with extrainterpreters.Interpreter(client=self.client) as interp:
+            interp.run(self.user.set_state, {"set": "remotely"})
+            self.assertEqual(interp.run(self.user.get_state), {"set": "remotely"})
+        self.assertIsNone(self.user.STATE)
+
+    def test_many_threads_share_definitions(self):
+        fn = self.user.make_adder(100)
+        futures = [self.client.submit(fn, n) for n in range(50)]
+        self.assertEqual([f.result() for f in futures],
+                         [n + 100 for n in range(50)])
+
+    @unittest.skipUnless(hasattr(extrainterpreters, "AsyncClient"),
+                         "no AsyncClient")
+    def test_async_client(self):
+        adder = self.user.make_adder(2)
+
+        async def main():
+            async with extrainterpreters.AsyncClient(
+                    self.daemon.socket_path) as client:
+                sent = record_requests(self, client)
+                results = [await client.run(adder, 1),
+                           await client.run(adder, 2),
+                           await client.run(lambda p: p.scaled(),
+                                            self.user.Point(1, 1))]
+                return results, sent
+
+        results, sent = asyncio.run(main())
+        self.assertEqual(results, [3, 4, self.user.Point(3, 3)])
+        self.assertEqual(sent.count("define"), 4)  # add, helper; <lambda>, Point
+
+    def test_version_mismatch_is_refused_at_submit(self):
+        major, minor = sys.version_info[:2]
+        other = f"{major}.{minor + 1}.0"
+        with mock.patch.dict(self.client._hello, {"python": other}):
+            with self.assertRaises(_byvalue.VersionMismatch) as cm:
+                self.client.submit(self.user.fact, 3)
+            self.assertEqual(self.client.run(jobs.add, 1, 2), 3)
+        message = str(cm.exception)
+        self.assertIn(f"cannot ship fact by value: this client runs Python "
+                      f"{major}.{minor} and the daemon runs {major}.{minor + 1}",
+                      message)
+        self.assertIsInstance(cm.exception, extrainterpreters.ExtraInterpretersError)
+
+    @unittest.skipUnless(os.path.exists(OLD_PYTHON), f"no {OLD_PYTHON}")
+    def test_older_python_client(self):
+        script = (
+            "import sys, extrainterpreters, jobs\n"
+            "client = extrainterpreters.Client(sys.argv[1])\n"
+            "print('add', client.run(jobs.add, 2, 3))\n"
+            "try:\n"
+            "    client.run(lambda: 1)\n"
+            "except extrainterpreters.ExtraInterpretersError as exc:\n"
+            "    print('refused:', exc)\n")
+        env = dict(os.environ, PYTHONPATH=harness.client_pythonpath())
+        done = subprocess.run([OLD_PYTHON, "-c", script, self.daemon.socket_path],
+                              env=env, capture_output=True, text=True, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertIn("add 5", done.stdout)
+        daemon = ".".join(self.client.hello["python"].split(".")[:2])
+        self.assertIn(f"this client runs Python 3.11 and the daemon runs {daemon}",
+                      done.stdout)
+
+
+class RefusedDefinitionTest(harness.DaemonTestCase):
+    daemon_args = ("--max-definitions", "1")
+
+    def test_refused_definition_fails_the_job(self):
+        user = byvalue_cases.user_module()
+        with self.assertRaisesRegex(RemoteError, "refused the definition") as cm:
+            self.client.run(user.make_adder(1), 1)
+        self.assertEqual(cm.exception.code, "define_limit")
+        self.assertEqual(self.client.run(jobs.add, 1, 2), 3)  # still usable
+
+
+class ReplTest(harness.DaemonTestCase):
+    """Types functions at an interactive ``python -i`` prompt and runs them."""
+
+    def test_functions_typed_at_the_prompt(self):
+        lines = [
+            "import extrainterpreters",
+            f"client = extrainterpreters.Client({self.daemon.socket_path!r})",
+            "def cube(x): return x ** 3",
+            "",
+            "square = lambda x: x * x",
+            "print('R1', client.run(cube, 3))",
+            "print('R2', client.submit(square, 12).result())",
+            "interp = extrainterpreters.Interpreter(client=client)",
+            "print('R3', interp.run(cube, 4), interp.run(square, 5))",
+        ]
+        expected = ["R1 27", "R2 144", "R3 64 25"]
+        if hasattr(extrainterpreters, "InterpreterPoolExecutor"):
+            lines.append(
+                "pool = extrainterpreters.InterpreterPoolExecutor("
+                f"max_workers=2, socket_path={self.daemon.socket_path!r})")
+            lines.append("print('R4', list(pool.map(square, range(5))), "
+                         "pool.submit(cube, 5).result())")
+            expected.append("R4 [0, 1, 4, 9, 16] 125")
+        output = self.run_repl(lines, expected)
+        for text in expected:
+            self.assertIn(text, output)
+
+    def run_repl(self, lines, expected):
+        """Runs ``sys.executable -i`` on a pty, types ``lines``; returns output.
+
+        Each line is typed once the previous prompt appeared; reading stops
+        when every ``expected`` text was printed, or after REPL_TIMEOUT.
+        """
+        env = dict(os.environ, PYTHONPATH=harness.client_pythonpath(),
+                   TERM="xterm", PYTHONSTARTUP="")
+        # Popen rather than pty.fork(): this process has threads (clients'
+        # readers), and only exec is safe in a child forked from them.
+        fd, terminal = pty.openpty()
+        process = subprocess.Popen([sys.executable, "-i", "-q"], env=env,
+                                   stdin=terminal, stdout=terminal,
+                                   stderr=terminal, start_new_session=True)
+        os.close(terminal)
+        self.addCleanup(self.reap, process, fd)
+        reader = _PtyReader(fd, time.monotonic() + REPL_TIMEOUT)
+        reader.wait_for(">>> ")
+        for line in lines:
+            os.write(fd, line.encode() + b"\r")
+            reader.wait_for(">>> ", after_mark=True)
+        for text in expected:
+            reader.wait_for(text)
+        os.write(fd, b"exit()\r")
+        return reader.text
+
+    @staticmethod
+    def reap(process, fd):
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        os.close(fd)
+
+
+class _PtyReader:
+    """Reads what a pty child prints, with a deadline for every wait."""
+
+    _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\r")
+
+    def __init__(self, fd, deadline):
+        self._fd = fd
+        self._deadline = deadline
+        self._raw = ""
+        self._mark = 0  # wait_for(after_mark=True) looks past this offset
+
+    @property
+    def text(self):
+        """Everything read so far, without terminal escape sequences."""
+        return self._ESCAPES.sub("", self._raw)
+
+    def wait_for(self, text, after_mark=False):
+        start = self._mark if after_mark else 0
+        while text not in self.text[start:]:
+            remaining = self._deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"the REPL did not print {text!r}; it printed:\n"
+                                     f"{self.text}")
+            ready, _, _ = select.select([self._fd], [], [], remaining)
+            if ready:
+                try:
+                    chunk = os.read(self._fd, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"the REPL exited before printing "
+                                         f"{text!r}; it printed:\n{self.text}")
+                self._raw += chunk.decode(errors="replace")
+        self._mark = start + self.text[start:].index(text) + len(text)
+
+
+if __name__ == "__main__":
+    unittest.main()

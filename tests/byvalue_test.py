@@ -1,0 +1,233 @@
+"""Unit tests of shipping functions by value, without a daemon.
+
+Jobs are pickled by the client's ``_byvalue`` and unpickled in this process
+by the daemon's own ``function_loader.py``, which rebuilds every function
+and class from its definition blob (new objects, own globals), as a daemon
+interpreter does.
+"""
+
+import math
+import os
+import pickle
+import sys
+import unittest
+import uuid
+from unittest import mock
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import byvalue_cases  # noqa: E402
+import harness  # noqa: E402,F401  (makes the client importable)
+
+from extrainterpreters import _byvalue  # noqa: E402
+
+loader = byvalue_cases.load_function_loader()
+
+
+def load(job):
+    """Unpickles a Job as the daemon does; returns (fn, args, kwargs)."""
+    defs = {d.digest: d.blob for d in job.definitions} or None
+    return loader.loads(memoryview(job.payload), defs)
+
+
+def call(fn, *args, **kwargs):
+    """Round-trips ``fn(*args, **kwargs)`` and calls the rebuilt function."""
+    fn, args, kwargs = load(_byvalue.dump_job(fn, args, kwargs))
+    return fn(*args, **kwargs)
+
+
+def fresh_function():
+    """A function no earlier test shipped (its code has a unique constant)."""
+    return eval(f"lambda: {uuid.uuid4().int}")
+
+
+class RoundTripTest(unittest.TestCase):
+
+    def setUp(self):
+        self.user = byvalue_cases.user_module()
+
+    def test_lambda(self):
+        self.assertEqual(call(lambda x: x * 2, 21), 42)
+
+    def test_closure(self):
+        self.assertEqual(call(self.user.make_adder(5), 1), 6)
+
+    def test_nested_recursive_closure(self):
+        self.assertEqual(call(self.user.make_counter(), 7), 7)
+
+    def test_recursive_function(self):
+        self.assertEqual(call(self.user.fact, 10), math.factorial(10))
+
+    def test_mutually_recursive_helpers_share_one_group(self):
+        job = _byvalue.dump_job(self.user.is_even, (10,), {})
+        names = [d.qualname for d in job.definitions]
+        self.assertEqual(sum(n.startswith("cycle of") for n in names), 1, names)
+        fn, args, _ = load(job)
+        self.assertTrue(fn(*args))
+        self.assertFalse(fn(7))
+
+    def test_defaults_and_keyword_only_arguments(self):
+        self.assertEqual(call(self.user.with_defaults, 1),
+                         (1, 2, 3, {}))
+        self.assertEqual(call(self.user.with_defaults, 1, 5, c=6, d=7),
+                         (1, 5, 6, {"d": 7}))
+
+    def test_module_constant_and_imported_module(self):
+        self.assertEqual(call(self.user.scaled_sqrt, 16.0), 12.0)
+
+    def test_class_as_argument_and_result(self):
+        point = self.user.Point(1, 2)
+        result = call(self.user.move, point, 3)
+        self.assertIsNot(type(result), self.user.Point)  # rebuilt, not shared
+        self.assertEqual(type(result).__qualname__, "Point")
+        self.assertEqual((result.x, result.y), (4, 2))
+        self.assertEqual(call(lambda p: p.scaled(), point),
+                         self.user.Point(3, 6))
+        self.assertEqual(call(lambda p: (p.total, p.origin().x), point), (3, 0))
+
+    def test_subclass_using_super(self):
+        result = call(lambda p: (p.z, p.scaled().x), self.user.Point3(1, 2, 3))
+        self.assertEqual(result, (3, 3))
+
+    def test_classes_in_one_job_are_one_class(self):
+        point, point3 = self.user.Point(1, 1), self.user.Point3(1, 2, 3)
+        self.assertTrue(call(lambda a, b: type(a) is type(b), point, point))
+        self.assertTrue(call(lambda a, b: isinstance(b, type(a)), point, point3))
+
+    def test_importable_functions_go_by_reference(self):
+        job = _byvalue.dump_job(os.path.join, ("a", "b"), {})
+        self.assertEqual(job.definitions, ())
+        self.assertEqual(pickle.loads(job.payload), (os.path.join, ("a", "b"), {}))
+        self.assertFalse(_byvalue.needs_value(os.path.join))
+        self.assertFalse(_byvalue.needs_value(unittest.TestCase))
+        self.assertTrue(_byvalue.needs_value(self.user.helper))
+        self.assertTrue(_byvalue.needs_value(lambda: 0))
+
+
+class SpecialClassesTest(unittest.TestCase):
+    """Dataclasses, enums, lru_cache, ABCs, __slots__, NamedTuple..."""
+
+    def test_checks(self):
+        user = byvalue_cases.user_module()
+        for name, expected in user.EXPECTED_CHECKS.items():
+            with self.subTest(name):
+                self.assertEqual(call(getattr(user, name)), expected)
+
+    def test_enum_and_dataclass_arguments(self):
+        user = byvalue_cases.user_module()
+        self.assertEqual(call(lambda c: c.lower(), user.Color.GREEN), "green")
+        self.assertEqual(call(lambda i: i.tags, user.Item("a", [1])), [1])
+
+
+class CacheTest(unittest.TestCase):
+
+    def setUp(self):
+        self.user = byvalue_cases.user_module()
+
+    def test_second_pickling_reuses_the_definitions(self):
+        fn = self.user.make_adder(1)
+        first = _byvalue.dump_job(fn, (1,), {})
+        with mock.patch.object(_byvalue.marshal, "dumps") as dumps:
+            second = _byvalue.dump_job(fn, (2,), {})
+        dumps.assert_not_called()
+        self.assertEqual([id(d) for d in first.definitions],
+                         [id(d) for d in second.definitions])
+
+    def test_rebound_global_makes_a_new_digest(self):
+        fn = self.user.helper
+        before = _byvalue.dump_job(fn, (2,), {}).definitions[-1].digest
+        self.user.SCALE = 4
+        job = _byvalue.dump_job(fn, (2,), {})
+        self.assertNotEqual(job.definitions[-1].digest, before)
+        fn, args, _ = load(job)
+        self.assertEqual(fn(*args), 8)
+
+    def test_global_changed_back_is_assigned_again(self):
+        # The first definition is cached in the loader when SCALE returns to
+        # 3, while the shared namespace holds 10: it must be set back.
+        user = byvalue_cases.user_module(f"ei_back_{uuid.uuid4().hex}")
+        results = []
+        for scale in (3, 10, 3):
+            user.SCALE = scale
+            results.append(call(user.helper, 2))
+        self.assertEqual(results, [6, 20, 6])
+
+    def test_mutated_global_makes_a_new_digest(self):
+        namespace = {"__name__": "ei_mutable"}
+        exec("ITEMS = [1]\ndef total():\n    return sum(ITEMS)\n", namespace)
+        fn = namespace["total"]
+        before = _byvalue.dump_job(fn, (), {}).definitions[-1].digest
+        namespace["ITEMS"].append(2)
+        job = _byvalue.dump_job(fn, (), {})
+        self.assertNotEqual(job.definitions[-1].digest, before)
+        self.assertEqual(load(job)[0](), 3)
+
+    def test_changed_helper_changes_its_callers(self):
+        adder = self.user.make_adder(1)
+        before = _byvalue.dump_job(adder, (3,), {}).definitions[-1].digest
+        exec("def helper(x):\n    return -1\n", self.user.__dict__)
+        job = _byvalue.dump_job(adder, (3,), {})
+        self.assertNotEqual(job.definitions[-1].digest, before)
+        self.assertEqual(load(job)[0](3), 3)
+
+    def test_loader_rebuilds_once_then_uses_its_cache(self):
+        fn = fresh_function()
+        job = _byvalue.dump_job(fn, (), {})
+        first = load(job)[0]
+        again = loader.loads(memoryview(job.payload), {})[0]  # no blobs needed
+        self.assertIs(first, again)
+
+
+class ModuleStateTest(unittest.TestCase):
+
+    def setUp(self):
+        self.user = byvalue_cases.user_module(f"ei_state_{uuid.uuid4().hex}")
+
+    def test_state_set_by_one_function_is_seen_by_another(self):
+        call(self.user.set_state, "set in the interpreter")
+        self.assertEqual(call(self.user.get_state), "set in the interpreter")
+
+    def test_a_value_changed_in_the_client_replaces_it(self):
+        call(self.user.set_state, "set in the interpreter")
+        self.user.STATE = "changed in the client"
+        self.assertEqual(call(self.user.get_state), "changed in the client")
+
+
+class ErrorTest(unittest.TestCase):
+
+    def test_missing_definition_names_the_digest(self):
+        job = _byvalue.dump_job(fresh_function(), (), {})
+        digest = job.definitions[-1].digest
+        with self.assertRaisesRegex(loader.DefinitionError, digest):
+            loader.loads(memoryview(job.payload), {})
+        with self.assertRaisesRegex(loader.DefinitionError, digest):
+            loader.loads(memoryview(job.payload), None)
+
+    def test_blob_with_the_wrong_digest_is_refused(self):
+        job = _byvalue.dump_job(fresh_function(), (), {})
+        digest = job.definitions[-1].digest
+        defs = {digest: job.definitions[-1].blob + b"."}
+        with self.assertRaisesRegex(loader.DefinitionError, "refusing"):
+            loader.loads(memoryview(job.payload), defs)
+
+    def test_check_sees_by_value_functions_only(self):
+        seen = []
+        _byvalue.dump_job(os.path.join, ("a",), {}, check=seen.append)
+        self.assertEqual(seen, [])
+        fn = lambda: 0  # noqa: E731
+        with self.assertRaises(_byvalue.VersionMismatch):
+            _byvalue.dump_job(fn, (), {}, check=self._refuse)
+
+    @staticmethod
+    def _refuse(obj):
+        raise _byvalue.VersionMismatch(f"refused {obj.__qualname__}")
+
+    def test_unpicklable_global_is_named(self):
+        namespace = {"__name__": "ei_unpicklable"}
+        exec("import threading\nLOCK = threading.Lock()\n"
+             "def locked():\n    return LOCK.locked()\n", namespace)
+        with self.assertRaisesRegex(pickle.PicklingError, "'LOCK'"):
+            _byvalue.dump_job(namespace["locked"], (), {})
+
+
+if __name__ == "__main__":
+    unittest.main()
