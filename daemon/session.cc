@@ -3,7 +3,6 @@
 #include <unordered_map>
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 
 #include "daemon/job_reply.h"
 #include "daemon/log.h"
@@ -177,38 +176,17 @@ void Session::SendError(const Json& request_id, std::string_view code, std::stri
   if (fatal) CloseWhenFlushed();
 }
 
-void Session::Send(Json header, std::vector<char> payload) {
-  if (closed_) return;
-  out_.push_back({proto::EncodeHead(header, payload.size()), std::move(payload)});
-  if (!writing_) WriteNext();
-}
-
-void Session::WriteNext() {
-  if (out_.empty()) {
-    writing_ = false;
-    if (closing_) Close();
-    return;
-  }
-  writing_ = true;
-  const OutFrame& next = out_.front();
-  std::array<asio::const_buffer, 2> buffers = {asio::buffer(next.head),
-                                               asio::buffer(next.payload)};
-  asio::async_write(socket_, buffers,
-                    [self = shared_from_this()](const boost::system::error_code& error, std::size_t) {
-                      if (self->closed_) return;
-                      if (error) {
-                        self->Close();
-                        return;
-                      }
-                      self->out_.pop_front();
-                      self->WriteNext();
-                    });
-}
-
 void Session::CloseWhenFlushed() {
   if (closed_) return;
   closing_ = true;
-  if (!writing_) Close();
+  {
+    std::lock_guard lock(send_mu_);
+    if (!out_.empty()) {
+      close_when_flushed_ = true;  // FlushLocked posts Close once empty
+      return;
+    }
+  }
+  Close();
 }
 
 void Session::Close() {
@@ -222,11 +200,20 @@ void Session::Close() {
               std::to_string(id_) + ", which closed");
   }
   leases_.clear();
-  jobs_.clear();
+  {
+    std::lock_guard lock(jobs_mu_);
+    jobs_.clear();
+  }
   definitions_.clear();
-  out_.clear();
-  boost::system::error_code ignored;
-  socket_.close(ignored);
+  {
+    // Under send_mu_: no interpreter thread may write to the descriptor
+    // once it is closed (its number could be reused at once).
+    std::lock_guard lock(send_mu_);
+    send_closed_ = true;
+    out_.clear();
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+  }
   log::Info("connection closed: connection " + std::to_string(id_));
   context_.sessions->Remove(shared_from_this());
 }

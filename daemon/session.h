@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -67,6 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
   struct OutFrame {
     std::string head;
     std::vector<char> payload;
+    std::size_t sent = 0;  // bytes of head + payload already written
   };
 
   void ReadMore();
@@ -89,24 +91,36 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnOutput(std::uint64_t request_id, std::string_view stream, std::string_view text);
   void OnLeaseGranted(std::uint64_t request_id, const LeaseGrant& grant);
 
+  /// Queues a frame and writes what the socket takes at once. Any thread:
+  /// interpreter threads answer their jobs directly, without a hop through
+  /// the I/O thread.
   void Send(nlohmann::json header, std::vector<char> payload = {});
   void SendError(const nlohmann::json& request_id, std::string_view code, std::string message,
                  bool fatal = false, const python::PyErrorInfo* exception = nullptr);
-  void WriteNext();
+  void FlushLocked();
+  void OnWritable(const boost::system::error_code& error);
 
   Socket socket_;
   DaemonContext& context_;
   const std::uint64_t id_;
   proto::FrameDecoder decoder_;
   std::array<char, 64 * 1024> read_buffer_;
-  std::deque<OutFrame> out_;
-  bool writing_ = false;
   bool greeted_ = false;
-  bool closing_ = false;  // no more reads; close once out_ is written
-  bool closed_ = false;
+  bool closing_ = false;  // no more reads; close once every reply is written
+  bool closed_ = false;   // I/O thread's view; writers check send_closed_
   std::set<std::uint64_t> leases_;
-  // Jobs waiting for their reply, so a cancel can find them.
-  std::unordered_map<std::uint64_t, std::shared_ptr<JobControl>> jobs_;
+
+  // The write side, shared by the I/O thread and interpreter threads.
+  std::mutex send_mu_;
+  std::deque<OutFrame> out_;         // guarded by send_mu_
+  bool waiting_writable_ = false;    // guarded by send_mu_: the I/O thread waits for room
+  bool close_when_flushed_ = false;  // guarded by send_mu_
+  bool send_closed_ = false;         // guarded by send_mu_: the socket is closed
+
+  // Jobs waiting for their reply, so a cancel can find them. Interpreter
+  // threads erase answered jobs.
+  std::mutex jobs_mu_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<JobControl>> jobs_;  // guarded by jobs_mu_
   // Functions defined on this connection, by digest.
   std::unordered_map<std::string, std::shared_ptr<const std::vector<char>>> definitions_;
   std::size_t definition_bytes_ = 0;

@@ -73,6 +73,7 @@ void Session::OnRun(Frame& frame) {
     }
   }
   ++context_.totals->submitted;
+  std::lock_guard lock(jobs_mu_);
   jobs_[request_id] = std::move(control);
 }
 
@@ -113,20 +114,15 @@ bool Session::ReadRunOptions(const Json& header,
 void Session::Wire(std::uint64_t request_id, std::optional<JobControl::Clock::time_point> deadline,
                    bool output, Job* job) {
   job->abandoned = abandoned_;
+  // Called on the thread that answers the job, which writes the reply.
   auto on_done = [self = shared_from_this(), request_id, received = Clock::now()](JobReply reply) {
-    asio::post(self->socket_.get_executor(),
-               [self, request_id, received, reply = std::move(reply)]() mutable {
-                 self->OnJobDone(request_id, received, std::move(reply));
-               });
+    self->OnJobDone(request_id, received, std::move(reply));
   };
   job->control = std::make_shared<JobControl>(std::move(on_done), deadline);
   if (output) {
     job->on_output = [self = shared_from_this(), request_id](std::string_view stream,
                                                             std::string_view text) {
-      asio::post(self->socket_.get_executor(),
-                 [self, request_id, stream = std::string(stream), text = std::string(text)] {
-                   self->OnOutput(request_id, stream, text);
-                 });
+      self->OnOutput(request_id, stream, text);
     };
   }
 }
@@ -135,8 +131,12 @@ void Session::OnOutput(std::uint64_t request_id, std::string_view stream, std::s
   Send({{"type", "output"}, {"id", request_id}, {"stream", stream}, {"data", text}});
 }
 
+// Any thread: the answering interpreter, the watchdog, or the I/O thread.
 void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, JobReply reply) {
-  jobs_.erase(request_id);
+  {
+    std::lock_guard lock(jobs_mu_);
+    jobs_.erase(request_id);
+  }
   context_.latency->Record(Clock::now() - received);
   JobReplyFrame frame = MakeJobReply(request_id, std::move(reply), context_.limits);
   switch (frame.count) {
@@ -163,8 +163,13 @@ void Session::OnCancel(Frame& frame) {
     return;
   }
   const char* state = "unknown";
-  if (auto it = jobs_.find(job.get<std::uint64_t>()); it != jobs_.end()) {
-    switch (context_.pool->Cancel(it->second)) {
+  std::shared_ptr<JobControl> control;
+  {
+    std::lock_guard lock(jobs_mu_);
+    if (auto it = jobs_.find(job.get<std::uint64_t>()); it != jobs_.end()) control = it->second;
+  }
+  if (control != nullptr) {
+    switch (context_.pool->Cancel(control)) {
       case JobControl::State::kQueued: state = "queued"; break;
       case JobControl::State::kRunning: state = "running"; break;
       case JobControl::State::kFinished: break;
