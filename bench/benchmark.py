@@ -1,0 +1,225 @@
+"""Measures extrainterpreters against its anchors; writes JSON and Markdown.
+
+    benchmark --socket /tmp/ei-bench-x/ei.sock --out bench/results [--quick]
+
+Needs a running ``extrainterpretersd`` on ``--socket`` whose
+``--python-path`` holds ``bench/jobs`` (``bench/run.sh`` starts one), and
+the C++ tool ``raw_socket_pingpong`` (``--raw-tool``, else Bazel's
+runfiles). Runs every figure of issue 4 in one go, each measurement on its
+own: one that fails is recorded with its error and the rest still run.
+Writes ``latest.json`` (raw figures, machine, settings, target verdicts)
+and ``latest.md`` (the tables) to ``--out`` and prints the Markdown. Exits
+1 if any measurement failed; speed never fails it.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import multiprocessing
+import os
+import platform
+import sys
+import time
+
+import extrainterpreters
+
+from bench import figures_data, figures_latency, figures_load, report
+from bench.context import Context, Settings, failure
+
+# Order matters a little: the memory figure runs before large data, so the
+# daemon has not yet grown its buffers to 64 MiB.
+FIGURES = {
+    "round_trip": figures_latency.round_trip,
+    "throughput": figures_load.throughput,
+    "cpu_scaling": figures_load.cpu_scaling,
+    "memory": figures_data.memory,
+    "large_data": figures_data.large_data,
+    "cold_start": figures_latency.cold_start,
+}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--socket", required=True, help="the daemon's socket")
+    parser.add_argument("--out", help="directory for latest.json and latest.md")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", dest="mode", action="store_const",
+                      const="quick", help="fewer repeats (about half the time)")
+    mode.add_argument("--tiny", dest="mode", action="store_const",
+                      const="tiny", help="a few repeats, small data: a smoke check")
+    parser.add_argument("--raw-tool", help="path of raw_socket_pingpong")
+    parser.add_argument("--only", help="comma-separated figures: "
+                        + ",".join(FIGURES))
+    parser.add_argument("--start-method", help="multiprocessing start method "
+                        "of the ProcessPoolExecutor anchors (default: Python's)")
+    parser.add_argument("--label", default="", help="what was measured, e.g. "
+                        "`git describe --always --dirty`")
+    parser.add_argument("--wait-ready", type=float, default=60.0,
+                        help="seconds to wait for the daemon to be ready")
+    for field in dataclasses.fields(Settings):
+        if field.name != "mode":
+            parser.add_argument("--" + field.name.replace("_", "-"),
+                                type=field.type if callable(field.type)
+                                else type(field.default),
+                                help=f"override the mode's {field.name}")
+    parser.set_defaults(mode="full")
+    return parser.parse_args(argv)
+
+
+def settings_from(args):
+    settings = Settings.preset(args.mode)
+    for field in dataclasses.fields(Settings):
+        value = getattr(args, field.name, None)
+        if field.name != "mode" and value is not None:
+            setattr(settings, field.name, value)
+    return settings
+
+
+def find_raw_tool(explicit):
+    if explicit:
+        return explicit
+    here = os.path.dirname(os.path.abspath(__file__))
+    for root in (os.environ.get("TEST_SRCDIR"), os.environ.get("RUNFILES_DIR")):
+        if root:
+            path = os.path.join(root, "extrainterpreters", "bench",
+                                "raw_socket_pingpong")
+            if os.path.exists(path):
+                return path
+    return os.path.join(here, "raw_socket_pingpong")  # next to us in runfiles
+
+
+def wait_ready(socket_path, timeout):
+    """The daemon's hello once its status says ready."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with extrainterpreters.Client(socket_path, connect_timeout=5) as c:
+                if c.status(timeout=5).get("state") == "ready":
+                    return c.hello
+        except (extrainterpreters.ExtraInterpretersError, TimeoutError) as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"benchmark: no ready daemon on "
+                                 f"{socket_path}: {exc}") from None
+        time.sleep(0.05)
+
+
+def machine_info():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "kernel": platform.release(),
+        "python_version": platform.python_version(),
+        "python_executable": sys.executable,
+        "date": datetime.datetime.now(datetime.timezone.utc)
+        .isoformat(timespec="seconds"),
+    }
+
+
+def cpu_seconds(daemon_pid):
+    """(CPU seconds busy on the whole machine, CPU seconds of this run).
+
+    This run: this process, its reaped children (executors' workers,
+    client processes, the raw tool) and the daemon. The difference of two
+    snapshots tells how much CPU other processes took meanwhile.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal: all but idle, iowait.
+    busy = (sum(fields[:8]) - fields[3] - fields[4]) / tick
+    ours = sum(os.times()[:4])
+    try:
+        with open(f"/proc/{daemon_pid}/stat", encoding="ascii") as stat:
+            after_name = stat.read().rsplit(")", 1)[1].split()
+        ours += (int(after_name[11]) + int(after_name[12])) / tick
+    except OSError:
+        pass
+    return busy, ours
+
+
+def has_error(value):
+    if isinstance(value, dict):
+        return "error" in value or any(has_error(v) for v in value.values())
+    return False
+
+
+def run(args):
+    settings = settings_from(args)
+    hello = wait_ready(args.socket, args.wait_ready)
+    mp_context = multiprocessing.get_context(args.start_method)
+    ctx = Context(settings=settings, socket_path=args.socket,
+                  workers=int(hello["workers"]), daemon_pid=int(hello["pid"]),
+                  mp_context=mp_context, raw_tool=find_raw_tool(args.raw_tool))
+    names = args.only.split(",") if args.only else list(FIGURES)
+    unknown = set(names) - set(FIGURES)
+    if unknown:
+        raise SystemExit(f"benchmark: unknown figures: {', '.join(unknown)}")
+    doc = {
+        "schema": 1,
+        "machine": machine_info(),
+        "config": {**dataclasses.asdict(settings), "workers": ctx.workers,
+                   "start_method": mp_context.get_start_method(),
+                   "label": args.label},
+        "daemon": {key: hello.get(key) for key in
+                   ("pid", "daemon_version", "python", "workers")},
+        "figures": {},
+        "runs": {},  # per figure: seconds, CPU taken by other processes
+    }
+    started = time.perf_counter()
+    for name in names:
+        print(f"benchmark: {name}...", file=sys.stderr, flush=True)
+        begun = time.perf_counter()
+        busy, ours = cpu_seconds(ctx.daemon_pid)
+        try:
+            doc["figures"][name] = FIGURES[name](ctx)
+        except Exception as exc:  # noqa: BLE001 -- reported, not hidden
+            doc["figures"][name] = failure(exc)
+        seconds = time.perf_counter() - begun
+        busy_after, ours_after = cpu_seconds(ctx.daemon_pid)
+        background = max(0.0, (busy_after - busy) - (ours_after - ours))
+        doc["runs"][name] = {
+            "seconds": round(seconds, 2),
+            "background_cpu_s": round(background, 2),
+            "background_share": round(
+                background / (seconds * (os.cpu_count() or 1)), 3)}
+    doc["seconds"] = round(time.perf_counter() - started, 2)
+    doc["targets"] = [row.as_dict() for row in report.targets(doc)]
+    return doc
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    doc = run(args)
+    text = report.markdown(doc)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "latest.json"), "w",
+                  encoding="utf-8") as out:
+            json.dump(doc, out, indent=1)
+            out.write("\n")
+        with open(os.path.join(args.out, "latest.md"), "w",
+                  encoding="utf-8") as out:
+            out.write(text)
+    print(text)
+    failed = [name for name, value in doc["figures"].items()
+              if has_error(value)]
+    if failed:
+        print(f"benchmark: measurements failed in: {', '.join(failed)} "
+              f"(see latest.json)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

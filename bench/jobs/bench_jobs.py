@@ -1,0 +1,32 @@
+"""Job functions for the benchmark, run by the daemon and by the anchors.
+
+``bench/run.sh`` puts this file's directory on the daemon's
+``--python-path``, so functions pickled here as ``bench_jobs.<name>`` import
+in every sub-interpreter; ``ProcessPoolExecutor`` workers and threads run
+the very same functions. Standard library only, nothing at import time.
+"""
+
+import os
+
+
+def spin(iterations):
+    """Pure-Python CPU work: holds its GIL for the whole loop."""
+    total = 0
+    for i in range(iterations):
+        total = (total + i * i) % 1_000_003
+    return total
+
+
+def nbytes(data):
+    """The size of a (large) argument: data goes in, a small int comes out."""
+    return len(data)
+
+
+def make_bytes(size):
+    """A (large) result: a small int goes in, ``size`` bytes come out."""
+    return bytes(size)
+
+
+def getpid():
+    """The process the job runs in (for memory figures)."""
+    return os.getpid()
