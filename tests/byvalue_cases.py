@@ -99,6 +99,67 @@ def get_state():
     return STATE
 
 
+# Functions whose cells and defaults vary per call, while their definitions
+# (code, globals) stay the same.
+def work(i):
+    return i * SCALE
+
+
+def default_lambdas(n):
+    return [lambda i=i: work(i) for i in range(n)]
+
+
+def make_worker(i):
+    return lambda: work(i)
+
+
+def closures(n):
+    return [make_worker(i) for i in range(n)]
+
+
+def apply(fn, *args):
+    return fn(*args)
+
+
+def make_box(value):
+    """A getter and a setter sharing one cell."""
+    def get():
+        return value
+
+    def put(new):
+        nonlocal value
+        value = new
+        return get()
+    return get, put
+
+
+BOX_GET, BOX_PUT = make_box("initial")
+
+
+def read_box():
+    return BOX_GET()
+
+
+def call_with_defaults():
+    return with_defaults(0)
+
+
+def make_ping_pong():
+    def ping(n):
+        return "ping" if n == 0 else pong(n - 1)
+
+    def pong(n):
+        return "pong" if n == 0 else ping(n - 1)
+    return ping
+
+
+def make_scaled_class(k):
+    class Scaled:
+        def value(self, x):
+            return x * k
+    return Scaled
+
+
 # Classes and functions that plain rebuilding would get wrong; each check_*
 # returns what the tests compare.
 import abc

@@ -181,6 +181,67 @@ class ByValueTest(harness.DaemonTestCase):
                       done.stdout)
 
 
+class PerCallPartsTest(harness.DaemonTestCase):
+    """Closures and default arguments made in a loop share one definition.
+
+    The daemon accepts only 16 definitions per connection here, so one
+    definition per call would fail with ``define_limit`` long before the end.
+    """
+
+    daemon_args = ("--max-definitions", "16")
+    COUNT = 10_000
+
+    def setUp(self):
+        super().setUp()
+        self.user = byvalue_cases.user_module()
+        self.expected = [i * 3 for i in range(self.COUNT)]
+
+    def test_ten_thousand_lambdas_through_one_client(self):
+        sent = record_requests(self, self.client)
+        for fns in (self.user.default_lambdas(self.COUNT),
+                    self.user.closures(self.COUNT)):
+            futures = [self.client.submit(fn) for fn in fns]
+            self.assertEqual([f.result() for f in futures], self.expected)
+        self.assertLessEqual(sent.count("define"), 3)  # 2 lambdas, work
+
+    def test_ten_thousand_closures_through_the_executor(self):
+        with extrainterpreters.InterpreterPoolExecutor(
+                max_workers=2, socket_path=self.daemon.socket_path) as pool:
+            sent = record_requests(self, pool.client)
+            closures = self.user.closures(self.COUNT)
+            self.assertEqual(list(pool.map(self.user.apply, closures)),
+                             self.expected)
+            futures = [pool.submit(fn)
+                       for fn in self.user.default_lambdas(self.COUNT)]
+            self.assertEqual([f.result() for f in futures], self.expected)
+        # apply, make_worker.<locals>.<lambda>, work, default_lambdas' lambda
+        self.assertLessEqual(sent.count("define"), 4)
+
+    def test_closures_over_mutable_cells(self):
+        get, put = self.user.make_box([1])
+        self.assertEqual(self.client.run(lambda g, p: (p(5), g()), get, put),
+                         (5, 5))
+        sent = record_requests(self, self.client)
+        self.assertEqual(self.client.run(get), [1])
+        get()[0] = 2
+        self.assertEqual(self.client.run(get), [2])
+        put("rebound")
+        self.assertEqual(self.client.run(get), "rebound")
+        self.assertEqual(sent.count("define"), 0)
+
+    def test_recursive_closures(self):
+        sent = record_requests(self, self.client)
+        counters = [self.user.make_counter() for _ in range(20)]
+        self.assertEqual([self.client.run(fn, n) for n, fn in
+                          enumerate(counters)], list(range(20)))
+        self.assertEqual(sent.count("define"), 1)
+        self.assertEqual(self.client.run(self.user.make_ping_pong(), 5), "pong")
+
+    def test_one_function_twice_in_a_job_is_one_object(self):
+        adder = self.user.make_adder(1)
+        self.assertTrue(self.client.run(lambda a, b: a is b, adder, adder))
+
+
 class RefusedDefinitionTest(harness.DaemonTestCase):
     daemon_args = ("--max-definitions", "1")
 

@@ -10,6 +10,7 @@ import math
 import os
 import pickle
 import sys
+import threading
 import unittest
 import uuid
 from unittest import mock
@@ -175,6 +176,112 @@ class CacheTest(unittest.TestCase):
         first = load(job)[0]
         again = loader.loads(memoryview(job.payload), {})[0]  # no blobs needed
         self.assertIs(first, again)
+
+
+class PerCallPartsTest(unittest.TestCase):
+    """Cells and defaults travel with each job; the definition is shared."""
+
+    def setUp(self):
+        self.user = byvalue_cases.user_module(f"ei_parts_{uuid.uuid4().hex}")
+
+    @staticmethod
+    def digests(jobs):
+        return {d.digest for job in jobs for d in job.definitions}
+
+    def check_many(self, fns, expected):
+        first = _byvalue.dump_job(fns[0], (), {})
+        with mock.patch.object(_byvalue.marshal, "dumps") as dumps:
+            jobs = [first] + [_byvalue.dump_job(fn, (), {}) for fn in fns[1:]]
+        dumps.assert_not_called()  # every later one hit the memo
+        names = sorted(d.qualname for d in first.definitions)
+        self.assertEqual(len(self.digests(jobs)), len(names), names)
+        self.assertEqual([load(job)[0]() for job in jobs], expected)
+
+    def test_ten_thousand_default_arguments_share_one_definition(self):
+        self.check_many(self.user.default_lambdas(10_000),
+                        [i * 3 for i in range(10_000)])
+
+    def test_ten_thousand_closures_over_a_loop_variable(self):
+        self.check_many(self.user.closures(10_000),
+                        [i * 3 for i in range(10_000)])
+
+    def test_closure_and_default_of_a_local_lambda(self):
+        work, k = self.user.work, 1
+        fns = [lambda i=i: work(i) + k for i in range(100)]
+        self.check_many(fns, [i * 3 + 1 for i in range(100)])
+
+    def test_comprehension_closures_share_their_cell_as_locally(self):
+        fns = [lambda: i for i in range(3)]  # noqa: B023 (late binding)
+        self.assertEqual([call(fn) for fn in fns], [fn() for fn in fns])
+
+    def test_each_job_gets_its_own_function(self):
+        adders = [self.user.make_adder(k) for k in (1, 2)]
+        loaded = [load(_byvalue.dump_job(fn, (), {}))[0] for fn in adders]
+        self.assertIsNot(loaded[0], loaded[1])
+        self.assertEqual([fn(10) for fn in loaded], [11, 12])
+
+    def test_one_function_twice_in_a_job_is_one_object(self):
+        adder = self.user.make_adder(1)
+        self.assertTrue(call(lambda a, b: a is b, adder, adder))
+        fn, args, _ = load(_byvalue.dump_job(adder, (adder,), {}))
+        self.assertIs(fn, args[0])
+
+    def test_closures_sharing_a_cell_share_it_in_a_job(self):
+        get, put = self.user.make_box(1)
+        self.assertEqual(call(lambda g, p: (p(5), g()), get, put), (5, 5))
+        self.assertEqual(get(), 1)  # the client's cell is untouched
+
+    def test_a_changed_cell_is_sent_without_a_new_definition(self):
+        get, put = self.user.make_box([1])
+        before = _byvalue.dump_job(get, (), {})
+        self.assertEqual(load(before)[0](), [1])
+        get()[0] = 2  # mutated
+        self.assertEqual(call(get), [2])
+        put("rebound")
+        job = _byvalue.dump_job(get, (), {})
+        self.assertEqual(self.digests([job]), self.digests([before]))
+        self.assertEqual(load(job)[0](), "rebound")
+
+    def test_a_global_closure_carries_its_cells(self):
+        # read_box's blob holds BOX_GET's cell: a new value is a new digest.
+        before = _byvalue.dump_job(self.user.read_box, (), {})
+        self.assertEqual(load(before)[0](), "initial")
+        self.user.BOX_PUT("changed")
+        job = _byvalue.dump_job(self.user.read_box, (), {})
+        self.assertNotEqual(job.definitions[-1].digest,
+                            before.definitions[-1].digest)
+        self.assertEqual(load(job)[0](), "changed")
+
+    def test_recursive_closures(self):
+        counters = [self.user.make_counter() for _ in range(3)]
+        jobs = [_byvalue.dump_job(fn, (5,), {}) for fn in counters]
+        self.assertEqual(len(self.digests(jobs)), 1)
+        self.assertEqual([fn(*args) for fn, args, _ in map(load, jobs)],
+                         [5, 5, 5])
+        self.assertEqual(call(self.user.make_ping_pong(), 3), "pong")
+        self.assertEqual(call(self.user.make_ping_pong(), 4), "ping")
+
+    def test_defaults_that_are_not_atoms(self):
+        fn = lambda me=None: me  # noqa: E731
+        fn.__defaults__ = (fn,)
+        loaded = load(_byvalue.dump_job(fn, (), {}))[0]
+        self.assertIs(loaded(), loaded)
+        self.assertEqual(call(lambda items=[1, 2], *, k={"a": 1}: (items, k)),
+                         ([1, 2], {"a": 1}))
+        self.assertEqual(call(self.user.call_with_defaults), (0, 2, 3, {}))
+
+    def test_class_whose_methods_close_over_values(self):
+        classes = [self.user.make_scaled_class(k) for k in (2, 5)]
+        self.assertEqual([call(lambda c: c().value(3), cls) for cls in classes],
+                         [6, 15])
+
+    def test_unpicklable_cell_or_default_is_named(self):
+        lock = threading.Lock()
+        with self.assertRaisesRegex(pickle.PicklingError,
+                                    "closure variable 'lock'"):
+            _byvalue.dump_job(lambda: lock.locked(), (), {})
+        with self.assertRaisesRegex(pickle.PicklingError, "default 0"):
+            _byvalue.dump_job(lambda held=lock: held.locked(), (), {})
 
 
 class ModuleStateTest(unittest.TestCase):

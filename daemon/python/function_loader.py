@@ -18,6 +18,10 @@ A definition blob is a pickle of ``finish_definition(members, single)``:
 ``members`` are the function (or, for mutually recursive helpers, all the
 functions and classes of the cycle) pickled by value with the helpers below
 (skeleton first, state second, so cycles resolve through the pickle memo).
+A function's closure cells and defaults are not in its definition: a
+pickle referring to such a function says ``bind(("fn", digest), cells,
+defaults, kwdefaults)``, which makes a new function of the cached one's
+code and globals, so one definition serves every closure a loop makes.
 Global variables travel as separate small pickles, assigned into one shared
 dict per client module (:func:`namespace`) once the job is unpickled (they
 may refer to members), for every job that uses them: see
@@ -58,7 +62,7 @@ class DefinitionError(pickle.UnpicklingError):
     """A job's function definition is missing, corrupt or malformed."""
 
 
-def loads(data, defs):
+def loads(data, defs, buffers=None):
     """Unpickles the job in ``data`` (a buffer); returns ``(fn, args, kwargs)``.
 
     ``defs`` is None or maps digests (hex str) to definition blobs (bytes):
@@ -68,12 +72,12 @@ def loads(data, defs):
     """
     if defs is None:
         try:
-            return pickle.loads(data)
+            return pickle.loads(data, buffers=buffers)
         except pickle.UnpicklingError as exc:
             if "persistent" not in str(exc):
                 raise
             defs = {}  # A definition reference without 'uses': explain it.
-    job = _Unpickler(data, defs).load()
+    job = _Unpickler(data, defs, buffers=buffers).load()
     for digest in defs:
         definition = _definitions.get(digest)
         if definition is not None:
@@ -81,21 +85,28 @@ def loads(data, defs):
     return job
 
 
-def pickler(file, protocol):
+def pickler(file, protocol, buffer_callback=None):
     """A Pickler for what a job returns or raises.
 
     Classes and functions rebuilt here pickle by name, as the client's own
     (``__main__.Point`` comes back as the client's ``Point``); plain pickle
-    would refuse them, since ``__main__`` here has no ``Point``. Until this
-    interpreter rebuilt one, the plain Pickler is enough and faster.
+    would refuse them, since ``__main__`` here has no ``Point``. With a
+    ``buffer_callback``, large ``bytes`` become out-of-band buffers too (see
+    PROTOCOL.md, "Large data"). Otherwise the plain Pickler is enough and
+    faster: a Python reducer_override is called for every object.
     """
-    if _origins:
-        return _ResultPickler(file, protocol=protocol)
+    if _origins or buffer_callback is not None:
+        return _ResultPickler(file, protocol=protocol, buffer_callback=buffer_callback)
     return pickle.Pickler(file, protocol=protocol)
+
+
+OUT_OF_BAND_MIN = 1 << 20  # bytes; smaller buffers stay in the pickle
 
 
 class _ResultPickler(pickle.Pickler):
     def reducer_override(self, obj):
+        if type(obj) is bytes and len(obj) >= OUT_OF_BAND_MIN:
+            return bytes, (pickle.PickleBuffer(obj),)
         if isinstance(obj, type) or type(obj) is types.FunctionType:
             origin = _origins.get(obj)
             if origin is not None:
@@ -119,8 +130,8 @@ class _ModuleRef:
 class _Unpickler(pickle.Unpickler):
     """Resolves ``("fn", digest)``, and ``("member", i)`` in global values."""
 
-    def __init__(self, data, defs, members=None):
-        super().__init__(io.BytesIO(data))
+    def __init__(self, data, defs, members=None, buffers=None):
+        super().__init__(io.BytesIO(data), buffers=buffers)
         self._defs = defs
         self._members = members
 
@@ -288,6 +299,46 @@ def set_class_state(cls, state):
     if isinstance(cls, abc.ABCMeta):
         abc.update_abstractmethods(cls)
     _origins[cls] = (cls.__module__, cls.__qualname__)
+
+
+def bind(fn, cells, defaults=None, kwdefaults=None):
+    """A new function with ``fn``'s code, globals and names, and these parts.
+
+    ``fn`` is a rebuilt definition; ``cells`` come from :func:`cell` (or
+    None). It shares ``fn``'s ``__dict__``, as the functions of one
+    definition did when they were one object.
+    """
+    new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__,
+                             defaults, cells)
+    if kwdefaults is not None:
+        new.__kwdefaults__ = kwdefaults
+    new.__qualname__ = fn.__qualname__
+    new.__module__ = fn.__module__
+    new.__doc__ = fn.__doc__
+    annotations = fn.__annotations__
+    if annotations:
+        new.__annotations__ = annotations
+    if fn.__dict__:
+        new.__dict__ = fn.__dict__
+    origin = _origins.get(fn)
+    if origin is not None:
+        _origins[new] = origin
+    return new
+
+
+def set_defaults(fn, defaults):
+    """Sets ``(__defaults__, __kwdefaults__)`` of a function from :func:`bind`."""
+    fn.__defaults__, fn.__kwdefaults__ = defaults
+
+
+def cell(*value):
+    """A closure cell for :func:`bind`: holding ``value``, or empty."""
+    return types.CellType(*value)
+
+
+def fill_cell(cell, value):
+    """Fills a cell once it is in the pickle memo (it may hold its function)."""
+    cell.cell_contents = value
 
 
 def lru_cache(fn, maxsize, typed):

@@ -11,12 +11,25 @@ for lambdas, closures and nested functions. Those travel by value instead::
       function or class needing by-value
       _JobPickler: each such object is          _extrainterpreters_loader.loads
         persistent id ("fn", digest)  ------->    ("fn", digest): its cache, or
-      _Registry: a definition blob per            rebuild from the blob and
-        object (code as marshal, defaults,        cache it (make_function,
-        cells, globals...), named by the          set_function_state, ...)
-        blob's SHA-256, memoized per object
+        or, for a function with cells or          rebuild from the blob and
+        defaults, bind(("fn", digest),            cache it (make_function,
+        cells, defaults)                          set_function_state, ...);
+      _Registry: a definition blob per            bind: a new function of the
+        object (code as marshal, globals,         cached one's code and globals
+        names...), named by the blob's
+        SHA-256, memoized per code object
     Job(payload, definitions)
       Client: 'define' each blob once per connection, then 'run' with 'uses'
+
+A function's definition holds what its code object and module give it; the
+contents of its closure cells and its defaults are *per call*: they travel
+next to the reference, in whatever pickle refers to the function (the job,
+or the blob of a function whose global it is). So ``lambda i=i: work(i)``
+in a loop, or a closure over a loop variable, is one definition, sent and
+rebuilt once, however many values it is called with. Such a function
+arrives as a new function object in each job (one per job, whatever the
+number of references to it there); functions without cells or defaults
+arrive as the cached object itself.
 
 Blobs name the by-value objects they need by digest too, so a blob's digest
 depends on its dependencies' digests. Objects that need each other (mutually
@@ -108,24 +121,34 @@ class Job:
         self.definitions = definitions
 
 
-def dump_job(fn, args, kwargs, check=None):
+def dump_job(fn, args, kwargs, check=None, buffer_callback=None):
     """Pickle ``(fn, args, kwargs)``; return a ``Job``.
 
     ``check(obj)`` is called before the first object that must travel by
     value, and may raise to refuse it. Jobs that need nothing by value
     cost one plain pickling; others are pickled a second time, by value.
+    ``buffer_callback`` is pickle's (out-of-band buffers, protocol 5).
     """
     job = (fn, args, kwargs)
     file = io.BytesIO()
     try:
-        _ReferencePickler(file, protocol=PROTOCOL).dump(job)
+        _ReferencePickler(file, protocol=PROTOCOL,
+                          buffer_callback=buffer_callback).dump(job)
     except _NeedsValue:
         pass
     else:
         return Job(file.getvalue(), ())
     file = io.BytesIO()
-    pickler = _JobPickler(file, _registry, check)
-    pickler.dump(job)
+    pickler = _JobPickler(file, _registry, check, buffer_callback)
+    try:
+        # The plain pickling above may have handed out buffers already.
+        getattr(buffer_callback, "reset", lambda: None)()
+        pickler.dump(job)
+    except Exception as exc:
+        named = pickler.explain(exc)
+        if named is None:
+            raise
+        raise named from exc
     return Job(file.getvalue(), tuple(pickler.requires.values()))
 
 
@@ -174,10 +197,14 @@ class _ReferencePickler(pickle.Pickler):
 # -- references to the daemon's loader, without importing it here ------------
 
 class _LoaderModule:
-    """Pickles as ``importlib.import_module("_extrainterpreters_loader")``."""
+    """Pickles as ``__import__("_extrainterpreters_loader")``.
+
+    ``__import__`` rather than ``importlib.import_module``: a builtin is
+    cheaper to pickle, and every job with a closure names the loader.
+    """
 
     def __reduce__(self):
-        return importlib.import_module, (LOADER_MODULE,)
+        return __import__, (LOADER_MODULE,)
 
 
 _LOADER = _LoaderModule()
@@ -210,6 +237,15 @@ _MAKE_CLASS = _LoaderFunction("make_class")
 _SET_CLASS_STATE = _LoaderFunction("set_class_state")
 _FINISH_DEFINITION = _LoaderFunction("finish_definition")
 _LRU_CACHE = _LoaderFunction("lru_cache")
+_BIND = _LoaderFunction("bind")
+_SET_DEFAULTS = _LoaderFunction("set_defaults")
+_CELL = _LoaderFunction("cell")
+_FILL_CELL = _LoaderFunction("fill_cell")
+
+
+# Types reducer_override leaves to pickle: the loader references of bind.
+_PLAIN_REDUCE = frozenset({_LoaderFunction, _LoaderModule,
+                           types.BuiltinFunctionType})
 
 
 class _Members:
@@ -234,6 +270,25 @@ class _GroupRef:
         self.digest = digest
 
 
+class _Skeleton:
+    """A by-value function without its per-call parts (cells, defaults).
+
+    What ``bind`` starts from: pickled as the function's persistent id,
+    or, in the function's own definition blob, as its skeleton.
+    """
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+
+def _has_parts(fn):
+    """True if ``fn`` has per-call parts: closure cells or defaults."""
+    return (fn.__closure__ is not None or fn.__defaults__ is not None
+            or fn.__kwdefaults__ is not None)
+
+
 class _MemberPickler(pickle.Pickler):
     """Pickles member ``i`` of a group as ``group[i]``."""
 
@@ -251,24 +306,55 @@ class _ByValuePickler(pickle.Pickler):
     ``resolve(obj)`` returns the persistent id for a by-value object.
     ``inline`` objects (a definition's members and their methods) are
     pickled by value here; ``refs`` (a definition's members, seen from the
-    pickles of its global values) become ``("member", index)``.
+    pickles of its global values) become ``("member", index)``. A member
+    with per-call parts is pickled as its skeleton (``root``); a by-value
+    function with per-call parts, wherever it is referred to, as
+    ``bind(skeleton reference, cells, defaults...)``.
     """
 
-    def __init__(self, file, resolve, *, inline=(), refs=()):
-        super().__init__(file, protocol=PROTOCOL)
+    def __init__(self, file, resolve, *, inline=(), refs=(), buffer_callback=None):
+        super().__init__(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
         self._resolve = resolve
-        self._inline = {id(obj) for obj in inline}
+        self._inline = set()  # ids of objects pickled whole, here
+        self._own = set()  # ids of members whose skeleton is pickled here
+        for obj in inline:
+            own = type(obj) is _FunctionType and _has_parts(obj)
+            (self._own if own else self._inline).add(id(obj))
         self._refs = refs
         self._ref_index = {id(obj): i for i, obj in enumerate(refs)}
         self._pids = {}  # id -> (obj, persistent id or None)
+        self._skeletons = {}  # id -> _Skeleton: one each, for the memo
+        self.bound = []  # Functions pickled with bind, for error messages.
         self.names_members = False  # True once a ("member", i) was written.
 
+    def root(self, member):
+        """What a definition blob's member list holds for ``member``."""
+        return self._skeleton(member) if id(member) in self._own else member
+
+    def _skeleton(self, fn):
+        skeleton = self._skeletons.get(id(fn))
+        if skeleton is None:
+            skeleton = self._skeletons[id(fn)] = _Skeleton(fn)
+        return skeleton
+
     def persistent_id(self, obj):
-        if type(obj) is not _FunctionType and not isinstance(obj, type):
+        kind = type(obj)
+        if kind is _Skeleton:
+            fn = obj.fn
+            return None if id(fn) in self._own else self._pid(fn)
+        if kind is not _FunctionType and not isinstance(obj, type):
             return None
         key = id(obj)
-        if key in self._inline:
+        if key in self._inline or key in self._own:
             return None
+        pid = self._pid(obj)
+        if pid is not None and kind is _FunctionType and _has_parts(obj):
+            return None  # reducer_override binds it to its parts
+        return pid
+
+    def _pid(self, obj):
+        """The persistent id of a function or class, None: pickle it as usual."""
+        key = id(obj)
         cached = self._pids.get(key)
         if cached is None:
             if key in self._ref_index:
@@ -283,11 +369,22 @@ class _ByValuePickler(pickle.Pickler):
         return cached[1]
 
     def reducer_override(self, obj):
-        if id(obj) in self._inline:
-            if type(obj) is _FunctionType:
-                return self._reduce_function(obj)
-            return self._reduce_class(obj)
         kind = type(obj)
+        if kind is _FunctionType:
+            key = id(obj)
+            if key in self._inline:
+                return self._reduce_function(obj, parts=True)
+            if key in self._own or self._pid(obj) is not None:
+                return self._reduce_bound(obj)
+            return NotImplemented
+        if kind is _Skeleton:  # Only reached for this blob's own members.
+            return self._reduce_function(obj.fn, parts=False)
+        if kind is types.CellType:
+            return _reduce_cell(obj)
+        if kind in _PLAIN_REDUCE:
+            return NotImplemented  # Every job has a few; skip the lookups.
+        if id(obj) in self._inline:
+            return self._reduce_class(obj)
         if isinstance(obj, types.ModuleType):
             return importlib.import_module, (obj.__name__,)
         if kind is staticmethod or kind is classmethod:
@@ -308,13 +405,19 @@ class _ByValuePickler(pickle.Pickler):
             return getattr, (sys.modules[name[0]], name[1])
         return NotImplemented
 
-    def _reduce_function(self, fn):
-        """(skeleton, state) of a function; see function_loader."""
+    def _reduce_function(self, fn, parts):
+        """(skeleton, state) of a function; see function_loader.
+
+        ``parts``: with its cells and defaults (a method, whose class
+        definition holds them), or without (a member of a definition:
+        they come with each reference, ``_reduce_bound``).
+        """
         code = fn.__code__
         info = _code_info(code)
         key = (SESSION, _module_name(fn))
         cells = []
-        for index, cell in enumerate(fn.__closure__ or ()):
+        for index, cell in enumerate(fn.__closure__ if parts and
+                                     fn.__closure__ else ()):
             try:
                 cells.append((index, cell.cell_contents))
             except ValueError:
@@ -323,8 +426,8 @@ class _ByValuePickler(pickle.Pickler):
             "qualname": fn.__qualname__,
             "module": fn.__module__,
             "doc": fn.__doc__,
-            "defaults": fn.__defaults__,
-            "kwdefaults": fn.__kwdefaults__,
+            "defaults": fn.__defaults__ if parts else None,
+            "kwdefaults": fn.__kwdefaults__ if parts else None,
             "annotations": _cheap_annotations(fn),
             "dict": dict(fn.__dict__),
             "cells": cells,
@@ -334,6 +437,24 @@ class _ByValuePickler(pickle.Pickler):
         }
         args = (info.marshalled, key, fn.__name__, len(code.co_freevars))
         return (_MAKE_FUNCTION, args, state, None, None, _SET_FUNCTION_STATE)
+
+    def _reduce_bound(self, fn):
+        """``bind(skeleton, cells, defaults, kwdefaults)``: ``fn`` with its parts.
+
+        The cells are pickled as cells, filled after they are memoized, so
+        a closure may contain itself, and closures sharing a cell in the
+        client share it in the job. Defaults are set after ``fn`` is
+        memoized unless they are atoms (a tuple could contain ``fn``).
+        """
+        self.bound.append(fn)
+        args = (self._skeleton(fn), fn.__closure__)
+        defaults, kwdefaults = fn.__defaults__, fn.__kwdefaults__
+        if defaults is None and kwdefaults is None:
+            return _BIND, args
+        if defaults is None or all(type(v) in _ATOMS for v in defaults):
+            return _BIND, args + (defaults, kwdefaults)
+        return (_BIND, args, (defaults, kwdefaults), None, None,
+                _SET_DEFAULTS)
 
     def _pickle_globals(self, fn, info):
         """``[(name, pickle, names_members)]`` of the globals the code uses."""
@@ -387,8 +508,8 @@ class _ByValuePickler(pickle.Pickler):
 class _JobPickler(_ByValuePickler):
     """Pickles a job; by-value objects become definitions it requires."""
 
-    def __init__(self, file, registry, check):
-        super().__init__(file, self._define)
+    def __init__(self, file, registry, check, buffer_callback=None):
+        super().__init__(file, self._define, buffer_callback=buffer_callback)
         self._registry = registry
         self._check = check
         self.requires = {}  # digest -> Definition, dependencies first
@@ -400,6 +521,44 @@ class _JobPickler(_ByValuePickler):
         for required in entry.requires:
             self.requires.setdefault(required.digest, required)
         return ("fn", entry.digest)
+
+    def explain(self, exc):
+        """A PicklingError naming the closure variable or default that does
+        not pickle, if one of the bound functions has one; else None."""
+        for fn in self.bound:
+            names = fn.__code__.co_freevars
+            parts = [(f"closure variable {names[i]!r}", cell)
+                     for i, cell in enumerate(fn.__closure__ or ())]
+            parts += [(f"default {i}", v)
+                      for i, v in enumerate(fn.__defaults__ or ())]
+            parts += [(f"keyword default {k!r}", v)
+                      for k, v in (fn.__kwdefaults__ or {}).items()]
+            for what, value in parts:
+                if type(value) is types.CellType:
+                    try:
+                        value = value.cell_contents
+                    except ValueError:
+                        continue
+                try:
+                    _ByValuePickler(io.BytesIO(), self._define).dump(value)
+                except Exception as error:
+                    return pickle.PicklingError(
+                        f"cannot ship {fn.__qualname__} (module "
+                        f"{fn.__module__}) by value: its {what} (a "
+                        f"{type(value).__qualname__}) does not pickle: "
+                        f"{error}")
+        return None
+
+
+def _reduce_cell(cell):
+    """A closure cell: ``cell()``, then filled (it may contain its function)."""
+    try:
+        value = cell.cell_contents
+    except ValueError:
+        return _CELL, ()  # An empty cell: a variable not assigned yet.
+    if type(value) in _ATOMS:
+        return _CELL, (value,)
+    return _CELL, (), value, None, None, _FILL_CELL
 
 
 def _sentinel_name(obj):
@@ -495,10 +654,14 @@ def _methods(cls, value):
 class _CodeInfo:
     """What pickling a function needs from its code, computed once."""
 
-    __slots__ = ("code", "marshalled", "global_names", "attr_names")
+    __slots__ = ("code", "marshalled", "global_names", "attr_names",
+                 "definition")
 
     def __init__(self, code):
         self.code = code  # Keeps the id() key of _code_infos valid.
+        # The Definition last made for a function of this code (_Registry):
+        # every closure or lambda a loop makes from it shares it.
+        self.definition = None
         self.marshalled = marshal.dumps(code)
         global_names, attr_names = set(), set()
         for nested in _code_objects(code):
@@ -580,21 +743,25 @@ class Definition:
 
 
 class _Registry:
-    """Definitions per function or class, reused while they are current.
+    """Definitions per code object or class, reused while they are current.
 
     A definition is current when everything its blob was made from is
-    still the same: the code object, the names, defaults, closure cell
-    contents, the values of the globals it uses and, recursively, the
-    definitions it refers to. Values are compared by identity, and
-    containers item by item, so a rebound or mutated global makes a new
-    blob and digest. Objects reaching values that cannot be compared that
-    way (instances, big containers) are pickled again at every use, with
-    their code's marshal still cached.
+    still the same: the code object, its globals dict, the names,
+    ``__dict__``, the values of the globals it uses and, recursively, the
+    definitions it refers to (with the cells and defaults of by-value
+    functions among those values: the blob holds them). Values are
+    compared by identity, and containers item by item, so a rebound or
+    mutated global makes a new blob and digest. A function's own cells and
+    defaults are not part of its definition, so all the functions one
+    ``def`` or ``lambda`` makes share one. Objects reaching values that
+    cannot be compared that way (instances, big containers) are pickled
+    again at every use, with their code's marshal still cached.
     """
 
     def __init__(self):
         self._lock = threading.RLock()
-        self._memo = weakref.WeakKeyDictionary()  # object -> Definition
+        # Classes -> Definition; functions' are in their _CodeInfo.
+        self._memo = weakref.WeakKeyDictionary()
         self._validating = set()
 
     def define(self, obj):
@@ -607,7 +774,10 @@ class _Registry:
 
     def current(self, obj):
         """``obj``'s memoized definition if it is still current, else None."""
-        entry = self._memo.get(obj)
+        if type(obj) is _FunctionType:
+            entry = _code_info(obj.__code__).definition
+        else:
+            entry = self._memo.get(obj)
         if entry is None or not entry.safe:
             return None
         key = id(obj)
@@ -629,7 +799,10 @@ class _Registry:
 
     def remember(self, obj, entry, snapshot):
         entry.snapshot, _, entry.safe = snapshot
-        self._memo[obj] = entry
+        if type(obj) is _FunctionType:
+            _code_info(obj.__code__).definition = entry
+        else:
+            self._memo[obj] = entry
 
 
 _registry = _Registry()
@@ -758,7 +931,7 @@ def _dump_definition(members, resolve, *, single=True, describe):
     file = io.BytesIO()
     pickler = _ByValuePickler(file, resolve, inline=members, refs=members)
     try:
-        pickler.dump(_Members(tuple(members), single))
+        pickler.dump(_Members(tuple(map(pickler.root, members)), single))
     except pickle.PicklingError:
         raise
     except Exception as exc:
@@ -797,75 +970,99 @@ def _snapshot(obj):
     objects among them; ``safe`` is False when some input cannot be
     compared that way (then the definition is remade at every use).
     """
-    items, deps = [], []
+    snapshot = _Snapshot(obj)
     if type(obj) is _FunctionType:
-        safe = _snapshot_function(obj, obj, items, deps)
+        safe = snapshot.function(obj, parts=False)
     else:
-        safe = _snapshot_class(obj, items, deps)
-    return tuple(items), deps, safe
+        safe = snapshot.cls(obj)
+    return tuple(snapshot.items), snapshot.deps, safe
 
 
-def _snapshot_function(fn, root, items, deps):
-    items.extend((fn.__code__, fn.__name__, fn.__qualname__, fn.__module__,
-                  fn.__doc__))
-    safe = _snapshot_value(fn.__defaults__, root, items, deps)
-    safe &= _snapshot_value(fn.__kwdefaults__, root, items, deps)
-    safe &= _snapshot_value(fn.__dict__, root, items, deps)
-    for cell in fn.__closure__ or ():
-        try:
-            value = cell.cell_contents
-        except ValueError:
-            value = _MISSING
-        safe &= _snapshot_value(value, root, items, deps)
-    namespace = fn.__globals__
-    for name in _code_info(fn.__code__).global_names:
-        safe &= _snapshot_value(namespace.get(name, _MISSING), root, items,
-                                deps)
-    return safe
+class _Snapshot:
+    """Collects the items of one object's snapshot (see ``_snapshot``)."""
 
+    __slots__ = ("root", "items", "deps", "bound")
 
-def _snapshot_class(cls, items, deps):
-    items.append(type(cls))
-    safe = _snapshot_value(cls.__bases__, cls, items, deps)
-    for name, value in cls.__dict__.items():
-        items.append(name)
-        methods = _methods(cls, value)
-        if methods:
-            items.append(value)
-            for fn in methods:
-                safe &= _snapshot_function(fn, cls, items, deps)
-        elif name in ("__dict__", "__weakref__"):
-            items.append(value)
-        else:
-            safe &= _snapshot_value(value, cls, items, deps)
-    return safe
+    def __init__(self, root):
+        self.root = root
+        self.items = []
+        self.deps = []
+        self.bound = set()  # ids of by-value functions whose parts were taken
 
-
-def _snapshot_value(value, root, items, deps):
-    """Appends ``value`` (and a container's items); False if not comparable."""
-    if value is root:
-        items.append(_SELF)
-        return True
-    items.append(value)
-    kind = type(value)
-    if kind in _ATOMS or value is _MISSING:
-        return True
-    if kind is _FunctionType or isinstance(value, type):
-        if needs_value(value):
-            deps.append(value)
-        return True
-    if kind is tuple or kind is frozenset or kind is list:
-        if len(value) > _MAX_SNAPSHOT_ITEMS:
-            return False
-        items.append(len(value))
-        return all([_snapshot_value(v, root, items, deps) for v in value])
-    if kind is dict:
-        if len(value) > _MAX_SNAPSHOT_ITEMS:
-            return False
-        items.append(len(value))
-        safe = True
-        for key, item in value.items():
-            safe &= _snapshot_value(key, root, items, deps)
-            safe &= _snapshot_value(item, root, items, deps)
+    def function(self, fn, parts):
+        """A function's definition inputs; ``parts``: its cells and defaults
+        too (a method: the class definition holds them)."""
+        self.items.extend((fn.__code__, fn.__globals__, fn.__name__,
+                           fn.__qualname__, fn.__module__, fn.__doc__))
+        # The contents, not the dict: each function has its own.
+        safe = self.contents(fn.__dict__)
+        if parts:
+            safe &= self.parts(fn)
+        namespace = fn.__globals__
+        for name in _code_info(fn.__code__).global_names:
+            safe &= self.value(namespace.get(name, _MISSING))
         return safe
-    return False
+
+    def parts(self, fn):
+        safe = self.value(fn.__defaults__)
+        safe &= self.value(fn.__kwdefaults__)
+        for cell in fn.__closure__ or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:
+                value = _MISSING
+            safe &= self.value(value)
+        return safe
+
+    def cls(self, cls):
+        items = self.items
+        items.append(type(cls))
+        safe = self.value(cls.__bases__)
+        for name, value in cls.__dict__.items():
+            items.append(name)
+            methods = _methods(cls, value)
+            if methods:
+                items.append(value)
+                for fn in methods:
+                    safe &= self.function(fn, parts=True)
+            elif name in ("__dict__", "__weakref__"):
+                items.append(value)
+            else:
+                safe &= self.value(value)
+        return safe
+
+    def value(self, value):
+        """Appends ``value`` (and a container's items); False if not comparable."""
+        items = self.items
+        if value is self.root:
+            items.append(_SELF)
+            return True
+        items.append(value)
+        kind = type(value)
+        if kind in _ATOMS or value is _MISSING:
+            return True
+        if kind is _FunctionType or isinstance(value, type):
+            if needs_value(value):
+                self.deps.append(value)
+                # A reference to a by-value function carries its parts.
+                if (kind is _FunctionType and _has_parts(value)
+                        and id(value) not in self.bound):
+                    self.bound.add(id(value))
+                    return self.parts(value)
+            return True
+        if kind is tuple or kind is frozenset or kind is list or kind is dict:
+            return self.contents(value)
+        return False
+
+    def contents(self, value):
+        """Appends a container's length and items; False if too long."""
+        if len(value) > _MAX_SNAPSHOT_ITEMS:
+            return False
+        self.items.append(len(value))
+        if type(value) is dict:
+            safe = True
+            for key, item in value.items():
+                safe &= self.value(key)
+                safe &= self.value(item)
+            return safe
+        return all([self.value(v) for v in value])
