@@ -10,6 +10,7 @@ EI_PACKAGES=(
   libboost-dev       # Boost.Asio (header-only)
   nlohmann-json3-dev # JSON headers
   libgtest-dev       # GoogleTest
+  systemd            # systemd-analyze, systemd-socket-activate, systemd-sysusers (deploy tests)
 )
 
 ei_missing_packages() {

@@ -32,7 +32,9 @@ const char* const kKeys[] = {"socket",
                              "python_path",
                              "cancel_grace",
                              "max_jobs_per_interpreter",
-                             "max_definitions"};
+                             "max_definitions",
+                             "allow_users",
+                             "allow_groups"};
 
 bool KnownKey(const std::string& key) {
   for (const char* k : kKeys) {
@@ -66,7 +68,8 @@ std::vector<std::string> Split(const std::string& text, char sep) {
 }
 
 // A list value: a JSON array of strings, or one string split on `sep`.
-bool ReadList(const Json& value, char sep, std::vector<std::string>* out) {
+// With `numbers`, array items may also be unsigned integers (uids, gids).
+bool ReadList(const Json& value, char sep, std::vector<std::string>* out, bool numbers = false) {
   if (value.is_string()) {
     *out = Split(value.get<std::string>(), sep);
     return true;
@@ -74,8 +77,13 @@ bool ReadList(const Json& value, char sep, std::vector<std::string>* out) {
   if (!value.is_array()) return false;
   out->clear();
   for (const Json& item : value) {
-    if (!item.is_string()) return false;
-    out->push_back(item.get<std::string>());
+    if (numbers && item.is_number_unsigned()) {
+      out->push_back(std::to_string(item.get<std::uint64_t>()));
+    } else if (item.is_string()) {
+      out->push_back(item.get<std::string>());
+    } else {
+      return false;
+    }
   }
   return true;
 }
@@ -142,6 +150,10 @@ std::string Apply(const Settings& settings, Config* config) {
       ok = ReadList(value, ',', &config->preload);
     } else if (key == "python_path") {
       ok = ReadList(value, ':', &config->python_path);
+    } else if (key == "allow_users") {
+      ok = ReadList(value, ',', &config->allow_users, /*numbers=*/true);
+    } else if (key == "allow_groups") {
+      ok = ReadList(value, ',', &config->allow_groups, /*numbers=*/true);
     }
     if (!ok) return "invalid value for " + key + ": " + value.dump() + " (see --help)";
   }
@@ -180,6 +192,8 @@ const std::map<std::string, std::string>& FlagKeys() {
       {"--cancel-grace", "cancel_grace"},
       {"--max-jobs-per-interpreter", "max_jobs_per_interpreter"},
       {"--max-definitions", "max_definitions"},
+      {"--allow-users", "allow_users"},
+      {"--allow-groups", "allow_groups"},
   };
   return keys;
 }
@@ -245,7 +259,10 @@ std::string UsageText() {
 
 Runs Python jobs sent over a Unix socket in a warm pool of CPython
 sub-interpreters, each with its own GIL. Stays in the foreground and logs one
-line per event to stderr; stop it with SIGTERM or SIGINT.
+line per event to stderr; stop it with SIGTERM or SIGINT, reload the --config
+file with SIGHUP (workers, allow_users and allow_groups change at once; the
+rest is logged as needing a restart). Under systemd it takes its socket from
+socket activation and speaks the notify protocol (docs/operations.md).
 
 Flags (each also a key of the --config file, with _ for -; flags win):
   --socket PATH            Unix socket to listen on. Default:
@@ -274,11 +291,18 @@ Flags (each also a key of the --config file, with _ for -; flags win):
                            it ran N jobs. Default: 0 (never).
   --max-definitions N      Functions shipped by value that one connection
                            may define. Default: 4096.
+  --allow-users U[,U...]   Users (names or uids) who may connect, besides
+                           root and the daemon's own user. Default: none.
+  --allow-groups G[,G...]  Groups (names or gids) whose members may connect;
+                           a user's supplementary groups count. Default: none.
+                           Anyone else gets an access_denied error and is
+                           disconnected before a byte is read.
   --config FILE            JSON object with any of the keys: socket, workers,
                            max_interpreters, preload (list or "a,b"),
                            buffer_size, max_frame_bytes, max_header_bytes,
                            python_path (list or "a:b"), cancel_grace,
-                           max_jobs_per_interpreter, max_definitions.
+                           max_jobs_per_interpreter, max_definitions,
+                           allow_users, allow_groups (lists or "a,b").
   --version                Print the version and the embedded Python, exit.
   -h, --help               Print this help, exit.
 

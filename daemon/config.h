@@ -19,6 +19,8 @@ struct Config {
   double cancel_grace_seconds = 5;       // a stopped job's time to end
   std::uint64_t max_jobs_per_interpreter = 0;  // 0: never recycle
   int max_definitions = 4096;            // per connection
+  std::vector<std::string> allow_users;   // names or uids, besides root and our own
+  std::vector<std::string> allow_groups;  // names or gids (supplementary groups count)
   std::string config_file;
 };
 

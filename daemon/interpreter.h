@@ -75,6 +75,9 @@ class Interpreter {
   /// Takes no more jobs after the current one; its interpreter is never
   /// reused. Only sets a flag: safe under other locks.
   void MarkRetired() { retired_ = true; }
+  /// Takes no more jobs after the current one and ends normally (the pool
+  /// shrank). Only sets a flag: safe under other locks.
+  void Leave() { leaving_ = true; }
   bool retired() const { return retired_; }
   /// True when it ended because it reached max_jobs.
   bool recycled() const { return recycled_; }
@@ -99,6 +102,7 @@ class Interpreter {
   std::thread thread_;
   std::atomic<bool> retired_{false};
   std::atomic<bool> recycled_{false};
+  std::atomic<bool> leaving_{false};
   // Set once the interpreter exists, reset on this thread after every
   // interrupter thread was joined; read by interrupters.
   std::unique_ptr<python::SubInterpreter> sub_;

@@ -17,7 +17,7 @@ using Disposition = JobReply::Disposition;
 using Role = InterpreterSnapshot::Role;
 
 InterpreterPool::InterpreterPool(PoolOptions options, JobTotals* totals)
-    : options_(std::move(options)), totals_(totals) {}
+    : options_(std::move(options)), totals_(totals), workers_(options_.workers) {}
 
 InterpreterPool::~InterpreterPool() { Shutdown(); }
 
@@ -30,8 +30,8 @@ std::unique_ptr<Interpreter> InterpreterPool::MakeInterpreter(Role role,
 void InterpreterPool::Start(std::function<void(const python::Status&)> on_ready) {
   std::lock_guard lock(mu_);
   on_ready_ = std::move(on_ready);
-  for (int i = 0; i < options_.workers; ++i) StartPoolWorkerLocked();
-  if (options_.workers < options_.max_interpreters) StartSpareLocked();
+  for (int i = 0; i < workers_; ++i) StartPoolWorkerLocked();
+  if (workers_ < options_.max_interpreters) StartSpareLocked();
 }
 
 void InterpreterPool::StartPoolWorkerLocked() {
@@ -157,7 +157,7 @@ LeaseGrant InterpreterPool::AssignSpareLocked() {
   leases_[grant.lease_id] = std::move(spare_);
   spare_ready_ = false;
   // Keep one warm interpreter ready while another lease could still fit.
-  if (options_.workers + static_cast<int>(leases_.size()) < options_.max_interpreters) {
+  if (workers_ + static_cast<int>(leases_.size()) < options_.max_interpreters) {
     StartSpareLocked();
   }
   return grant;
@@ -168,7 +168,7 @@ void InterpreterPool::Lease(std::function<void(LeaseGrant)> done) {
   {
     std::lock_guard lock(mu_);
     ReapLocked();
-    const int in_use = options_.workers + static_cast<int>(leases_.size() + waiting_leases_.size());
+    const int in_use = workers_ + static_cast<int>(leases_.size() + waiting_leases_.size());
     if (shutting_down_) {
       grant.error_code = "shutting_down";
       grant.message = "cannot lease an interpreter: the daemon is shutting down";
@@ -348,6 +348,64 @@ PoolSnapshot InterpreterPool::Snapshot() const {
   }
   if (spare_) snap.interpreters.push_back(spare_->Snapshot());
   return snap;
+}
+
+std::vector<char> NoOpJobPayload() {
+  static const char kPickle[] =
+      "\x80\x05\x95\x19\x00\x00\x00\x00\x00\x00\x00\x8c\x08" "builtins\x94\x8c\x03int\x94\x93\x94)}"
+      "\x94\x87\x94.";
+  return std::vector<char>(kPickle, kPickle + sizeof kPickle - 1);
+}
+
+// Shrinking never interrupts: a leave job waits its turn behind the queued
+// jobs, and the interpreter that runs it leaves only if the pool is still
+// bigger than wanted by then (so a grow in between cancels it).
+std::string InterpreterPool::Resize(int workers) {
+  std::lock_guard lock(mu_);
+  if (shutting_down_) return "the daemon is shutting down";
+  const int leased = static_cast<int>(leases_.size());
+  if (workers < 1 || workers + leased > options_.max_interpreters) {
+    return "workers " + std::to_string(workers) + " is not between 1 and max_interpreters (" +
+           std::to_string(options_.max_interpreters) + ") less the " + std::to_string(leased) +
+           " leased interpreters";
+  }
+  workers_ = workers;
+  ReapLocked();
+  const int now = static_cast<int>(pool_.size());
+  for (int i = now; i < workers; ++i) StartPoolWorkerLocked();
+  for (int i = workers; i < now; ++i) {
+    Job leave;
+    leave.payload = NoOpJobPayload();
+    leave.control = std::make_shared<JobControl>(
+        [this](JobReply reply) { OnLeaveJobDone(reply.interpreter_id); }, std::nullopt);
+    pool_queue_->Push(leave);  // takes only the queue's own lock
+  }
+  return "";
+}
+
+// On the worker thread that ran the leave job, right before it would take
+// the next job: Leave() makes it end instead.
+void InterpreterPool::OnLeaveJobDone(std::int64_t interpreter_id) {
+  int worker_id = 0;
+  int target = 0;
+  {
+    std::lock_guard lock(mu_);
+    target = workers_;
+    if (shutting_down_ || static_cast<int>(pool_.size()) <= workers_) return;
+    for (auto it = pool_.begin(); it != pool_.end(); ++it) {
+      if ((*it)->Snapshot().interpreter_id != interpreter_id) continue;
+      worker_id = (*it)->worker_id();
+      (*it)->Leave();
+      retiring_.push_back(std::move(*it));
+      pool_.erase(it);
+      break;
+    }
+  }
+  if (worker_id != 0) {
+    log::Info("pool shrank: worker " + std::to_string(worker_id) +
+              " ended after its last job; the pool is down to " + std::to_string(target) +
+              " interpreters");
+  }
 }
 
 }  // namespace ei

@@ -40,6 +40,10 @@ struct LeaseGrant {
   std::string message;
 };
 
+/// pickle.dumps((int, (), {}), protocol=5): a job that does nothing, for
+/// health checks and for shrinking the pool.
+std::vector<char> NoOpJobPayload();
+
 struct PoolSnapshot {
   bool ready = false;
   std::vector<InterpreterSnapshot> interpreters;  // pool, then leases, then the spare
@@ -92,6 +96,12 @@ class InterpreterPool {
 
   PoolSnapshot Snapshot() const;
 
+  /// Changes the number of pool interpreters without dropping a job:
+  /// growing starts new ones; shrinking queues one no-op "leave" job per
+  /// surplus interpreter behind the queued jobs, and whoever runs it ends
+  /// after it. Returns "" or why the size is not allowed.
+  std::string Resize(int workers);
+
  private:
   std::unique_ptr<Interpreter> MakeInterpreter(InterpreterSnapshot::Role role,
                                                std::shared_ptr<JobQueue> queue);
@@ -107,6 +117,7 @@ class InterpreterPool {
   LeaseGrant AssignSpareLocked();
   void ReapLocked();
   static void AnswerShuttingDown(Job& job);
+  void OnLeaveJobDone(std::int64_t interpreter_id);
 
   const PoolOptions options_;
   JobTotals* const totals_;
@@ -124,6 +135,7 @@ class InterpreterPool {
   std::condition_variable exit_cv_;                     // exited_ grew, or one was retired
   std::map<const Interpreter*, std::function<void()>> release_done_;
   std::set<std::uint64_t> lost_leases_;  // leases whose interpreter was retired
+  int workers_;  // the pool's target size: options_.workers until Resize
   int next_worker_id_ = 1;
   std::uint64_t next_lease_id_ = 1;
   int pool_warm_ = 0;

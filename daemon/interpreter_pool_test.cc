@@ -363,14 +363,14 @@ TEST(InterpreterPool, AJobThatDoesNotStopIsGivenUpAndItsInterpreterReplaced) {
     std::this_thread::sleep_for(1ms);
   }
   EXPECT_EQ(pool.Cancel(control), JobControl::State::kRunning);
-  JobReply reply = replies.WaitAll(1)[0];
+  JobReply reply = std::move(replies.WaitAll(1)[0]);
   EXPECT_EQ(reply.disposition, Disposition::kCancelled);
   EXPECT_TRUE(reply.given_up);
   EXPECT_EQ(reply.interpreter_id, first);
   EXPECT_EQ(totals.retired_stuck.load(), 1u) << "counted before the answer";
   // Full capacity at once: a fresh pool interpreter serves the next job.
   pool.Submit(replies.MakeJob(IntJob("remember", 1)));
-  JobReply next = replies.WaitAll(2)[1];
+  JobReply next = std::move(replies.WaitAll(2)[1]);
   EXPECT_EQ(next.outcome.kind, Kind::kOk);
   EXPECT_NE(next.interpreter_id, first);
   // A leased interpreter that is given up ends its lease.
@@ -428,6 +428,66 @@ TEST(InterpreterPool, JobOutputReachesItsSinkInOrder) {
   std::lock_guard lock(mu);
   EXPECT_EQ(pieces, (std::vector<std::string>{"stdout:line 0\n", "stdout:line 1\n",
                                                "stdout:line 2\n", "stderr:to stderr\n"}));
+}
+
+int PoolInterpreters(const InterpreterPool& pool, InterpreterSnapshot::State state) {
+  int count = 0;
+  for (const InterpreterSnapshot& it : pool.Snapshot().interpreters) {
+    count += it.role == InterpreterSnapshot::Role::kPool && it.state == state;
+  }
+  return count;
+}
+
+void WaitForIdlePool(const InterpreterPool& pool, int count) {
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (PoolInterpreters(pool, InterpreterSnapshot::State::kIdle) != count ||
+         pool.Snapshot().interpreters.size() > static_cast<std::size_t>(count) + 1) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the pool never settled at " << count;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+TEST(InterpreterPool, NoOpJobRunsAndReturnsZero) {
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 1), &totals);
+  StartAndWait(pool);
+  Replies replies;
+  pool.Submit(replies.MakeJob(NoOpJobPayload()));
+  std::vector<JobReply> got = replies.WaitAll(1);
+  ASSERT_EQ(got[0].outcome.kind, Kind::kOk) << got[0].outcome.error.message;
+  EXPECT_EQ(Payload(got[0]), IntPickle(0));
+}
+
+TEST(InterpreterPool, ResizeGrowsAndShrinksWithoutDroppingAJob) {
+  JobTotals totals;
+  InterpreterPool pool(Options(1, 4), &totals);
+  StartAndWait(pool);
+  EXPECT_NE(pool.Resize(0), "");
+  EXPECT_NE(pool.Resize(5), "") << "past max_interpreters";
+  ASSERT_EQ(pool.Resize(3), "");
+  WaitForIdlePool(pool, 3);
+  // Shrink while every interpreter is busy and more jobs wait: the leave
+  // jobs queue behind them, so every job still runs to its end.
+  Replies replies;
+  for (int i = 0; i < 9; ++i) pool.Submit(replies.MakeJob(JobPickle("sleep", "F0.1\n")));
+  while (PoolInterpreters(pool, InterpreterSnapshot::State::kBusy) != 3) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(pool.Resize(1), "");
+  std::vector<JobReply> got = replies.WaitAll(9);
+  for (int i = 0; i < 9; ++i) {
+    EXPECT_EQ(got[i].disposition, JobReply::Disposition::kRan) << "job " << i;
+    EXPECT_EQ(Payload(got[i]), kTruePickle) << "job " << i;
+  }
+  WaitForIdlePool(pool, 1);
+  // A grow right after a shrink cancels the leave jobs still queued.
+  ASSERT_EQ(pool.Resize(2), "");
+  ASSERT_EQ(pool.Resize(1), "");
+  ASSERT_EQ(pool.Resize(2), "");
+  WaitForIdlePool(pool, 2);
+  pool.Submit(replies.MakeJob(NoArgJob("recall")));
+  EXPECT_EQ(replies.WaitAll(10)[9].disposition, JobReply::Disposition::kRan);
+  EXPECT_EQ(pool.Shutdown(), 0);
 }
 
 }  // namespace

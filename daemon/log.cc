@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
-#include <string>
 
 namespace ei::log {
 namespace {
@@ -20,9 +20,18 @@ const char* Name(Level level) {
   return "INFO";
 }
 
-}  // namespace
+// syslog(3) priorities, as journald reads them from "<N>" prefixes.
+int Priority(Level level) {
+  switch (level) {
+    case Level::kError: return 3;
+    case Level::kWarning: return 4;
+    case Level::kInfo: return 6;
+    case Level::kDebug: return 7;
+  }
+  return 6;
+}
 
-void Write(Level level, std::string_view message) {
+std::string Timestamp() {
   const auto now = std::chrono::system_clock::now();
   const std::time_t secs = std::chrono::system_clock::to_time_t(now);
   const auto millis =
@@ -33,8 +42,30 @@ void Write(Level level, std::string_view message) {
   std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
                 utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
                 static_cast<int>(millis));
-  std::string line = std::string(stamp) + " " + Name(level) + " ";
+  return stamp;
+}
+
+bool Set(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0';
+}
+
+}  // namespace
+
+bool ForJournal() {
+  static const bool journal = Set("JOURNAL_STREAM") || Set("INVOCATION_ID");
+  return journal;
+}
+
+std::string Format(Level level, std::string_view message, bool for_journal) {
+  std::string line = for_journal ? "<" + std::to_string(Priority(level)) + ">"
+                                 : Timestamp() + " " + Name(level) + " ";
   line.append(message);
+  return line;
+}
+
+void Write(Level level, std::string_view message) {
+  std::string line = Format(level, message, ForJournal());
   line += '\n';
   // One write per line, so lines from different threads never interleave.
   [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());

@@ -3,13 +3,17 @@
 // Threads: the main thread initialises CPython, then runs the Asio I/O loop
 // (every socket and session lives there and never holds a GIL); one thread
 // per interpreter runs jobs; on SIGTERM/SIGINT a drain thread shuts the pool
-// down while the I/O loop keeps delivering the last replies.
+// down while the I/O loop keeps delivering the last replies. SIGHUP reloads
+// the config on the I/O loop. Under systemd, the listening socket may come
+// from socket activation and the service manager hears READY/STATUS/
+// STOPPING/WATCHDOG (service_notifier.h).
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <thread>
 
@@ -25,8 +29,12 @@
 #include "daemon/latency_recorder.h"
 #include "daemon/log.h"
 #include "daemon/python/runtime.h"
+#include "daemon/reload.h"
 #include "daemon/server.h"
+#include "daemon/service_notifier.h"
 #include "daemon/session_manager.h"
+#include "daemon/socket_activation.h"
+#include "daemon/systemd_notify.h"
 #include "daemon/version.h"
 #include "python/python_build_info.h"
 
@@ -59,7 +67,26 @@ PoolOptions MakePoolOptions(const Config& config) {
   return options;
 }
 
-int Serve(const Config& config) {
+// Takes the socket systemd passed, or binds our own. Returns "" or why not;
+// `*path` is the socket file either way.
+std::string StartListening(Server& server, const Config& config, std::string* path) {
+  systemd::ActivatedSocket activated = systemd::TakeActivatedSocket();
+  if (!activated.error.empty()) return activated.error;
+  if (activated.fd < 0) {
+    *path = config.socket;
+    return server.Listen(config.socket);
+  }
+  *path = activated.path;
+  if (activated.path != config.socket) {
+    log::Info("starting: socket activation passed " + activated.path + "; it is used instead of " +
+              config.socket);
+  }
+  return server.Adopt(activated.fd, activated.path);
+}
+
+int Serve(Config config, int argc, char** argv) {
+  // Read before Python starts, so no interpreter's os.environ has them.
+  systemd::Notifier notifier = systemd::Notifier::FromEnvironment();
   python::Status started = python::Runtime::Initialize({EI_PYTHON_HOME, config.python_path});
   if (!started.ok()) {
     log::Error("cannot start: " + started.message());
@@ -85,22 +112,31 @@ int Serve(const Config& config) {
   context.sessions = &sessions;
 
   Server server(io, context);
-  if (std::string why = server.Listen(config.socket); !why.empty()) {
+  AccessPolicy access;
+  std::string why =
+      AccessPolicy::Create(config.allow_users, config.allow_groups, ::geteuid(), &access);
+  if (why.empty()) why = StartListening(server, config, &context.info.socket);
+  if (!why.empty()) {
     log::Error("cannot start: " + why);
     python::Runtime::Finalize();
     return 1;
   }
+  const std::string allowed = access.Describe();
+  server.SetAccessPolicy(std::move(access));
+  ServiceNotifier service(io, notifier, pool, totals, sessions);
   log::Info("starting: extrainterpretersd " + std::string(kDaemonVersion) + " pid " +
             std::to_string(context.info.pid) + ", Python " + context.info.python_version +
-            ", socket " + config.socket + ", workers " + std::to_string(config.workers) +
+            ", socket " + context.info.socket + ", workers " + std::to_string(config.workers) +
             ", max_interpreters " + std::to_string(config.max_interpreters) + ", preload " +
             Join(config.preload, ","));
+  log::Info("starting: access allowed to " + allowed);
 
   int exit_code = 0;
   int stuck = 0;  // interpreters still stuck in a job at the end
   std::thread drainer;
   auto keep_running = asio::make_work_guard(io);
   asio::signal_set signals(io, SIGINT, SIGTERM);
+  asio::signal_set reload_signal(io, SIGHUP);
   asio::steady_timer flush_deadline(io);
   // Shutdown by cancelling: stop accepting, let the pool answer or finish
   // every job, then close each session once its replies are written, or
@@ -123,8 +159,10 @@ int Serve(const Config& config) {
     context.stopping = true;
     exit_code = code;
     log::Info("stopping: " + why);
+    service.Stopping(why);
     server.Stop();
     signals.cancel();
+    reload_signal.cancel();
     drainer = std::thread([&] {
       stuck = pool.Shutdown();
       asio::post(io, close_sessions);
@@ -133,13 +171,24 @@ int Serve(const Config& config) {
   signals.async_wait([&](const boost::system::error_code& error, int signal_number) {
     if (!error) begin_shutdown(0, std::string("received ") + ::strsignal(signal_number));
   });
+  std::function<void()> await_reload = [&] {
+    reload_signal.async_wait([&](const boost::system::error_code& error, int) {
+      if (error || context.stopping) return;
+      service.Reloading();
+      Reload(argc, argv, {&config, &pool, &server, &context});
+      service.Reloaded();
+      await_reload();
+    });
+  };
+  await_reload();
   pool.Start([&](const python::Status& status) {
     asio::post(io, [&, status] {
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
       if (status.ok()) {
         log::Info("ready: " + std::to_string(config.workers) + " warm interpreters in " +
-                  std::to_string(secs).substr(0, 5) + " s, listening on " + config.socket);
+                  std::to_string(secs).substr(0, 5) + " s, listening on " + context.info.socket);
+        if (!context.stopping) service.Ready();
       } else {
         log::Error("cannot start: an interpreter could not be created: " + status.message());
         begin_shutdown(1, "start-up failed");
@@ -185,5 +234,5 @@ int main(int argc, char** argv) {
   }
   // A client that hangs up mid-write must not kill the daemon.
   ::signal(SIGPIPE, SIG_IGN);
-  return ei::Serve(parsed.config);
+  return ei::Serve(parsed.config, argc, argv);
 }

@@ -6,11 +6,17 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include "daemon/job_reply.h"
 #include "daemon/log.h"
 #include "daemon/session_manager.h"
+#include "proto/frame_codec.h"
 
 namespace ei {
 
@@ -18,6 +24,9 @@ namespace asio = boost::asio;
 using asio::local::stream_protocol;
 
 namespace {
+
+// How long a refused connection stays open after its error frame.
+constexpr std::chrono::milliseconds kRefusalLinger{500};
 
 // True when a daemon accepts connections at `path` right now.
 bool SomeoneListens(const std::string& path) {
@@ -78,6 +87,15 @@ std::string Server::Listen(const std::string& path) {
   return "";
 }
 
+std::string Server::Adopt(int fd, const std::string& path) {
+  boost::system::error_code error;
+  acceptor_.assign(stream_protocol(), fd, error);
+  if (error) return "cannot use the socket passed for " + path + " (" + error.message() + ")";
+  path_.clear();  // systemd's file: never ours to remove
+  Accept();
+  return "";
+}
+
 void Server::Accept() {
   acceptor_.async_accept(io_, [this](const boost::system::error_code& error,
                                      stream_protocol::socket socket) {
@@ -85,14 +103,65 @@ void Server::Accept() {
     if (error) {
       log::Warning(std::string("accept failed: ") + error.message());
     } else {
-      const std::uint64_t id = next_connection_id_++;
-      log::Info("connection opened: connection " + std::to_string(id));
-      auto session = std::make_shared<Session>(std::move(socket), context_, id);
-      context_.sessions->Add(session);
-      session->Start();
+      OnAccepted(std::move(socket));
     }
     if (acceptor_.is_open()) Accept();
   });
+}
+
+// The peer is checked before anything is read from it: a refused client's
+// bytes, job included, stay unread in the socket until it is closed.
+void Server::OnAccepted(stream_protocol::socket socket) {
+  const std::uint64_t id = next_connection_id_++;
+  std::string why;
+  std::optional<PeerCredentials> peer = ReadPeerCredentials(socket.native_handle(), &why);
+  if (peer) why = access_.Check(*peer);
+  if (!why.empty()) {
+    log::Warning(why.rfind("access denied", 0) == 0
+                     ? "access denied: connection " + std::to_string(id) + " from uid " +
+                           DescribeUid(peer->uid) + " pid " + std::to_string(peer->pid) +
+                           " (not in allow_users/allow_groups)"
+                     : "access denied: connection " + std::to_string(id) + ": " + why);
+    Refuse(std::move(socket), id, why);
+    return;
+  }
+  log::Info("connection opened: connection " + std::to_string(id) + " from uid " +
+            DescribeUid(peer->uid) + " pid " + std::to_string(peer->pid));
+  auto session = std::make_shared<Session>(std::move(socket), context_, id);
+  context_.sessions->Add(session);
+  session->Start();
+}
+
+// One fatal error frame, then close. The frame is small enough for the
+// socket buffer, so a client that never reads cannot hold this up. The
+// socket stays open (write side shut, nothing read) for kRefusalLinger, so a
+// client still sending its hello gets no EPIPE before it reads why.
+void Server::Refuse(stream_protocol::socket socket, std::uint64_t id, const std::string& why) {
+  struct Refusal {
+    stream_protocol::socket socket;
+    std::string frame;
+    asio::steady_timer linger;
+  };
+  auto refusal = std::make_shared<Refusal>(Refusal{
+      std::move(socket),
+      proto::EncodeFrame(ErrorHeader(nullptr, "access_denied", why, /*fatal=*/true)),
+      asio::steady_timer(io_)});
+  asio::async_write(refusal->socket, asio::buffer(refusal->frame),
+                    [refusal, id](const boost::system::error_code& error, std::size_t) {
+                      boost::system::error_code ignored;
+                      if (error) {
+                        log::Info("connection error: connection " + std::to_string(id) +
+                                  ": cannot send access_denied: " + error.message());
+                        refusal->socket.close(ignored);
+                        return;
+                      }
+                      refusal->socket.shutdown(stream_protocol::socket::shutdown_send, ignored);
+                      refusal->linger.expires_after(kRefusalLinger);
+                      refusal->linger.async_wait([refusal](const boost::system::error_code&) {
+                        boost::system::error_code ignored;
+                        refusal->socket.close(ignored);
+                      });
+                    });
 }
 
 void Server::Stop() {

@@ -1,4 +1,5 @@
-// Listens on the Unix socket and hands each connection to a new Session.
+// Listens on the Unix socket and hands each connection to a new Session,
+// once its peer passed the access check.
 #pragma once
 
 #include <cstdint>
@@ -7,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
+#include "daemon/access_control.h"
 #include "daemon/session.h"
 
 namespace ei {
@@ -20,16 +22,27 @@ class Server {
   /// Returns an empty string, or why it could not.
   std::string Listen(const std::string& path);
 
+  /// Accepts on a socket that is already listening (socket activation).
+  /// Its file belongs to the service manager: Stop never removes it.
+  std::string Adopt(int fd, const std::string& path);
+
   /// Stops accepting and removes the socket file this server created.
   void Stop();
 
+  /// Who may connect from now on; open connections are not rechecked.
+  void SetAccessPolicy(AccessPolicy policy) { access_ = std::move(policy); }
+
  private:
   void Accept();
+  void OnAccepted(boost::asio::local::stream_protocol::socket socket);
+  void Refuse(boost::asio::local::stream_protocol::socket socket, std::uint64_t id,
+              const std::string& why);
 
   boost::asio::io_context& io_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   DaemonContext& context_;
-  std::string path_;
+  AccessPolicy access_;
+  std::string path_;         // the socket file, when this server created it
   std::uint64_t next_connection_id_ = 1;
 };
 
