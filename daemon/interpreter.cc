@@ -134,7 +134,7 @@ void Interpreter::Serve(python::JobRunner& runner, const DropCallback& on_drop) 
   SharedBuffer buffer(options_.buffer_size, options_.buffer_limit);
   const bool recycles = options_.max_jobs > 0 && Snapshot().role == InterpreterSnapshot::Role::kPool;
   std::uint64_t ran = 0;
-  while (!retired_) {
+  while (!retired_ && !leaving_) {
     std::optional<Job> job = queue_->Pop();
     if (!job) break;
     if (job->is_abandoned()) {
@@ -167,11 +167,12 @@ JobReply Interpreter::RunOne(Job& job, python::JobRunner& runner, SharedBuffer& 
   {
     SubInterpreter::Attached attached(*sub_);
     SetCurrent(job.control);
-    reply.outcome =
-        runner.Run(buffer.data(), buffer.capacity(), size, job.definitions, job.on_output);
+    reply.outcome = runner.Run(buffer.data(), buffer.capacity(), size, job.definitions,
+                               job.on_output, {job.out_of_band_fd.get(), job.out_of_band_lengths, job.share_result});
     sub_->ClearInterrupt();  // an interrupt that came too late for the job
     SetCurrent(nullptr);
   }
+  job.out_of_band_fd.reset();  // the job's own mapping, if any, keeps the memory
   buffer.Reserve(reply.outcome.needed_bytes);
   // A stopped job that did not return a value was stopped, whatever the
   // stop exception became on its way out (it may even have hit the

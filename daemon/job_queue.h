@@ -81,6 +81,10 @@ struct Job {
   std::vector<python::Definition> definitions;
   /// Gets the job's output when its client asked for it.
   python::OutputSink on_output;
+  /// The job's out-of-band buffers (PROTOCOL.md, "Large data"), if any.
+  UniqueFd out_of_band_fd;
+  std::vector<std::size_t> out_of_band_lengths;
+  bool share_result = false;  // its client takes descriptors (hello "fds")
   /// Set when the job's connection closed: the job is dropped unrun.
   std::shared_ptr<const std::atomic<bool>> abandoned;
 

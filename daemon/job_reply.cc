@@ -27,7 +27,7 @@ bool FitsInFrame(const Json& header, std::size_t payload_size, const proto::Limi
 
 JobReplyFrame Error(const Json& id, std::string_view code, std::string message,
                     const python::PyErrorInfo* exception = nullptr, Count count = Count::kFailed) {
-  return {ErrorHeader(id, code, std::move(message), false, exception), {}, count};
+  return {ErrorHeader(id, code, std::move(message), false, exception), {}, UniqueFd(), count};
 }
 
 // A job told to stop, which ended one way or another.
@@ -90,13 +90,22 @@ JobReplyFrame MakeJobReply(std::uint64_t request_id, JobReply reply, const proto
   switch (out.kind) {
     case JobOutcome::Kind::kOk: {
       Json header = {{"type", "result"}, {"id", id}, {"status", "ok"}};
-      if (!FitsInFrame(header, out.payload.size(), limits)) {
+      std::uint64_t out_of_band = 0;
+      for (std::size_t n : out.result_out_of_band) out_of_band += n;
+      if (!FitsInFrame(header, out.payload.size(), limits) ||
+          out_of_band > limits.max_frame_bytes) {
         return Error(id, "result_too_large",
-                     "the result of " + job + where + " is " + std::to_string(out.payload.size()) +
+                     "the result of " + job + where + " is " +
+                         std::to_string(out.payload.size() + out_of_band) +
                          " bytes pickled, more than a frame may carry (max_frame_bytes " +
                          std::to_string(limits.max_frame_bytes) + ")");
       }
-      return {std::move(header), std::move(out.payload), Count::kCompleted};
+      if (out.result_fd) {
+        header["fd"] = true;
+        header["oob"] = out.result_out_of_band;
+      }
+      return {std::move(header), std::move(out.payload), std::move(out.result_fd),
+              Count::kCompleted};
     }
     case JobOutcome::Kind::kRaised: {
       Json header = {{"type", "result"},
@@ -109,7 +118,7 @@ JobReplyFrame MakeJobReply(std::uint64_t request_id, JobReply reply, const proto
       // An exception too big to send pickled still arrives as data: the
       // client raises RemoteError from the header, as for an unpicklable one.
       if (!FitsInFrame(header, out.payload.size(), limits)) out.payload.clear();
-      return {std::move(header), std::move(out.payload), Count::kFailed};
+      return {std::move(header), std::move(out.payload), UniqueFd(), Count::kFailed};
     }
     case JobOutcome::Kind::kLoadFailed:
       return Error(id, "job_load_failed", "cannot unpickle " + job + where + ": " + why,

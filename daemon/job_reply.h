@@ -19,6 +19,7 @@ struct JobReplyFrame {
   enum class Count { kCompleted, kFailed, kCancelled, kTimedOut };
   nlohmann::json header;
   std::vector<char> payload;
+  UniqueFd fd;  // sent with the frame (out-of-band buffers), if set
   Count count = Count::kFailed;
 };
 

@@ -1,5 +1,10 @@
 #include "daemon/session.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <unordered_map>
 
 #include <boost/asio/post.hpp>
@@ -20,22 +25,73 @@ Session::Session(Socket socket, DaemonContext& context, std::uint64_t connection
 
 void Session::Start() { ReadMore(); }
 
+// Reads with recvmsg rather than Asio's reads: frames may bring file
+// descriptors (SCM_RIGHTS) with them.
 void Session::ReadMore() {
-  socket_.async_read_some(asio::buffer(read_buffer_),
-                          [self = shared_from_this()](const boost::system::error_code& error,
-                                                      std::size_t size) { self->OnRead(error, size); });
+  socket_.async_wait(Socket::wait_read, [self = shared_from_this()](
+                                            const boost::system::error_code& error) {
+    self->OnReadable(error);
+  });
 }
 
-void Session::OnRead(const boost::system::error_code& error, std::size_t size) {
+void Session::OnReadable(const boost::system::error_code& error) {
   if (closed_ || closing_) return;
   if (error) {
-    // EOF is the client hanging up; aborted is our own Close().
-    if (error != asio::error::eof && error != asio::error::operation_aborted) {
+    if (error != asio::error::operation_aborted) {
       log::Info("connection error: connection " + std::to_string(id_) + ": " + error.message());
     }
     Close();
     return;
   }
+  // A few reads per wake-up, so one busy client cannot starve the others.
+  for (int i = 0; i < 8 && !closing_ && !closed_; ++i) {
+    if (!ReceiveSome()) break;
+  }
+  if (!closing_ && !closed_) ReadMore();
+}
+
+// One recvmsg: false when there is nothing more to read now (or the
+// connection ended).
+bool Session::ReceiveSome() {
+  constexpr std::size_t kMaxFds = 16;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+  iovec part{read_buffer_.data(), read_buffer_.size()};
+  msghdr message{};
+  message.msg_iov = &part;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  const ssize_t n = ::recvmsg(socket_.native_handle(), &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0 && errno == EINTR) return true;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+  if (n <= 0) {
+    // 0 is the client hanging up.
+    if (n < 0) log::Info("connection error: connection " + std::to_string(id_) + ": " +
+                         std::strerror(errno));
+    Close();
+    return false;
+  }
+  for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      received_fds_.emplace_back(fd);
+    }
+  }
+  if ((message.msg_flags & MSG_CTRUNC) != 0 || received_fds_.size() > kMaxFds) {
+    SendError(nullptr, "bad_frame",
+              "more than " + std::to_string(kMaxFds) +
+                  " file descriptors were sent without frames that take them",
+              /*fatal=*/true);
+    return false;
+  }
+  Consume(static_cast<std::size_t>(n));
+  return static_cast<std::size_t>(n) == read_buffer_.size();
+}
+
+void Session::Consume(std::size_t size) {
   std::size_t offset = 0;
   while (offset < size && !closing_) {
     std::size_t used = 0;
@@ -51,7 +107,6 @@ void Session::OnRead(const boost::system::error_code& error, std::size_t size) {
       SendError(id, decoder_.error().code, decoder_.error().message, /*fatal=*/true);
     }
   }
-  if (!closing_) ReadMore();
 }
 
 // One small handler per message type; PROTOCOL.md has every field.
@@ -87,6 +142,7 @@ void Session::OnHello(Frame& frame) {
     return;
   }
   greeted_ = true;
+  takes_fds_ = frame.header.value("fds", false) == true;
   const Json& client = frame.header["client"];
   log::Info("client hello: connection " + std::to_string(id_) + " is " +
             (client.is_string() ? client.get<std::string>() : std::string("an unnamed client")));

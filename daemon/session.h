@@ -21,6 +21,7 @@
 #include "daemon/interpreter_pool.h"
 #include "daemon/job_totals.h"
 #include "daemon/latency_recorder.h"
+#include "daemon/python/unique_fd.h"
 #include "daemon/status_report.h"
 #include "proto/frame_codec.h"
 
@@ -68,11 +69,15 @@ class Session : public std::enable_shared_from_this<Session> {
   struct OutFrame {
     std::string head;
     std::vector<char> payload;
+    UniqueFd fd;           // passed with the frame's first bytes, then closed
     std::size_t sent = 0;  // bytes of head + payload already written
   };
 
   void ReadMore();
-  void OnRead(const boost::system::error_code& error, std::size_t size);
+  void OnReadable(const boost::system::error_code& error);
+  bool ReceiveSome();
+  void Consume(std::size_t size);
+  bool TakeOutOfBand(const nlohmann::json& header, Job* job);
   void Dispatch(proto::Frame& frame);
   void OnHello(proto::Frame& frame);
   void OnRun(proto::Frame& frame);
@@ -94,7 +99,7 @@ class Session : public std::enable_shared_from_this<Session> {
   /// Queues a frame and writes what the socket takes at once. Any thread:
   /// interpreter threads answer their jobs directly, without a hop through
   /// the I/O thread.
-  void Send(nlohmann::json header, std::vector<char> payload = {});
+  void Send(nlohmann::json header, std::vector<char> payload = {}, UniqueFd fd = UniqueFd());
   void SendError(const nlohmann::json& request_id, std::string_view code, std::string message,
                  bool fatal = false, const python::PyErrorInfo* exception = nullptr);
   void FlushLocked();
@@ -105,7 +110,9 @@ class Session : public std::enable_shared_from_this<Session> {
   const std::uint64_t id_;
   proto::FrameDecoder decoder_;
   std::array<char, 64 * 1024> read_buffer_;
+  std::deque<UniqueFd> received_fds_;  // SCM_RIGHTS, in arrival order
   bool greeted_ = false;
+  bool takes_fds_ = false;  // hello said "fds": true
   bool closing_ = false;  // no more reads; close once every reply is written
   bool closed_ = false;   // I/O thread's view; writers check send_closed_
   std::set<std::uint64_t> leases_;

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cmath>
 
+#include <sys/stat.h>
+
 #include <boost/asio/post.hpp>
 
 #include "daemon/job_reply.h"
@@ -51,8 +53,10 @@ void Session::OnRun(Frame& frame) {
   }
   Job job;
   std::optional<JobControl::Clock::time_point> deadline;
+  if (!TakeOutOfBand(frame.header, &job)) return;
   if (!ReadRunOptions(frame.header, &deadline, &job.definitions)) return;
   job.payload = std::move(frame.payload);
+  job.share_result = takes_fds_;
   const std::uint64_t request_id = id.get<std::uint64_t>();
   Wire(request_id, deadline, frame.header.value("output", false) == true, &job);
   std::shared_ptr<JobControl> control = job.control;
@@ -75,6 +79,39 @@ void Session::OnRun(Frame& frame) {
   ++context_.totals->submitted;
   std::lock_guard lock(jobs_mu_);
   jobs_[request_id] = std::move(control);
+}
+
+// Takes the descriptor and buffer lengths of a run with out-of-band data
+// (PROTOCOL.md, "Large data"); on a bad one, answers and returns false.
+bool Session::TakeOutOfBand(const Json& header, Job* job) {
+  if (header.value("fd", false) != true) return true;
+  const Json& id = header.at("id");
+  if (received_fds_.empty()) {
+    SendError(id, "bad_request", "job " + id.dump() + " says \"fd\": true, but no file "
+                                 "descriptor came with it");
+    return false;
+  }
+  job->out_of_band_fd = std::move(received_fds_.front());
+  received_fds_.pop_front();
+  const Json lengths = header.value("oob", Json::array());
+  std::uint64_t total = 0;
+  for (const Json& n : lengths) {
+    if (!n.is_number_unsigned()) {
+      SendError(id, "bad_request", "\"oob\" must list buffer lengths, not " + lengths.dump());
+      return false;
+    }
+    total += n.get<std::uint64_t>();
+    job->out_of_band_lengths.push_back(n.get<std::size_t>());
+  }
+  struct stat st {};
+  if (!lengths.is_array() || ::fstat(job->out_of_band_fd.get(), &st) != 0 ||
+      static_cast<std::uint64_t>(st.st_size) < total || total > context_.limits.max_frame_bytes) {
+    SendError(id, "bad_request",
+              "job " + id.dump() + "'s out-of-band buffers (" + std::to_string(total) +
+                  " bytes) do not fit the file sent with it, or pass max_frame_bytes");
+    return false;
+  }
+  return true;
 }
 
 // Reads `timeout` and `uses`; on a bad one, answers and returns false.
@@ -151,7 +188,7 @@ void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, Jo
       ++context_.totals->timeouts;
       break;
   }
-  Send(std::move(frame.header), std::move(frame.payload));
+  Send(std::move(frame.header), std::move(frame.payload), std::move(frame.fd));
 }
 
 // {"type": "cancel", "id": 8, "job": 7}

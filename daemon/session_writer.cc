@@ -6,6 +6,7 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <boost/asio/post.hpp>
 
@@ -15,8 +16,8 @@ namespace ei {
 
 namespace asio = boost::asio;
 
-void Session::Send(nlohmann::json header, std::vector<char> payload) {
-  OutFrame frame{proto::EncodeHead(header, payload.size()), std::move(payload)};
+void Session::Send(nlohmann::json header, std::vector<char> payload, UniqueFd fd) {
+  OutFrame frame{proto::EncodeHead(header, payload.size()), std::move(payload), std::move(fd)};
   std::lock_guard lock(send_mu_);
   if (send_closed_) return;
   out_.push_back(std::move(frame));
@@ -40,6 +41,18 @@ void Session::FlushLocked() {
     msghdr message{};
     message.msg_iov = parts;
     message.msg_iovlen = static_cast<std::size_t>(count);
+    // A descriptor goes with the frame's first bytes (SCM_RIGHTS).
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    if (frame.fd) {
+      message.msg_control = control;
+      message.msg_controllen = sizeof control;
+      cmsghdr* c = CMSG_FIRSTHDR(&message);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      const int passed = frame.fd.get();
+      std::memcpy(CMSG_DATA(c), &passed, sizeof passed);
+    }
     const ssize_t n = count == 0 ? 0 : ::sendmsg(fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -57,6 +70,7 @@ void Session::FlushLocked() {
       out_.clear();
       break;
     }
+    if (n > 0) frame.fd.reset();  // the peer has its copy now
     frame.sent += static_cast<std::size_t>(n);
     if (frame.sent == frame.head.size() + frame.payload.size()) out_.pop_front();
   }

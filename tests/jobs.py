@@ -276,3 +276,28 @@ def print_in_pieces_after(path, count, letter):
     """``print_in_pieces`` once ``path`` exists: two of these start at once."""
     wait_for_file(path)
     return print_in_pieces(count, letter)
+
+
+def pattern(size, seed=0):
+    """``size`` bytes of a repeating pattern that depends on ``seed``."""
+    block = bytes((i * 7 + seed) % 256 for i in range(4096))
+    return (block * (size // len(block) + 1))[:size]
+
+
+def describe_buffer(data):
+    """(type name, length, sha-256) of a buffer argument."""
+    import hashlib
+    return type(data).__name__, len(data), hashlib.sha256(data).hexdigest()
+
+
+def big_bytearray(size, seed=0):
+    return bytearray(pattern(size, seed))
+
+
+def rss_kib():
+    """This process's resident memory (VmRSS), in KiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1

@@ -90,13 +90,45 @@ JobOutcome Internal(const std::string& what) {
   return outcome;
 }
 
-// Reads run_job's (kind, error, written, spill) tuple into `outcome`.
+// A Python tuple of ints from sizes; a new reference.
+PyObject* SizesTuple(const std::vector<std::size_t>& sizes) {
+  PyObject* tuple = PyTuple_New(static_cast<Py_ssize_t>(sizes.size()));
+  for (std::size_t i = 0; tuple != nullptr && i < sizes.size(); ++i) {
+    PyTuple_SET_ITEM(tuple, static_cast<Py_ssize_t>(i), PyLong_FromSize_t(sizes[i]));
+  }
+  return tuple;
+}
+
+// Takes the result's memfd and buffer lengths, if the bootstrap made one.
+bool ReadOutOfBand(int fd, PyObject* lengths, JobOutcome* outcome) {
+  if (fd < 0) return true;
+  outcome->result_fd.reset(fd);  // ours now, whatever else fails
+  PyObject* items = PySequence_Fast(lengths, "result buffer lengths must be a sequence");
+  if (items == nullptr) return false;
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(items); ++i) {
+    const std::size_t n = PyLong_AsSize_t(PySequence_Fast_GET_ITEM(items, i));
+    if (n == static_cast<std::size_t>(-1) && PyErr_Occurred()) {
+      Py_DECREF(items);
+      return false;
+    }
+    outcome->result_out_of_band.push_back(n);
+  }
+  Py_DECREF(items);
+  return true;
+}
+
+// Reads run_job's (kind, error, written, spill, result_fd, lengths) tuple.
 bool ReadResult(PyObject* result, const char* buffer, std::size_t capacity, JobOutcome* outcome) {
   long kind = 0;
   Py_ssize_t written = 0;
   PyObject* error = nullptr;
   PyObject* spill = nullptr;
-  if (!PyArg_ParseTuple(result, "lOnO", &kind, &error, &written, &spill)) return false;
+  int result_fd = -1;
+  PyObject* lengths = nullptr;
+  if (!PyArg_ParseTuple(result, "lOnOiO", &kind, &error, &written, &spill, &result_fd, &lengths)) {
+    return false;
+  }
+  if (!ReadOutOfBand(result_fd, lengths, outcome)) return false;
   // Jobs run in this interpreter and can rebind the bootstrap's globals, so
   // `written` is checked before it sizes a copy out of the buffer.
   if (written < 0 || static_cast<std::size_t>(written) > capacity) {
@@ -152,7 +184,8 @@ Status JobRunner::Load(const std::vector<std::string>& preload) {
 }
 
 JobOutcome JobRunner::Run(char* buffer, std::size_t capacity, std::size_t size,
-                          const std::vector<Definition>& definitions, const OutputSink& output) {
+                          const std::vector<Definition>& definitions, const OutputSink& output,
+                          const OutOfBand& out_of_band) {
   PyObject* view = PyMemoryView_FromMemory(buffer, static_cast<Py_ssize_t>(capacity), PyBUF_WRITE);
   if (view == nullptr) return Internal("cannot make a memoryview of the shared buffer");
   PyObject* defs = DefinitionsDict(definitions);
@@ -160,10 +193,19 @@ JobOutcome JobRunner::Run(char* buffer, std::size_t capacity, std::size_t size,
     Py_DECREF(view);
     return Internal("cannot pass the job's definitions");
   }
+  PyObject* lengths = SizesTuple(out_of_band.lengths);
+  if (lengths == nullptr) {
+    Py_DECREF(defs);
+    Py_DECREF(view);
+    return Internal("cannot pass the job's buffer lengths");
+  }
   output_ = &output;
-  PyObject* result = PyObject_CallFunction(run_job_, "OnOO", view, static_cast<Py_ssize_t>(size),
-                                           defs, output ? emit_ : Py_None);
+  PyObject* result =
+      PyObject_CallFunction(run_job_, "OnOOiOO", view, static_cast<Py_ssize_t>(size), defs,
+                            output ? emit_ : Py_None, out_of_band.fd, lengths,
+                            out_of_band.share_result ? Py_True : Py_False);
   output_ = nullptr;
+  Py_DECREF(lengths);
   Py_DECREF(defs);
   Py_DECREF(view);
   if (result == nullptr) return Internal("the worker bootstrap failed");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "daemon/python/status.h"
+#include "daemon/python/unique_fd.h"
 
 struct _object;  // PyObject
 
@@ -23,6 +24,17 @@ struct JobOutcome {
   std::vector<char> payload;  // the pickled result or exception; may be empty
   PyErrorInfo error;          // set for every kind but kOk
   std::size_t needed_bytes = 0;  // buffer size the pickled output wanted
+  /// When kOk and the result had large buffers: a memfd holding them back to
+  /// back, and their lengths (PROTOCOL.md, "Large data").
+  UniqueFd result_fd;
+  std::vector<std::size_t> result_out_of_band;
+};
+
+/// A job's out-of-band buffers: a memfd (or -1) and the buffers' lengths.
+struct OutOfBand {
+  int fd = -1;
+  std::vector<std::size_t> lengths;
+  bool share_result = false;  // the client takes a result's buffers in a memfd
 };
 
 /// A function definition a job uses: its digest and its pickle.
@@ -47,7 +59,8 @@ class JobRunner {
   /// by-value functions the job uses; `output` (may be empty) gets what the
   /// job prints. The GIL must be held.
   JobOutcome Run(char* buffer, std::size_t capacity, std::size_t size,
-                 const std::vector<Definition>& definitions, const OutputSink& output);
+                 const std::vector<Definition>& definitions, const OutputSink& output,
+                 const OutOfBand& out_of_band = {});
 
   /// The bootstrap's JobCancelled class, raised in cancelled jobs.
   _object* cancelled_type() const { return cancelled_type_; }

@@ -12,6 +12,8 @@ a ``bytearray``; the daemon then grows the buffer for the next job.
 Nothing here may let an exception escape: every outcome is returned as data.
 """
 
+import mmap
+import os
 import pickle
 import sys
 import traceback
@@ -132,17 +134,92 @@ def _describe(exc, skip_frames=0):
     return (f"{cls.__module__}.{cls.__qualname__}", message, text)
 
 
-def _dump(view, obj):
-    """Pickles obj into the buffer: (kind, bytes written, spill)."""
+def _dump(view, obj, out_of_band=None):
+    """Pickles obj into the buffer: (bytes written, spill).
+
+    With ``out_of_band`` (a list), buffers of at least OUT_OF_BAND_MIN bytes
+    are appended to it instead of being copied into the pickle.
+    """
     writer = _BufferWriter(view)
-    _extrainterpreters_loader.pickler(writer, _PROTOCOL).dump(obj)
+    callback = None
+    if out_of_band is not None:
+        def callback(buffer):
+            with buffer.raw() as raw:
+                if raw.nbytes < _extrainterpreters_loader.OUT_OF_BAND_MIN:
+                    return True  # in the pickle
+            out_of_band.append(buffer)
+            return False
+    _extrainterpreters_loader.pickler(writer, _PROTOCOL, callback).dump(obj)
     return writer.written, writer.spill
 
 
-def _load(view, size, defs):
+def _may_be_large(obj):
+    """True if obj, or an item of a container it is, is a large buffer.
+
+    Only then is the result pickled with the slower out-of-band pickler.
+    """
+    items = [obj]
+    if type(obj) in (list, tuple):
+        items += obj[:64]
+    elif type(obj) is dict:
+        items += list(obj.values())[:64]
+    for item in items:
+        try:
+            with memoryview(item) as view:
+                if view.nbytes >= _extrainterpreters_loader.OUT_OF_BAND_MIN:
+                    return True
+        except TypeError:
+            pass
+    return False
+
+
+def _share(buffers):
+    """Writes out-of-band buffers back to back into a new memfd.
+
+    Returns (fd, lengths); the daemon sends the fd with the reply and closes
+    it. (-1, ()) when there are none.
+    """
+    if not buffers:
+        return -1, ()
+    fd = os.memfd_create("extrainterpreters-result", os.MFD_CLOEXEC)
+    try:
+        lengths = []
+        for buffer in buffers:
+            with buffer.raw() as raw:
+                lengths.append(raw.nbytes)
+                done = 0
+                while done < raw.nbytes:
+                    done += os.write(fd, raw[done:])
+        return fd, tuple(lengths)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _views(fd, lengths):
+    """Read-only views of the out-of-band buffers in the job's memfd.
+
+    The mmap object owns the mapping (with its own copy of the descriptor),
+    so whatever keeps a view keeps the memory valid.
+    """
+    if fd < 0:
+        return None
+    total = sum(lengths)
+    if total == 0:
+        return [memoryview(b"") for _ in lengths]
+    whole = memoryview(mmap.mmap(fd, total, prot=mmap.PROT_READ))
+    views, offset = [], 0
+    for length in lengths:
+        views.append(whole[offset:offset + length])
+        offset += length
+    return views
+
+
+def _load(view, size, defs, oob_fd, oob_lengths):
     """Unpickles the job and checks its shape: (fn, args, kwargs)."""
+    buffers = _views(oob_fd, oob_lengths)
     with view[:size] as job_bytes:
-        job = _extrainterpreters_loader.loads(job_bytes, defs)
+        job = _extrainterpreters_loader.loads(job_bytes, defs, buffers)
     if not (isinstance(job, tuple) and len(job) == 3):
         raise TypeError(f"a job must be a (callable, tuple, dict) triple, not {type(job).__name__}")
     fn, args, kwargs = job
@@ -153,16 +230,20 @@ def _load(view, size, defs):
     return fn, args, kwargs
 
 
-def run_job(view, size, defs, emit):
-    """Runs the job in view[:size]; returns (kind, error, written, spill).
+def run_job(view, size, defs, emit, oob_fd, oob_lengths, share_result):
+    """Runs the job in view[:size].
 
+    Returns (kind, error, written, spill, result_fd, result_lengths).
     ``defs`` maps digests to the definitions the job uses (or is None);
-    ``emit`` receives the job's output (or is None: output is discarded).
+    ``emit`` receives the job's output (or is None: output is discarded);
+    ``oob_fd`` (or -1) holds the job's out-of-band buffers, of
+    ``oob_lengths``; ``result_fd`` (or -1) holds the result's, made only
+    when ``share_result`` (the client takes file descriptors).
     """
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _JobStream("stdout", emit), _JobStream("stderr", emit)
     try:
-        return _run(view, size, defs)
+        return _run(view, size, defs, oob_fd, oob_lengths, share_result)
     finally:
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, _JobStream):
@@ -176,11 +257,11 @@ def run_job(view, size, defs, emit):
             pass
 
 
-def _run(view, size, defs):
+def _run(view, size, defs, oob_fd, oob_lengths, share_result):
     try:
-        fn, args, kwargs = _load(view, size, defs)
+        fn, args, kwargs = _load(view, size, defs, oob_fd, oob_lengths)
     except BaseException as exc:
-        return LOAD_FAILED, _describe(exc), 0, None
+        return LOAD_FAILED, _describe(exc), 0, None, -1, ()
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
@@ -190,11 +271,13 @@ def _run(view, size, defs):
             written, spill = _dump(view, exc)
         except BaseException:
             written, spill = 0, None  # the client falls back to RemoteError
-        return RAISED, error, written, spill
+        return RAISED, error, written, spill, -1, ()
     finally:
         del fn, args, kwargs
     try:
-        written, spill = _dump(view, result)
+        out_of_band = [] if share_result and _may_be_large(result) else None
+        written, spill = _dump(view, result, out_of_band)
+        result_fd, lengths = _share(out_of_band)
     except BaseException as exc:
-        return NOT_PICKLABLE, _describe(exc), 0, None
-    return OK, None, written, spill
+        return NOT_PICKLABLE, _describe(exc), 0, None, -1, ()
+    return OK, None, written, spill, result_fd, lengths

@@ -31,17 +31,20 @@ this process's ``sys.stdout`` or ``sys.stderr`` in one write, so a job's
 lines come out in order, while it runs, and whole.
 """
 
+import collections
 import concurrent.futures
 import copy
 import functools
+import os
 import pickle
 import platform
+import re
 import math
 import socket
 import sys
 import threading
 
-from . import _byvalue, _codec
+from . import _byvalue, _codec, _shm
 from ._errors import (DaemonConnectionError, ExtraInterpretersError,
                       JobTimeout, ProtocolError, RemoteError,
                       _RemoteTraceback)
@@ -97,6 +100,8 @@ class Client:
         self._closed_error = None  # Makes the error for a closed connection.
         self._limits = _codec.Limits()
         self._decoder = _codec.FrameDecoder(self._limits)  # Reader's own.
+        self._received_fds = collections.deque()  # Reader's own (SCM_RIGHTS).
+        self._refusals = {}  # digest -> (qualname, refusal); under _lock
         self._hello = None
         self._sock = _connect(self._socket_path)
         self._reader = threading.Thread(
@@ -205,12 +210,37 @@ class Client:
         """Send one ``run`` request, optionally on a lease; return a Future."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
-        job = _dump_job(fn, args, kwargs, _bytecode_check(self._hello))
+        collector = None
+        if _shm.may_be_large(args, kwargs):
+            args, kwargs = _shm.wrap_large(args, kwargs)
+            collector = _shm.Collector()
+        job = _dump_job(fn, args, kwargs, _bytecode_check(self._hello), collector)
         header = {"type": "run"}
         if lease is not None:
             header["lease"] = lease
+        fd = -1
+        if collector is not None and collector.buffers:
+            # Large buffers go in a memfd (PROTOCOL.md, "Large data"),
+            # within the same limit as a frame.
+            size = sum(b.raw().nbytes for b in collector.buffers)
+            if size > self._limits.max_frame_bytes:
+                raise ProtocolError(
+                    f"the job's large buffers ({size} bytes) exceed the "
+                    f"daemon's max_frame_bytes {self._limits.max_frame_bytes}",
+                    code="too_large")
+            fd, header["oob"] = _shm.share(collector.buffers)
+            header["fd"] = True
+        try:
+            return self._send_with_definitions(header, job, fn, timeout,
+                                               output, fd)
+        finally:
+            if fd >= 0:
+                os.close(fd)  # the daemon has its own copy once sent
+
+    def _send_with_definitions(self, header, job, fn, timeout, output, fd):
+        """Send the job's definitions this connection lacks, then the job."""
         if not job.definitions:
-            return self._send_job(header, job.payload, timeout, output)
+            return self._send_job(header, job.payload, timeout, output, fd)
         defines = self._define(job.definitions)
         header["uses"] = [d.digest for d in job.definitions]
         for definition, define_future in defines:
@@ -218,7 +248,7 @@ class Client:
             # one fails the job in _check_defined.
             if define_future.done() and define_future.exception():
                 raise _refused(fn, definition, define_future.exception())
-        future = self._send_job(header, job.payload, timeout, output)
+        future = self._send_job(header, job.payload, timeout, output, fd)
         for definition, define_future in defines:
             define_future.add_done_callback(functools.partial(
                 self._check_defined, future, fn, definition))
@@ -243,16 +273,37 @@ class Client:
                         _expect_type("define"), definition.blob)
                     with self._lock:
                         self._defined[digest] = future
-                    future.add_done_callback(
-                        functools.partial(self._forget_definition, digest))
+                    future.add_done_callback(functools.partial(
+                        self._forget_definition, digest, definition.qualname))
                 futures.append((definition, future))
         return futures
 
-    def _forget_definition(self, digest, future):
+    def _forget_definition(self, digest, qualname, future):
+        """A refused definition is sent again for the next job; its refusal
+        is kept to explain the ``unknown_definition`` replies of jobs that
+        were already sent with it (``_explain``)."""
         if future.exception() is not None:
             with self._lock:
                 if self._defined.get(digest) is future:
                     del self._defined[digest]
+                self._refusals[digest] = (qualname, future.exception())
+
+    def _explain(self, header, error):
+        """Turn a job's ``unknown_definition`` error into the refusal of that
+        definition, which the daemon sent first (requests are answered in
+        order, so it has been read already)."""
+        match = re.search(r"[0-9a-f]{64}", header.get("message") or "")
+        with self._lock:
+            refused = self._refusals.get(match.group(0)) if match else None
+        if refused is None:
+            return error
+        qualname, refusal = refused
+        explained = RemoteError(
+            f"job {header['id']} cannot run: the daemon refused the "
+            f"definition of {qualname} ({match.group(0)}) it uses: {refusal}",
+            code=getattr(refusal, "code", None))
+        explained.__cause__ = refusal
+        return explained
 
     def _check_defined(self, job, fn, definition, define_future):
         """Fail ``job`` at once if the daemon refused a definition it uses.
@@ -272,7 +323,7 @@ class Client:
             self._abandoned.add(job.job_id)
         settle(job, exception=_refused(fn, definition, refusal))
 
-    def _send_job(self, header, payload, timeout, output):
+    def _send_job(self, header, payload, timeout, output, fd=-1):
         """Send a ``run`` request with its options; return its JobFuture."""
         header = dict(header)
         if timeout is not None:
@@ -280,7 +331,7 @@ class Client:
         if self._output if output is None else output:
             header["output"] = True
         future = self._request(header, _decode_result, payload,
-                               future=JobFuture())
+                               future=JobFuture(), fd=fd)
         job_id = future.job_id
         future._set_stopper(lambda: self._stop_job(job_id, future))
         return future
@@ -315,7 +366,7 @@ class Client:
 
     # -- sending ------------------------------------------------------------
 
-    def _request(self, header, decode, payload=b"", *, future=None):
+    def _request(self, header, decode, payload=b"", *, future=None, fd=-1):
         """Send ``header`` with a fresh id; return the Future of its reply.
 
         ``decode(frame)`` turns the reply frame into the Future's value, or
@@ -338,7 +389,9 @@ class Client:
                     raise self._closed_error()
                 self._pending[request_id] = (future, decode)
             try:
-                if len(body) < _COPY_PAYLOAD_BELOW:
+                if fd >= 0:
+                    _shm.send_with_fd(self._sock, (head, body), fd)
+                elif len(body) < _COPY_PAYLOAD_BELOW:
                     self._sock.sendall(head + body)
                 else:
                     self._sock.sendall(head)
@@ -349,7 +402,7 @@ class Client:
 
     def _handshake(self, timeout):
         header = {"type": "hello", "protocol": PROTOCOL_VERSION,
-                  "client": _client_string()}
+                  "client": _client_string(), "fds": True}
         future = self._request(header, self._decode_hello)
         try:
             future.result(timeout)
@@ -373,12 +426,12 @@ class Client:
         error = None
         try:
             while True:
-                data = self._sock.recv(_RECV_SIZE)
+                data = _shm.receive(self._sock, _RECV_SIZE, self._received_fds)
                 if not data:
                     error = self._eof_error()
                     break
                 for frame in self._decoder.feed(data):
-                    self._dispatch(frame)
+                    self._dispatch_with_fd(frame)
         except ProtocolError as exc:
             error = _same_protocol_error(exc)
         except OSError as exc:
@@ -387,6 +440,23 @@ class Client:
             self._shutdown(error or self._lost("reader stopped"))
             with self._send_lock:
                 self._sock.close()
+            while self._received_fds:
+                os.close(self._received_fds.popleft())
+
+    def _dispatch_with_fd(self, frame):
+        """Dispatch ``frame``, giving it the descriptor it came with, which
+        is closed afterwards (mappings made from it keep their own)."""
+        if frame.header.get("fd") is not True:
+            self._dispatch(frame)
+            return
+        if not self._received_fds:
+            raise ProtocolError(f"daemon sent a frame with \"fd\": true but no "
+                                f"file descriptor: {frame.header!r:.300}")
+        fd = self._received_fds.popleft()
+        try:
+            self._dispatch(frame._replace(fd=fd))
+        finally:
+            os.close(fd)
 
     def _dispatch(self, frame):
         """Complete the Future the frame answers; raise on fatal errors."""
@@ -409,6 +479,8 @@ class Client:
                 f"{request_id}, which is not waiting for one")
         if is_error:
             error = _error_from_header(header)
+            if header.get("code") == "unknown_definition":
+                error = self._explain(header, error)
             if entry is None:
                 pass
             elif (isinstance(error, concurrent.futures.CancelledError)
@@ -529,10 +601,10 @@ def _check_hello(header):
         max_frame_bytes=_limit(limits, "max_frame_bytes"))
 
 
-def _dump_job(fn, args, kwargs, check=None):
+def _dump_job(fn, args, kwargs, check=None, buffer_callback=None):
     """Pickle a job, shipping by value what the daemon cannot import."""
     try:
-        return _byvalue.dump_job(fn, args, kwargs, check)
+        return _byvalue.dump_job(fn, args, kwargs, check, buffer_callback)
     except _byvalue.VersionMismatch:
         raise
     except Exception as exc:
@@ -686,7 +758,10 @@ def _decode_result(frame):
             raise ProtocolError(f"result of job {header['id']} has status "
                                 f"'ok' but no payload")
         try:
-            return pickle.loads(frame.payload)
+            buffers = None
+            if frame.fd >= 0:
+                buffers = _shm.views(frame.fd, header.get("oob") or [])
+            return pickle.loads(frame.payload, buffers=buffers)
         except Exception as exc:
             raise RemoteError(
                 f"the result of job {header['id']} does not unpickle in the "

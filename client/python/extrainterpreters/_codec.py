@@ -58,10 +58,14 @@ class Limits(NamedTuple):
 
 
 class Frame(NamedTuple):
-    """One decoded frame: the JSON header as a dict, and the payload."""
+    """One decoded frame: the JSON header as a dict, and the payload.
+
+    ``fd`` is the descriptor that came with it (``"fd": true``), or -1.
+    """
 
     header: dict
     payload: bytes = b""
+    fd: int = -1
 
 
 def encode_frame(header, payload=b"", limits=Limits()):

@@ -1,0 +1,158 @@
+"""Large data through shared memory (PROTOCOL.md, "Large data").
+
+A job's large buffers (``bytes``, ``bytearray``, ``memoryview`` and anything
+else with the buffer protocol, of at least ``OUT_OF_BAND_MIN`` bytes) leave
+the pickle as protocol-5 out-of-band buffers. They are written once into a
+memory file (``memfd``), whose descriptor travels with the ``run`` frame
+(``SCM_RIGHTS``); the daemon maps it and unpickles from it in place. Large
+results come back the same way. The kernel frees a memfd when both sides have
+closed it, so nothing outlives the connection.
+"""
+
+import array
+import mmap
+import os
+import pickle
+import socket
+
+OUT_OF_BAND_MIN = 1 << 20  # smaller buffers stay in the pickle
+MAX_FDS = 16  # descriptors one recvmsg can bring
+_SCAN = 64  # container items looked at by may_be_large
+
+
+def may_be_large(args, kwargs):
+    """True if an argument, or an item of a container argument, is a large
+    buffer. Only such jobs pay for the out-of-band pickling."""
+    items = list(args[:_SCAN]) + list(kwargs.values())[:_SCAN]
+    for item in list(items):
+        if type(item) in (list, tuple):
+            items.extend(item[:_SCAN])
+        elif type(item) is dict:
+            items.extend(list(item.values())[:_SCAN])
+    return any(_nbytes(item) >= OUT_OF_BAND_MIN for item in items)
+
+
+def _nbytes(obj):
+    if type(obj) in (int, float, str, bool, type(None)):
+        return 0
+    try:
+        with memoryview(obj) as view:
+            return view.nbytes
+    except TypeError:
+        return 0
+
+
+class _Large:
+    """Stands in for a large ``bytes`` or ``memoryview`` argument, so that
+    it pickles as an out-of-band buffer (it arrives as ``bytes``).
+    ``bytearray`` and types with their own protocol-5 support need no
+    stand-in."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __reduce_ex__(self, protocol):
+        return bytes, (pickle.PickleBuffer(self.obj),)
+
+
+def wrap_large(args, kwargs):
+    """``args`` and ``kwargs`` with their large bytes and memoryviews (and
+    those in list, tuple and dict arguments) replaced by stand-ins. The same
+    object twice gets the same stand-in, so it travels once."""
+    memo = {}
+
+    def wrap(obj):
+        if type(obj) in (bytes, memoryview) and _nbytes(obj) >= OUT_OF_BAND_MIN:
+            return memo.setdefault(id(obj), _Large(obj))
+        return obj
+
+    def wrap_item(obj):
+        if type(obj) is list:
+            return [wrap(x) for x in obj]
+        if type(obj) is tuple:
+            return tuple(wrap(x) for x in obj)
+        if type(obj) is dict:
+            return {k: wrap(v) for k, v in obj.items()}
+        return wrap(obj)
+
+    return (tuple(wrap_item(a) for a in args),
+            {k: wrap_item(v) for k, v in kwargs.items()})
+
+
+class Collector:
+    """A pickle ``buffer_callback`` keeping large buffers out of the pickle;
+    ``buffers`` has them, in pickle order."""
+
+    def __init__(self):
+        self.buffers = []
+
+    def reset(self):
+        """Forget buffers handed out by a pickling that was thrown away."""
+        self.buffers = []
+
+    def __call__(self, buffer):
+        with buffer.raw() as raw:
+            if raw.nbytes < OUT_OF_BAND_MIN:
+                return True  # in the pickle
+        self.buffers.append(buffer)
+        return False
+
+
+def share(buffers):
+    """Writes ``buffers`` back to back into a new memfd: (fd, lengths)."""
+    fd = os.memfd_create("extrainterpreters-job", os.MFD_CLOEXEC)
+    try:
+        lengths = []
+        for buffer in buffers:
+            with buffer.raw() as raw:
+                lengths.append(raw.nbytes)
+                done = 0
+                while done < raw.nbytes:
+                    done += os.write(fd, raw[done:])
+        return fd, lengths
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def views(fd, lengths):
+    """Read-only views of the buffers in a received memfd.
+
+    The mmap (which holds its own copy of the descriptor) lives as long as
+    any view of it does; the caller still closes ``fd``.
+    """
+    total = sum(lengths)
+    if total == 0:
+        return [memoryview(b"") for _ in lengths]
+    whole = memoryview(mmap.mmap(fd, total, prot=mmap.PROT_READ))
+    out, offset = [], 0
+    for length in lengths:
+        out.append(whole[offset:offset + length])
+        offset += length
+    return out
+
+
+def send_with_fd(sock, parts, fd):
+    """sendall of ``parts`` (bytes-like), with ``fd`` on the first bytes."""
+    data = memoryview(b"".join(parts))
+    sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                  array.array("i", [fd]))])
+    if sent < len(data):
+        sock.sendall(data[sent:])
+
+
+def receive(sock, size, fds):
+    """recv of up to ``size`` bytes; descriptors that came with them are
+    appended to ``fds`` (a deque)."""
+    data, ancillary, flags, _ = sock.recvmsg(
+        size, socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize))
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            received = array.array("i")
+            received.frombytes(payload[:len(payload) - len(payload) % received.itemsize])
+            fds.extend(received)
+    if flags & socket.MSG_CTRUNC:
+        raise OSError("the daemon sent more file descriptors than expected")
+    return data

@@ -1,0 +1,104 @@
+"""Large arguments and results travel through shared memory (memfd passed
+with SCM_RIGHTS; PROTOCOL.md, "Large data"), arrive intact, and leak
+nothing: no descriptors in the client, no memory in the daemon when a
+client dies mid-transfer."""
+
+import asyncio
+import hashlib
+import os
+import subprocess
+import sys
+import unittest
+
+import harness
+import jobs
+
+import extrainterpreters
+
+MIB = 1 << 20
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+class LargeDataTest(harness.DaemonTestCase):
+
+    def test_large_results_arrive_intact(self):
+        data = self.client.run(jobs.pattern, 64 * MIB, 3)
+        self.assertIs(type(data), bytes)
+        self.assertEqual(sha(data), sha(jobs.pattern(64 * MIB, 3)))
+        array = self.client.run(jobs.big_bytearray, 3 * MIB, 5)
+        self.assertIs(type(array), bytearray)
+        self.assertEqual(array, jobs.pattern(3 * MIB, 5))
+        # Containers of large buffers too, next to small values.
+        mixed = self.client.run(jobs.echo, [jobs.pattern(2 * MIB, 1), "small"])
+        self.assertEqual(mixed, (([jobs.pattern(2 * MIB, 1), "small"],), {}))
+
+    def test_large_arguments_arrive_intact(self):
+        data = jobs.pattern(64 * MIB, 7)
+        self.assertEqual(self.client.run(jobs.describe_buffer, data),
+                         ("bytes", 64 * MIB, sha(data)))
+        array = bytearray(jobs.pattern(2 * MIB, 8))
+        self.assertEqual(self.client.run(jobs.describe_buffer, array),
+                         ("bytearray", 2 * MIB, sha(array)))
+        view = memoryview(jobs.pattern(2 * MIB, 9))
+        self.assertEqual(self.client.run(jobs.describe_buffer, view),
+                         ("bytes", 2 * MIB, sha(view)))
+
+    def test_no_descriptor_leaks_in_the_client(self):
+        self.client.run(jobs.pattern, 2 * MIB)  # warm up
+        before = open_fds()
+        for seed in range(20):
+            self.client.run(jobs.describe_buffer, jobs.pattern(2 * MIB, seed))
+            self.client.run(jobs.pattern, 2 * MIB, seed)
+        self.assertEqual(open_fds(), before)
+
+    def test_async_client_gets_large_results_in_the_frame(self):
+        async def main():
+            async with extrainterpreters.AsyncClient(
+                    self.daemon.socket_path) as client:
+                return await client.run(jobs.pattern, 4 * MIB, 2)
+        self.assertEqual(asyncio.run(main()), jobs.pattern(4 * MIB, 2))
+
+    def test_daemon_memory_returns_after_a_client_dies_mid_transfer(self):
+        daemon = self.start_daemon()
+        client = daemon.client(self)
+        baseline = client.run(jobs.rss_kib)
+        child = subprocess.run(
+            [sys.executable, "-c", _DYING_CLIENT, daemon.socket_path],
+            env=dict(os.environ, PYTHONPATH=harness.client_pythonpath()),
+            capture_output=True, text=True, timeout=120)
+        self.assertEqual(child.returncode, 0, child.stderr)
+
+        def settled():
+            status = client.status()
+            return (status["connections"] == 1
+                    and status["totals"]["submitted"]
+                    == status["totals"]["completed"] + status["totals"]["failed"]
+                    + status["totals"]["dropped"])
+        harness.wait_until(settled, 60, "the dead client's jobs to end")
+        after = client.run(jobs.rss_kib)
+        self.assertLess(after - baseline, 64 * 1024,
+                        f"daemon RSS grew from {baseline} to {after} KiB")
+
+
+# Sends large arguments and asks for large results, then dies without
+# reading the replies.
+_DYING_CLIENT = """
+import os, sys
+import extrainterpreters, jobs
+client = extrainterpreters.Client(sys.argv[1])
+for seed in range(4):
+    client.submit(jobs.describe_buffer, jobs.pattern(32 << 20, seed))
+    client.submit(jobs.pattern, 64 << 20, seed)
+os._exit(0)
+"""
+
+
+if __name__ == "__main__":
+    unittest.main()
