@@ -96,6 +96,15 @@ class Client:
         self._lock = threading.Lock()  # Guards _pending and _closed_error.
         self._send_lock = threading.Lock()  # Held for one whole frame.
         self._pending = {}  # request id -> (Future, decode function)
+        # Reading: whoever holds _read_lock reads the socket and dispatches
+        # every reply. A thread waiting in run() reads for itself (one thread
+        # hand-off less per job); the reader thread reads only while some
+        # request is pending that no such thread waits for. Both guarded by
+        # _lock; _turn is notified when that count grows, when the read lock
+        # is let go, and when a waited-for reply arrives.
+        self._read_lock = threading.Lock()
+        self._claimed = set()  # ids of pending requests a caller reads for
+        self._turn = threading.Condition(self._lock)
         self._next_id = 1  # Only touched under _send_lock.
         self._closed_error = None  # Makes the error for a closed connection.
         self._limits = _codec.Limits()
@@ -169,7 +178,8 @@ class Client:
         job's deadline, as in ``submit``: past it, ``JobTimeout``. A wait
         interrupted here (Ctrl-C) cancels the job.
         """
-        return wait_for_job(self._submit(fn, args, kwargs, timeout=timeout))
+        return self._wait_job(self._submit(fn, args, kwargs, timeout=timeout,
+                                           claimed=True))
 
     def status(self, *, timeout=None):
         """Return the daemon's status document (see PROTOCOL.md) as a dict."""
@@ -206,7 +216,7 @@ class Client:
     # -- used by Interpreter -------------------------------------------------
 
     def _submit(self, fn, args, kwargs, *, lease=None, timeout=None,
-                output=None):
+                output=None, claimed=False):
         """Send one ``run`` request, optionally on a lease; return a Future."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
@@ -232,15 +242,17 @@ class Client:
             header["fd"] = True
         try:
             return self._send_with_definitions(header, job, fn, timeout,
-                                               output, fd)
+                                               output, fd, claimed)
         finally:
             if fd >= 0:
                 os.close(fd)  # the daemon has its own copy once sent
 
-    def _send_with_definitions(self, header, job, fn, timeout, output, fd):
+    def _send_with_definitions(self, header, job, fn, timeout, output, fd,
+                               claimed):
         """Send the job's definitions this connection lacks, then the job."""
         if not job.definitions:
-            return self._send_job(header, job.payload, timeout, output, fd)
+            return self._send_job(header, job.payload, timeout, output, fd,
+                                  claimed)
         defines = self._define(job.definitions)
         header["uses"] = [d.digest for d in job.definitions]
         for definition, define_future in defines:
@@ -248,7 +260,8 @@ class Client:
             # one fails the job in _check_defined.
             if define_future.done() and define_future.exception():
                 raise _refused(fn, definition, define_future.exception())
-        future = self._send_job(header, job.payload, timeout, output, fd)
+        future = self._send_job(header, job.payload, timeout, output, fd,
+                                claimed)
         for definition, define_future in defines:
             define_future.add_done_callback(functools.partial(
                 self._check_defined, future, fn, definition))
@@ -319,11 +332,12 @@ class Client:
             entry = self._pending.get(job.job_id)
             if entry is None or entry[0] is not job:
                 return  # Answered already, or the connection ended.
-            del self._pending[job.job_id]
+            self._pop_pending(job.job_id)
             self._abandoned.add(job.job_id)
         settle(job, exception=_refused(fn, definition, refusal))
 
-    def _send_job(self, header, payload, timeout, output, fd=-1):
+    def _send_job(self, header, payload, timeout, output, fd=-1,
+                  claimed=False):
         """Send a ``run`` request with its options; return its JobFuture."""
         header = dict(header)
         if timeout is not None:
@@ -331,7 +345,7 @@ class Client:
         if self._output if output is None else output:
             header["output"] = True
         future = self._request(header, _decode_result, payload,
-                               future=JobFuture(), fd=fd)
+                               future=JobFuture(), fd=fd, claimed=claimed)
         job_id = future.job_id
         future._set_stopper(lambda: self._stop_job(job_id, future))
         return future
@@ -346,7 +360,7 @@ class Client:
             entry = self._pending.get(job_id)
             if entry is None or entry[0] is not future:
                 return False
-            del self._pending[job_id]
+            self._pop_pending(job_id)
             self._abandoned.add(job_id)
         try:
             self._request({"type": "cancel", "job": job_id},
@@ -366,7 +380,8 @@ class Client:
 
     # -- sending ------------------------------------------------------------
 
-    def _request(self, header, decode, payload=b"", *, future=None, fd=-1):
+    def _request(self, header, decode, payload=b"", *, future=None, fd=-1,
+                 claimed=False):
         """Send ``header`` with a fresh id; return the Future of its reply.
 
         ``decode(frame)`` turns the reply frame into the Future's value, or
@@ -388,6 +403,10 @@ class Client:
                 if self._closed_error is not None:
                     raise self._closed_error()
                 self._pending[request_id] = (future, decode)
+                if claimed:
+                    self._claimed.add(request_id)
+                else:
+                    self._turn.notify_all()  # the reader thread has work
             try:
                 if fd >= 0:
                     _shm.send_with_fd(self._sock, (head, body), fd)
@@ -423,25 +442,78 @@ class Client:
     # -- receiving (reader thread) -------------------------------------------
 
     def _read_loop(self):
-        error = None
-        try:
-            while True:
-                data = _shm.receive(self._sock, _RECV_SIZE, self._received_fds)
-                if not data:
-                    error = self._eof_error()
+        """The reader thread: reads while some pending request has no caller
+        reading for it (``_wait``), then waits for such a request again."""
+        while True:
+            with self._turn:
+                self._turn.wait_for(lambda: self._closed_error is not None
+                                    or len(self._pending) > len(self._claimed))
+            with self._read_lock:
+                if self.closed or not self._read_once():
                     break
-                for frame in self._decoder.feed(data):
-                    self._dispatch_with_fd(frame)
-        except ProtocolError as exc:
-            error = _same_protocol_error(exc)
-        except OSError as exc:
-            error = self._lost(f"connection lost: {exc}")
-        finally:
-            self._shutdown(error or self._lost("reader stopped"))
-            with self._send_lock:
-                self._sock.close()
+            self._notify_turn()
+        with self._read_lock, self._send_lock:
+            self._sock.close()
             while self._received_fds:
                 os.close(self._received_fds.popleft())
+        self._notify_turn()
+
+    def _read_once(self):
+        """One recv and the frames it completes; ``_read_lock`` held.
+
+        Returns False once the connection has ended, every waiting Future
+        having failed with the reason.
+        """
+        try:
+            data = _shm.receive(self._sock, _RECV_SIZE, self._received_fds)
+            if not data:
+                self._shutdown(self._eof_error())
+                return False
+            for frame in self._decoder.feed(data):
+                self._dispatch_with_fd(frame)
+            return True
+        except ProtocolError as exc:
+            self._shutdown(_same_protocol_error(exc))
+        except OSError as exc:
+            self._shutdown(self._lost(f"connection lost: {exc}"))
+        return False
+
+    def _notify_turn(self, *_):
+        with self._turn:
+            self._turn.notify_all()
+
+    def _wait_job(self, future):
+        """The job's result, read on this thread when no other thread is
+        reading; a wait interrupted here (Ctrl-C) cancels the job."""
+        try:
+            return self._wait(future)
+        finally:
+            future.cancel()  # A no-op once the job is done.
+
+    def _wait(self, future):
+        """``future.result()``, reading replies on the calling thread while
+        the socket is free: a claimed request's reply then reaches its
+        caller without a hand-off between threads."""
+        future.add_done_callback(self._notify_turn)
+        while not future.done():
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    while not future.done() and not self.closed:
+                        if not self._read_once():
+                            break
+                finally:
+                    self._read_lock.release()
+                    self._notify_turn()
+                break
+            with self._turn:
+                self._turn.wait_for(lambda: future.done()
+                                    or not self._read_lock.locked())
+        return future.result()
+
+    def _pop_pending(self, request_id):
+        """Takes a request's entry (or None) out of the table; ``_lock`` held."""
+        self._claimed.discard(request_id)
+        return self._pending.pop(request_id, None)
 
     def _dispatch_with_fd(self, frame):
         """Dispatch ``frame``, giving it the descriptor it came with, which
@@ -469,7 +541,7 @@ class Client:
         fatal = is_error and (header.get("fatal") is True
                               or request_id is None)
         with self._lock:
-            entry = self._pending.pop(request_id, None)
+            entry = self._pop_pending(request_id)
             if entry is None and request_id in self._abandoned:
                 self._abandoned.discard(request_id)
                 return  # The reply of a job cancelled here.
@@ -540,6 +612,8 @@ class Client:
                 self._closed_error = make_error
             make_error = self._closed_error
             pending, self._pending = self._pending, {}
+            self._claimed.clear()
+            self._turn.notify_all()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -666,14 +740,6 @@ def write_output(stream, data):
         target.flush()
     except Exception:  # noqa: BLE001 - the caller's stream, not our bug.
         pass
-
-
-def wait_for_job(future):
-    """``future.result()``, cancelling the job if the wait is interrupted."""
-    try:
-        return future.result()
-    finally:
-        future.cancel()  # A no-op once the job is done.
 
 
 def _check_timeout(timeout):

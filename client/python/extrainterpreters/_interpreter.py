@@ -15,7 +15,7 @@ it and the lease ends, so later jobs fail with ``RemoteError`` code
 import asyncio
 import threading
 
-from ._client import Client, wait_for_job
+from ._client import Client
 from ._errors import DaemonConnectionError, ExtraInterpretersError, RemoteError
 
 __all__ = ["Interpreter"]
@@ -62,7 +62,8 @@ class Interpreter:
 
     def run(self, fn, /, *args, timeout=None, **kwargs):
         """Run ``fn(*args, **kwargs)`` here and return its value."""
-        return wait_for_job(self._start(fn, args, kwargs, timeout))
+        return self._client._wait_job(
+            self._start(fn, args, kwargs, timeout, claimed=True))
 
     def run_in_thread(self, fn, /, *args, timeout=None, **kwargs):
         """Start ``fn(*args, **kwargs)`` here and return at once.
@@ -134,7 +135,7 @@ class Interpreter:
         return (f"<{type(self).__name__} id={self._id} lease={self._lease} "
                 f"{state}>")
 
-    def _start(self, fn, args, kwargs, timeout=None):
+    def _start(self, fn, args, kwargs, timeout=None, claimed=False):
         with self._lock:
             if self._closed:
                 raise ExtraInterpretersError(
@@ -144,7 +145,7 @@ class Interpreter:
                     f"interpreter {self._id} is still running a job started "
                     f"by run_in_thread(); wait for result() first")
             future = self._client._submit(fn, args, kwargs, lease=self._lease,
-                                          timeout=timeout)
+                                          timeout=timeout, claimed=claimed)
             self._future = future
             return future
 
