@@ -10,6 +10,8 @@ EI_PACKAGES=(
   libboost-dev       # Boost.Asio (header-only)
   nlohmann-json3-dev # JSON headers
   libgtest-dev       # GoogleTest
+  clang-14           # the frame decoder fuzz target (libFuzzer)
+  libclang-rt-14-dev # libFuzzer and sanitizer runtimes for clang 14
   systemd            # systemd-analyze, systemd-socket-activate, systemd-sysusers (deploy tests)
 )
 

@@ -34,7 +34,13 @@ const char* const kKeys[] = {"socket",
                              "max_jobs_per_interpreter",
                              "max_definitions",
                              "allow_users",
-                             "allow_groups"};
+                             "allow_groups",
+                             "max_connections",
+                             "max_jobs_per_connection",
+                             "max_queue_depth",
+                             "frame_deadline",
+                             "idle_timeout",
+                             "max_output_buffer"};
 
 bool KnownKey(const std::string& key) {
   for (const char* k : kKeys) {
@@ -114,12 +120,54 @@ std::string LoadFile(const std::string& path, Settings* settings) {
   return "";
 }
 
+// Seconds as a JSON number or a numeric string; -1 when it is neither.
+double ReadSeconds(const Json& value) {
+  if (value.is_number()) return value.get<double>();
+  if (!value.is_string()) return -1;
+  const std::string& text = value.get_ref<const std::string&>();
+  char* end = nullptr;
+  const double seconds = std::strtod(text.c_str(), &end);
+  return end != text.c_str() && *end == '\0' ? seconds : -1;
+}
+
+// The connection limits. False when `key` is not one of them; else `*ok`
+// says whether its value was valid.
+bool ApplyLimit(const std::string& key, const Json& value, Config* config, bool* ok) {
+  std::uint64_t number = 0;
+  if (key == "max_connections" || key == "max_jobs_per_connection") {
+    *ok = ReadSize(value, &number) && number >= 1 && number <= 10000000;
+    if (*ok) {
+      (key == "max_connections" ? config->max_connections : config->max_jobs_per_connection) =
+          static_cast<int>(number);
+    }
+  } else if (key == "max_queue_depth") {
+    *ok = ReadSize(value, &number) && number >= 1;
+    if (*ok) config->max_queue_depth = number;
+  } else if (key == "max_output_buffer") {
+    *ok = ReadSize(value, &number) && number >= (64u << 10);
+    if (*ok) config->max_output_buffer = number;
+  } else if (key == "frame_deadline") {
+    const double seconds = ReadSeconds(value);
+    *ok = seconds > 0 && seconds <= 86400;
+    if (*ok) config->frame_deadline_seconds = seconds;
+  } else if (key == "idle_timeout") {
+    const double seconds = ReadSeconds(value);
+    *ok = seconds >= 0 && seconds <= 86400 * 365;
+    if (*ok) config->idle_timeout_seconds = seconds;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 // Turns the merged settings into a Config, naming the first bad key.
 std::string Apply(const Settings& settings, Config* config) {
   for (const auto& [key, value] : settings) {
     bool ok = true;
     std::uint64_t number = 0;
-    if (key == "socket") {
+    if (ApplyLimit(key, value, config, &ok)) {
+      // one of the connection limits
+    } else if (key == "socket") {
       ok = value.is_string();
       if (ok) config->socket = value.get<std::string>();
     } else if (key == "workers" || key == "max_interpreters") {
@@ -194,6 +242,12 @@ const std::map<std::string, std::string>& FlagKeys() {
       {"--max-definitions", "max_definitions"},
       {"--allow-users", "allow_users"},
       {"--allow-groups", "allow_groups"},
+      {"--max-connections", "max_connections"},
+      {"--max-jobs-per-connection", "max_jobs_per_connection"},
+      {"--max-queue-depth", "max_queue_depth"},
+      {"--frame-deadline", "frame_deadline"},
+      {"--idle-timeout", "idle_timeout"},
+      {"--max-output-buffer", "max_output_buffer"},
   };
   return keys;
 }
@@ -297,12 +351,38 @@ Flags (each also a key of the --config file, with _ for -; flags win):
                            a user's supplementary groups count. Default: none.
                            Anyone else gets an access_denied error and is
                            disconnected before a byte is read.
+
+Limits (past each, the client gets an error frame; docs/operations.md):
+  --max-connections N      Open client connections, at most; one more gets a
+                           busy error and is closed. Lowered at start to fit
+                           RLIMIT_NOFILE, keeping descriptors in reserve for
+                           interpreters and shared memory. Default: 1024.
+  --max-jobs-per-connection N
+                           Jobs in flight (queued or running) on one
+                           connection; a run past it gets a busy error.
+                           Default: 10000.
+  --max-queue-depth N      Jobs queued and not yet started, pool and leases
+                           together; a run past it gets a busy error.
+                           Default: 100000.
+  --frame-deadline SECONDS A started frame must finish arriving within this;
+                           else too_slow and the connection is closed.
+                           Default: 30.
+  --idle-timeout SECONDS   Close a connection after this long with no frame
+                           and no job in flight. Default: 0 (never).
+  --max-output-buffer BYTES
+                           Replies waiting for a client that does not read
+                           them, besides the one being written; past it the
+                           client is dropped. A reply is always taken when
+                           none waits, however large. Default: 64M.
   --config FILE            JSON object with any of the keys: socket, workers,
                            max_interpreters, preload (list or "a,b"),
                            buffer_size, max_frame_bytes, max_header_bytes,
                            python_path (list or "a:b"), cancel_grace,
                            max_jobs_per_interpreter, max_definitions,
-                           allow_users, allow_groups (lists or "a,b").
+                           allow_users, allow_groups (lists or "a,b"),
+                           max_connections, max_jobs_per_connection,
+                           max_queue_depth, frame_deadline, idle_timeout,
+                           max_output_buffer.
   --version                Print the version and the embedded Python, exit.
   -h, --help               Print this help, exit.
 

@@ -21,6 +21,14 @@ struct Config {
   int max_definitions = 4096;            // per connection
   std::vector<std::string> allow_users;   // names or uids, besides root and our own
   std::vector<std::string> allow_groups;  // names or gids (supplementary groups count)
+  // Limits that keep one client from taking the daemon's memory or
+  // descriptors (docs/operations.md, "Limits and faults").
+  int max_connections = 1024;                  // lowered to fit RLIMIT_NOFILE
+  int max_jobs_per_connection = 10000;         // jobs in flight on one connection
+  std::uint64_t max_queue_depth = 100000;      // queued jobs, pool and leases together
+  double frame_deadline_seconds = 30;          // for a started frame to finish arriving
+  double idle_timeout_seconds = 0;             // 0: idle connections stay open
+  std::uint64_t max_output_buffer = 64ull << 20;  // unsent bytes per connection
   std::string config_file;
 };
 

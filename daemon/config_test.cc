@@ -102,5 +102,65 @@ TEST(Config, HelpDocumentsEveryFlag) {
   }
 }
 
+TEST(Config, ConnectionLimitsHaveBoundedDefaults) {
+  ParseResult r = Parse({});
+  ASSERT_EQ(r.action, ParseResult::Action::kRun) << r.error;
+  EXPECT_EQ(r.config.max_connections, 1024);
+  EXPECT_EQ(r.config.max_jobs_per_connection, 10000);
+  EXPECT_EQ(r.config.max_queue_depth, 100000u);
+  EXPECT_DOUBLE_EQ(r.config.frame_deadline_seconds, 30);
+  EXPECT_DOUBLE_EQ(r.config.idle_timeout_seconds, 0);
+  EXPECT_EQ(r.config.max_output_buffer, 64u << 20);
+}
+
+TEST(Config, ReadsConnectionLimitsFromFlagsAndFile) {
+  ParseResult r = Parse({"--max-connections", "3", "--max-jobs-per-connection=7",
+                         "--max-queue-depth", "20", "--frame-deadline", "0.5",
+                         "--idle-timeout=1.25", "--max-output-buffer", "2M"});
+  ASSERT_EQ(r.action, ParseResult::Action::kRun) << r.error;
+  EXPECT_EQ(r.config.max_connections, 3);
+  EXPECT_EQ(r.config.max_jobs_per_connection, 7);
+  EXPECT_EQ(r.config.max_queue_depth, 20u);
+  EXPECT_DOUBLE_EQ(r.config.frame_deadline_seconds, 0.5);
+  EXPECT_DOUBLE_EQ(r.config.idle_timeout_seconds, 1.25);
+  EXPECT_EQ(r.config.max_output_buffer, 2u << 20);
+
+  const std::string path = WriteConfig(
+      "limits.json", R"({"max_connections": 9, "max_queue_depth": "1k", "frame_deadline": 2,
+                         "idle_timeout": "60", "max_output_buffer": "128k"})");
+  r = Parse({"--config", path, "--max-connections", "5"});
+  ASSERT_EQ(r.action, ParseResult::Action::kRun) << r.error;
+  EXPECT_EQ(r.config.max_connections, 5);
+  EXPECT_EQ(r.config.max_queue_depth, 1024u);
+  EXPECT_DOUBLE_EQ(r.config.frame_deadline_seconds, 2);
+  EXPECT_DOUBLE_EQ(r.config.idle_timeout_seconds, 60);
+  EXPECT_EQ(r.config.max_output_buffer, 128u << 10);
+}
+
+TEST(Config, RejectsBadConnectionLimits) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--max-connections", "0"}, "invalid value for max_connections"},
+      {{"--max-jobs-per-connection", "-1"}, "invalid value for max_jobs_per_connection"},
+      {{"--max-queue-depth", "0"}, "invalid value for max_queue_depth"},
+      {{"--frame-deadline", "0"}, "invalid value for frame_deadline"},
+      {{"--frame-deadline", "soon"}, "invalid value for frame_deadline"},
+      {{"--idle-timeout", "-1"}, "invalid value for idle_timeout"},
+      {{"--idle-timeout", "5s"}, "invalid value for idle_timeout"},
+      {{"--max-output-buffer", "1k"}, "invalid value for max_output_buffer"},
+  };
+  for (const auto& [args, message_part] : cases) {
+    ParseResult r = Parse(args);
+    EXPECT_EQ(r.action, ParseResult::Action::kError) << message_part;
+    EXPECT_NE(r.error.find(message_part), std::string::npos) << r.error;
+  }
+}
+
+TEST(Config, HelpDocumentsEveryLimit) {
+  for (const char* flag : {"--max-connections", "--max-jobs-per-connection", "--max-queue-depth",
+                           "--frame-deadline", "--idle-timeout", "--max-output-buffer"}) {
+    EXPECT_NE(UsageText().find(flag), std::string::npos) << flag;
+  }
+}
+
 }  // namespace
 }  // namespace ei

@@ -334,6 +334,13 @@ int InterpreterPool::Shutdown() {
   return let_go;
 }
 
+std::size_t InterpreterPool::QueueDepth() const {
+  std::lock_guard lock(mu_);
+  std::size_t depth = pool_queue_->size();
+  for (const auto& [id, it] : leases_) depth += it->queue().size();
+  return depth;
+}
+
 PoolSnapshot InterpreterPool::Snapshot() const {
   PoolSnapshot snap;
   std::lock_guard lock(mu_);

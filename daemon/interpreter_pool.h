@@ -96,6 +96,9 @@ class InterpreterPool {
 
   PoolSnapshot Snapshot() const;
 
+  /// Jobs queued and not yet started, pool and leases together (cheap).
+  std::size_t QueueDepth() const;
+
   /// Changes the number of pool interpreters without dropping a job:
   /// growing starts new ones; shrinking queues one no-op "leave" job per
   /// surplus interpreter behind the queued jobs, and whoever runs it ends

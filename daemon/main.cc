@@ -7,6 +7,7 @@
 // the config on the I/O loop. Under systemd, the listening socket may come
 // from socket activation and the service manager hears READY/STATUS/
 // STOPPING/WATCHDOG (service_notifier.h).
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -67,6 +68,24 @@ PoolOptions MakePoolOptions(const Config& config) {
   return options;
 }
 
+// Descriptors kept free of connections: a few for the daemon itself, and
+// each interpreter's shared buffer and result memfds.
+constexpr std::size_t kSpareDescriptors = 64;
+constexpr std::size_t kDescriptorsPerInterpreter = 4;
+
+ConnectionLimits MakeConnectionLimits(const Config& config) {
+  ConnectionLimits limits;
+  limits.max_connections = FitConnections(
+      static_cast<std::size_t>(config.max_connections),
+      kSpareDescriptors + kDescriptorsPerInterpreter * (config.max_interpreters + 1));
+  limits.max_jobs_per_connection = static_cast<std::size_t>(config.max_jobs_per_connection);
+  limits.max_queue_depth = static_cast<std::size_t>(config.max_queue_depth);
+  limits.frame_deadline_seconds = config.frame_deadline_seconds;
+  limits.idle_timeout_seconds = config.idle_timeout_seconds;
+  limits.max_output_buffer = static_cast<std::size_t>(config.max_output_buffer);
+  return limits;
+}
+
 // Takes the socket systemd passed, or binds our own. Returns "" or why not;
 // `*path` is the socket file either way.
 std::string StartListening(Server& server, const Config& config, std::string* path) {
@@ -106,6 +125,7 @@ int Serve(Config config, int argc, char** argv) {
   context.workers = config.workers;
   context.max_definitions = config.max_definitions;
   context.cancel_grace_seconds = config.cancel_grace_seconds;
+  context.connection_limits = MakeConnectionLimits(config);
   context.pool = &pool;
   context.totals = &totals;
   context.latency = &latency;
@@ -234,5 +254,10 @@ int main(int argc, char** argv) {
   }
   // A client that hangs up mid-write must not kill the daemon.
   ::signal(SIGPIPE, SIG_IGN);
+  // Jobs move large, short-lived buffers. A fixed mmap threshold keeps
+  // glibc from raising it (it does so after each large free), so every
+  // buffer of 1 MiB or more goes back to the kernel when freed and the
+  // daemon's memory returns to its baseline after large transfers.
+  ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
   return ei::Serve(parsed.config, argc, argv);
 }

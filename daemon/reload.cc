@@ -60,6 +60,13 @@ ReloadPlan PlanReload(const Config& running, const Config& wanted) {
   Compare("max_jobs_per_interpreter", running.max_jobs_per_interpreter,
           wanted.max_jobs_per_interpreter, later);
   Compare("max_definitions", running.max_definitions, wanted.max_definitions, later);
+  Compare("max_connections", running.max_connections, wanted.max_connections, later);
+  Compare("max_jobs_per_connection", running.max_jobs_per_connection,
+          wanted.max_jobs_per_connection, later);
+  Compare("max_queue_depth", running.max_queue_depth, wanted.max_queue_depth, later);
+  Compare("frame_deadline", running.frame_deadline_seconds, wanted.frame_deadline_seconds, later);
+  Compare("idle_timeout", running.idle_timeout_seconds, wanted.idle_timeout_seconds, later);
+  Compare("max_output_buffer", running.max_output_buffer, wanted.max_output_buffer, later);
   return plan;
 }
 

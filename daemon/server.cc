@@ -1,5 +1,6 @@
 #include "daemon/server.h"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,6 +28,11 @@ namespace {
 
 // How long a refused connection stays open after its error frame.
 constexpr std::chrono::milliseconds kRefusalLinger{500};
+
+// How long accepting pauses after it failed (EMFILE, ENFILE, ...): the
+// pending connection keeps the listening socket readable, so retrying at
+// once would spin.
+constexpr std::chrono::milliseconds kAcceptPause{100};
 
 // True when a daemon accepts connections at `path` right now.
 bool SomeoneListens(const std::string& path) {
@@ -67,8 +73,25 @@ std::string ClearStale(const std::string& path) {
 
 }  // namespace
 
+std::size_t FitConnections(std::size_t wanted, std::size_t reserve) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return wanted;
+  if (limit.rlim_cur < limit.rlim_max) {
+    rlimit raised = limit;
+    raised.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+  }
+  if (limit.rlim_cur == RLIM_INFINITY) return wanted;
+  const std::size_t fits = limit.rlim_cur > reserve + 1 ? limit.rlim_cur - reserve : 1;
+  if (fits >= wanted) return wanted;
+  log::Warning("starting: max_connections lowered from " + std::to_string(wanted) + " to " +
+               std::to_string(fits) + ": RLIMIT_NOFILE is " + std::to_string(limit.rlim_cur) +
+               " and " + std::to_string(reserve) + " descriptors are kept in reserve");
+  return fits;
+}
+
 Server::Server(asio::io_context& io, DaemonContext& context)
-    : io_(io), acceptor_(io), context_(context) {}
+    : io_(io), acceptor_(io), context_(context), accept_pause_(io) {}
 
 std::string Server::Listen(const std::string& path) {
   if (std::string why = EnsureDirectory(path); !why.empty()) return why;
@@ -101,11 +124,27 @@ void Server::Accept() {
                                      stream_protocol::socket socket) {
     if (error == asio::error::operation_aborted) return;
     if (error) {
-      log::Warning(std::string("accept failed: ") + error.message());
-    } else {
-      OnAccepted(std::move(socket));
+      OnAcceptFailed(error);
+      return;
     }
+    if (accept_failing_) log::Info("accepting again: connections are accepted");
+    accept_failing_ = false;
+    OnAccepted(std::move(socket));
     if (acceptor_.is_open()) Accept();
+  });
+}
+
+// Out of descriptors (EMFILE, ENFILE) or another failure: log once, pause,
+// try again. Connections wait in the listen backlog meanwhile.
+void Server::OnAcceptFailed(const boost::system::error_code& error) {
+  if (!accept_failing_) {
+    log::Warning("accept failed: " + error.message() + "; pausing accepts, retrying every " +
+                 std::to_string(kAcceptPause.count()) + " ms");
+    accept_failing_ = true;
+  }
+  accept_pause_.expires_after(kAcceptPause);
+  accept_pause_.async_wait([this](const boost::system::error_code& waited) {
+    if (!waited && acceptor_.is_open()) Accept();
   });
 }
 
@@ -122,7 +161,17 @@ void Server::OnAccepted(stream_protocol::socket socket) {
                            DescribeUid(peer->uid) + " pid " + std::to_string(peer->pid) +
                            " (not in allow_users/allow_groups)"
                      : "access denied: connection " + std::to_string(id) + ": " + why);
-    Refuse(std::move(socket), id, why);
+    Refuse(std::move(socket), id, "access_denied", why);
+    return;
+  }
+  if (const std::size_t max = context_.connection_limits.max_connections;
+      context_.sessions->size() >= max) {
+    log::Warning("connection refused: connection " + std::to_string(id) + " from uid " +
+                 DescribeUid(peer->uid) + " pid " + std::to_string(peer->pid) + ": " +
+                 std::to_string(max) + " connections are open (max_connections)");
+    Refuse(std::move(socket), id, "busy",
+           "connection refused: " + std::to_string(max) +
+               " connections are open (max_connections)");
     return;
   }
   log::Info("connection opened: connection " + std::to_string(id) + " from uid " +
@@ -136,7 +185,8 @@ void Server::OnAccepted(stream_protocol::socket socket) {
 // socket buffer, so a client that never reads cannot hold this up. The
 // socket stays open (write side shut, nothing read) for kRefusalLinger, so a
 // client still sending its hello gets no EPIPE before it reads why.
-void Server::Refuse(stream_protocol::socket socket, std::uint64_t id, const std::string& why) {
+void Server::Refuse(stream_protocol::socket socket, std::uint64_t id, const char* code,
+                    const std::string& why) {
   struct Refusal {
     stream_protocol::socket socket;
     std::string frame;
@@ -144,14 +194,14 @@ void Server::Refuse(stream_protocol::socket socket, std::uint64_t id, const std:
   };
   auto refusal = std::make_shared<Refusal>(Refusal{
       std::move(socket),
-      proto::EncodeFrame(ErrorHeader(nullptr, "access_denied", why, /*fatal=*/true)),
+      proto::EncodeFrame(ErrorHeader(nullptr, code, why, /*fatal=*/true)),
       asio::steady_timer(io_)});
   asio::async_write(refusal->socket, asio::buffer(refusal->frame),
-                    [refusal, id](const boost::system::error_code& error, std::size_t) {
+                    [refusal, id, code](const boost::system::error_code& error, std::size_t) {
                       boost::system::error_code ignored;
                       if (error) {
                         log::Info("connection error: connection " + std::to_string(id) +
-                                  ": cannot send access_denied: " + error.message());
+                                  ": cannot send " + code + ": " + error.message());
                         refusal->socket.close(ignored);
                         return;
                       }
@@ -167,6 +217,7 @@ void Server::Refuse(stream_protocol::socket socket, std::uint64_t id, const std:
 void Server::Stop() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  accept_pause_.cancel();
   if (!path_.empty()) {
     ::unlink(path_.c_str());
     path_.clear();

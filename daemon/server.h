@@ -7,11 +7,18 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "daemon/access_control.h"
 #include "daemon/session.h"
 
 namespace ei {
+
+/// How many connections fit the process's descriptor limit (RLIMIT_NOFILE,
+/// raised to its hard limit first) with `reserve` descriptors kept for
+/// interpreters, shared memory and the listening socket: at most `wanted`.
+/// Logs when that is fewer than `wanted`.
+std::size_t FitConnections(std::size_t wanted, std::size_t reserve);
 
 class Server {
  public:
@@ -34,9 +41,10 @@ class Server {
 
  private:
   void Accept();
+  void OnAcceptFailed(const boost::system::error_code& error);
   void OnAccepted(boost::asio::local::stream_protocol::socket socket);
   void Refuse(boost::asio::local::stream_protocol::socket socket, std::uint64_t id,
-              const std::string& why);
+              const char* code, const std::string& why);
 
   boost::asio::io_context& io_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
@@ -44,6 +52,8 @@ class Server {
   AccessPolicy access_;
   std::string path_;         // the socket file, when this server created it
   std::uint64_t next_connection_id_ = 1;
+  boost::asio::steady_timer accept_pause_;  // after accept failed (EMFILE)
+  bool accept_failing_ = false;             // logged once per run of failures
 };
 
 }  // namespace ei

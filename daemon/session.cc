@@ -21,9 +21,16 @@ using Json = nlohmann::json;
 using proto::Frame;
 
 Session::Session(Socket socket, DaemonContext& context, std::uint64_t connection_id)
-    : socket_(std::move(socket)), context_(context), id_(connection_id), decoder_(context.limits) {}
+    : socket_(std::move(socket)),
+      context_(context),
+      id_(connection_id),
+      decoder_(context.limits),
+      timer_(socket_.get_executor()) {}
 
-void Session::Start() { ReadMore(); }
+void Session::Start() {
+  NoteBytes(/*frame_done=*/true);  // starts the idle clock
+  ReadMore();
+}
 
 // Reads with recvmsg rather than Asio's reads: frames may bring file
 // descriptors (SCM_RIGHTS) with them.
@@ -97,6 +104,7 @@ void Session::Consume(std::size_t size) {
     std::size_t used = 0;
     auto result = decoder_.Feed(read_buffer_.data() + offset, size - offset, &used);
     offset += used;
+    NoteBytes(result == proto::FrameDecoder::Result::kFrame);
     if (result == proto::FrameDecoder::Result::kFrame) {
       Frame frame = decoder_.TakeFrame();
       Dispatch(frame);
@@ -122,6 +130,9 @@ void Session::Dispatch(Frame& frame) {
     SendError(frame.header["id"], "hello_required",
               "the first request must be hello, not " + type, /*fatal=*/true);
     return;
+  }
+  if (type != "run" && frame.header.value("fd", false) == true && !received_fds_.empty()) {
+    received_fds_.pop_front();  // only run takes one; drop it, do not pass it on
   }
   auto it = kHandlers.find(type);
   if (it == kHandlers.end()) {
@@ -160,7 +171,13 @@ void Session::OnHello(Frame& frame) {
           {"buffer_size", context_.buffer_size},
           {"max_interpreters", context_.pool->Snapshot().max_interpreters},
           {"max_definitions", context_.max_definitions},
-          {"cancel_grace_seconds", context_.cancel_grace_seconds}}}});
+          {"cancel_grace_seconds", context_.cancel_grace_seconds},
+          {"max_connections", context_.connection_limits.max_connections},
+          {"max_jobs_per_connection", context_.connection_limits.max_jobs_per_connection},
+          {"max_queue_depth", context_.connection_limits.max_queue_depth},
+          {"frame_deadline_seconds", context_.connection_limits.frame_deadline_seconds},
+          {"idle_timeout_seconds", context_.connection_limits.idle_timeout_seconds},
+          {"max_output_buffer", context_.connection_limits.max_output_buffer}}}});
 }
 
 // {"type": "lease", "id": 2}
@@ -250,6 +267,7 @@ void Session::Close() {
   closed_ = true;
   closing_ = true;
   abandoned_->store(true);
+  timer_.cancel();
   for (std::uint64_t lease : leases_) context_.pool->Release(lease, [] {});
   if (!leases_.empty()) {
     log::Info("leases released: " + std::to_string(leases_.size()) + " of connection " +
@@ -267,6 +285,7 @@ void Session::Close() {
     std::lock_guard lock(send_mu_);
     send_closed_ = true;
     out_.clear();
+    out_bytes_ = 0;
     boost::system::error_code ignored;
     socket_.close(ignored);
   }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include "daemon/interpreter_pool.h"
@@ -29,6 +30,16 @@ namespace ei {
 
 class SessionManager;
 
+/// What one client may hold (Config's limits; PROTOCOL.md, hello).
+struct ConnectionLimits {
+  std::size_t max_connections = 1024;  // after fitting RLIMIT_NOFILE
+  std::size_t max_jobs_per_connection = 10000;
+  std::size_t max_queue_depth = 100000;
+  double frame_deadline_seconds = 30;
+  double idle_timeout_seconds = 0;  // 0: never
+  std::size_t max_output_buffer = 64u << 20;
+};
+
 /// What every session shares. Lives as long as the server.
 struct DaemonContext {
   DaemonInfo info;
@@ -37,11 +48,13 @@ struct DaemonContext {
   int workers = 0;
   int max_definitions = 4096;
   double cancel_grace_seconds = 5;
+  ConnectionLimits connection_limits;
   InterpreterPool* pool = nullptr;
   JobTotals* totals = nullptr;
   LatencyRecorder* latency = nullptr;
   SessionManager* sessions = nullptr;
   bool stopping = false;  // set on the I/O thread when shutdown starts
+  bool queue_full_logged = false;  // I/O thread: max_queue_depth was hit, logged once
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -104,6 +117,18 @@ class Session : public std::enable_shared_from_this<Session> {
                  bool fatal = false, const python::PyErrorInfo* exception = nullptr);
   void FlushLocked();
   void OnWritable(const boost::system::error_code& error);
+  bool OverOutputLimitLocked(std::size_t frame_bytes);
+  bool AdmitJob(const nlohmann::json& id);
+  bool QueueJob(const nlohmann::json& id, const nlohmann::json& lease, std::uint64_t request_id,
+                Job& job);
+
+  // Deadlines (session_deadlines.cc): one timer for both the frame deadline
+  // and the idle timeout, I/O thread only.
+  void NoteBytes(bool frame_done);
+  void ArmTimer(Clock::time_point due);
+  void OnTimer(const boost::system::error_code& error);
+  void CheckIdle(Clock::time_point now);
+  void DropForDeadline(std::string_view code, const std::string& why);
 
   Socket socket_;
   DaemonContext& context_;
@@ -116,6 +141,11 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closing_ = false;  // no more reads; close once every reply is written
   bool closed_ = false;   // I/O thread's view; writers check send_closed_
   std::set<std::uint64_t> leases_;
+  boost::asio::steady_timer timer_;
+  Clock::time_point timer_due_ = Clock::time_point::max();  // max: not armed
+  bool in_frame_ = false;  // part of a frame has arrived
+  Clock::time_point frame_started_;
+  Clock::time_point last_frame_ = Clock::now();
 
   // The write side, shared by the I/O thread and interpreter threads.
   std::mutex send_mu_;
@@ -123,11 +153,13 @@ class Session : public std::enable_shared_from_this<Session> {
   bool waiting_writable_ = false;    // guarded by send_mu_: the I/O thread waits for room
   bool close_when_flushed_ = false;  // guarded by send_mu_
   bool send_closed_ = false;         // guarded by send_mu_: the socket is closed
+  std::size_t out_bytes_ = 0;        // guarded by send_mu_: unsent bytes in out_
 
   // Jobs waiting for their reply, so a cancel can find them. Interpreter
   // threads erase answered jobs.
   std::mutex jobs_mu_;
   std::unordered_map<std::uint64_t, std::shared_ptr<JobControl>> jobs_;  // guarded by jobs_mu_
+  Clock::time_point last_job_done_ = Clock::now();                        // guarded by jobs_mu_
   // Functions defined on this connection, by digest.
   std::unordered_map<std::string, std::shared_ptr<const std::vector<char>>> definitions_;
   std::size_t definition_bytes_ = 0;

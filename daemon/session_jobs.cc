@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <utility>
 
 #include <sys/stat.h>
 
 #include <boost/asio/post.hpp>
 
 #include "daemon/job_reply.h"
+#include "daemon/log.h"
 #include "daemon/session.h"
 
 namespace ei {
@@ -34,6 +36,10 @@ bool IsDigest(const Json& value) {
 void Session::OnRun(Frame& frame) {
   const Json& id = frame.header["id"];
   const Json lease = frame.header.value("lease", Json(nullptr));
+  // First of all, so that a refused run never leaves its descriptor for the
+  // next frame.
+  Job job;
+  if (!TakeOutOfBand(frame.header, &job)) return;
   if (frame.payload.empty()) {
     SendError(id, "bad_request",
               "a run request needs a payload: pickle.dumps((fn, args, kwargs), protocol=5)");
@@ -51,34 +57,73 @@ void Session::OnRun(Frame& frame) {
     SendError(id, "shutting_down", "job " + id.dump() + " was not run: the daemon is shutting down");
     return;
   }
-  Job job;
   std::optional<JobControl::Clock::time_point> deadline;
-  if (!TakeOutOfBand(frame.header, &job)) return;
+  if (!AdmitJob(id)) return;
   if (!ReadRunOptions(frame.header, &deadline, &job.definitions)) return;
   job.payload = std::move(frame.payload);
   job.share_result = takes_fds_;
   const std::uint64_t request_id = id.get<std::uint64_t>();
   Wire(request_id, deadline, frame.header.value("output", false) == true, &job);
-  std::shared_ptr<JobControl> control = job.control;
+  if (QueueJob(id, lease, request_id, job)) ++context_.totals->submitted;
+}
+
+// Queues a wired job on the pool or on its lease; on a lease that has
+// ended, answers and returns false.
+bool Session::QueueJob(const Json& id, const Json& lease, std::uint64_t request_id, Job& job) {
+  {
+    // Before the job is queued: its reply may come at once, from another
+    // thread, and must find it here to take it out again.
+    std::lock_guard lock(jobs_mu_);
+    jobs_[request_id] = job.control;
+  }
   if (lease.is_null()) {
     context_.pool->Submit(std::move(job));
-  } else {
-    switch (context_.pool->SubmitToLease(lease.get<std::uint64_t>(), job)) {
-      case InterpreterPool::LeaseSubmit::kQueued: break;
-      case InterpreterPool::LeaseSubmit::kLost:
-        leases_.erase(lease.get<std::uint64_t>());
-        SendError(id, "lease_lost", "lease " + lease.dump() +
-                                        " has ended: its interpreter was retired after a "
-                                        "stopped job did not end");
-        return;
-      case InterpreterPool::LeaseSubmit::kUnknown:
-        SendError(id, "unknown_lease", "lease " + lease.dump() + " has ended");
-        return;
-    }
+    return true;
   }
-  ++context_.totals->submitted;
-  std::lock_guard lock(jobs_mu_);
-  jobs_[request_id] = std::move(control);
+  const auto queued = context_.pool->SubmitToLease(lease.get<std::uint64_t>(), job);
+  if (queued == InterpreterPool::LeaseSubmit::kQueued) return true;
+  {
+    std::lock_guard lock(jobs_mu_);
+    jobs_.erase(request_id);
+  }
+  if (queued == InterpreterPool::LeaseSubmit::kLost) {
+    leases_.erase(lease.get<std::uint64_t>());
+    SendError(id, "lease_lost", "lease " + lease.dump() +
+                                    " has ended: its interpreter was retired after a "
+                                    "stopped job did not end");
+  } else {
+    SendError(id, "unknown_lease", "lease " + lease.dump() + " has ended");
+  }
+  return false;
+}
+
+// Refuses a run past max_jobs_per_connection or max_queue_depth with a
+// busy error: the client learns at once, instead of the daemon queueing
+// without bound. I/O thread: the only one that queues jobs, so the queue
+// cannot grow past the limit between this check and the submit.
+bool Session::AdmitJob(const Json& id) {
+  const ConnectionLimits& limits = context_.connection_limits;
+  std::size_t in_flight = 0;
+  {
+    std::lock_guard lock(jobs_mu_);
+    in_flight = jobs_.size();
+  }
+  if (in_flight >= limits.max_jobs_per_connection) {
+    SendError(id, "busy", "job " + id.dump() + " was not run: connection " + std::to_string(id_) +
+                              " has " + std::to_string(in_flight) +
+                              " jobs in flight (max_jobs_per_connection)");
+    return false;
+  }
+  if (const std::size_t depth = context_.pool->QueueDepth(); depth >= limits.max_queue_depth) {
+    // Once per episode: a client retrying in a loop must not flood the log.
+    if (!std::exchange(context_.queue_full_logged, true)) log::Warning("queue full: job " + id.dump() + " of connection " + std::to_string(id_) +
+                 " refused with busy: " + std::to_string(depth) + " jobs queued (max_queue_depth); refusing jobs until it drains");
+    SendError(id, "busy", "job " + id.dump() + " was not run: " + std::to_string(depth) +
+                              " jobs are queued in the daemon (max_queue_depth)");
+    return false;
+  }
+  context_.queue_full_logged = false;
+  return true;
 }
 
 // Takes the descriptor and buffer lengths of a run with out-of-band data
@@ -173,6 +218,7 @@ void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, Jo
   {
     std::lock_guard lock(jobs_mu_);
     jobs_.erase(request_id);
+    last_job_done_ = Clock::now();
   }
   context_.latency->Record(Clock::now() - received);
   JobReplyFrame frame = MakeJobReply(request_id, std::move(reply), context_.limits);

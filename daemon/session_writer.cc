@@ -10,6 +10,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "daemon/log.h"
 #include "daemon/session.h"
 
 namespace ei {
@@ -18,10 +19,38 @@ namespace asio = boost::asio;
 
 void Session::Send(nlohmann::json header, std::vector<char> payload, UniqueFd fd) {
   OutFrame frame{proto::EncodeHead(header, payload.size()), std::move(payload), std::move(fd)};
+  const std::size_t frame_bytes = frame.head.size() + frame.payload.size();
   std::lock_guard lock(send_mu_);
   if (send_closed_) return;
+  if (OverOutputLimitLocked(frame_bytes)) return;
   out_.push_back(std::move(frame));
+  out_bytes_ += frame_bytes;
   if (!waiting_writable_) FlushLocked();
+}
+
+// A client that does not read must not make the daemon hold its replies
+// without bound. The frame being written does not count, and a frame is
+// always taken when none waits behind it, however large (frames are bounded
+// by max_frame_bytes): a big result still reaches a client that reads it
+// slowly. Past that, the connection is dropped. Any thread; send_mu_ held.
+bool Session::OverOutputLimitLocked(std::size_t frame_bytes) {
+  const std::size_t limit = context_.connection_limits.max_output_buffer;
+  if (out_.empty()) return false;
+  const OutFrame& writing = out_.front();
+  const std::size_t waiting =
+      out_bytes_ - (writing.head.size() + writing.payload.size() - writing.sent);
+  if (waiting == 0 || waiting + frame_bytes <= limit) return false;
+  log::Warning("client too slow: dropped: connection " + std::to_string(id_) + " did not read " +
+               std::to_string(out_bytes_) + " bytes of replies (" + std::to_string(waiting) +
+               " not started); " +
+               std::to_string(frame_bytes) + " more would pass max_output_buffer (" +
+               std::to_string(limit) + ")");
+  // No more writes from here on; the I/O thread closes the socket.
+  send_closed_ = true;
+  out_.clear();
+  out_bytes_ = 0;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->Close(); });
+  return true;
 }
 
 // Writes queued frames until the queue is empty or the socket is full.
@@ -68,10 +97,12 @@ void Session::FlushLocked() {
       // The client is gone; the I/O thread sees the same on its read side,
       // and Close() clears the queue.
       out_.clear();
+      out_bytes_ = 0;
       break;
     }
     if (n > 0) frame.fd.reset();  // the peer has its copy now
     frame.sent += static_cast<std::size_t>(n);
+    out_bytes_ -= static_cast<std::size_t>(n);
     if (frame.sent == frame.head.size() + frame.payload.size()) out_.pop_front();
   }
   if (close_when_flushed_) {

@@ -116,14 +116,18 @@ FrameDecoder::Result FrameDecoder::FinishHeader() {
   nlohmann::json header = nlohmann::json::parse(header_text_, nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded()) return Fail("bad_header", "the frame header is not valid JSON");
   if (!header.is_object()) return Fail("bad_header", "the frame header is not a JSON object");
+  // An id past 2^53-1 is refused (PROTOCOL.md): echoed back, it would not
+  // survive a client's JSON reader, so its reply could never be matched.
   auto id = header.find("id");
-  if (id != header.end() && id->is_number_unsigned()) error_id_ = id->get<std::int64_t>();
+  const bool id_ok =
+      id != header.end() && id->is_number_unsigned() && id->get<std::uint64_t>() <= kMaxId;
+  if (id_ok) error_id_ = id->get<std::int64_t>();
   auto type = header.find("type");
   if (type == header.end() || !type->is_string()) {
     return Fail("bad_header", "the frame header has no string \"type\"");
   }
-  if (id == header.end() || !id->is_number_unsigned()) {
-    return Fail("bad_header", "the frame header has no unsigned integer \"id\"");
+  if (!id_ok) {
+    return Fail("bad_header", "the frame header has no unsigned integer \"id\" up to 2^53-1");
   }
   error_id_ = -1;
   frame_.header = std::move(header);

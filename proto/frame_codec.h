@@ -16,6 +16,8 @@ inline constexpr char kMagic[4] = {'E', 'I', 'P', 'C'};
 inline constexpr std::uint8_t kFrameVersion = 1;
 inline constexpr std::size_t kPrefixSize = 16;
 inline constexpr std::uint32_t kMinHeaderBytes = 2;  // "{}"
+/// The largest request id: 2^53-1, so that every JSON reader keeps it exact.
+inline constexpr std::uint64_t kMaxId = (std::uint64_t{1} << 53) - 1;
 
 /// Sizes a receiver accepts; announced by the daemon in its hello reply.
 struct Limits {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <string>
 
 namespace ei::proto {
@@ -131,6 +132,34 @@ TEST(FrameCodec, HonoursSmallerLimits) {
             Result::kBad);
   EXPECT_EQ(decoder.error().code, "too_large");
   EXPECT_TRUE(frames.empty());
+}
+
+}  // namespace
+}  // namespace ei::proto
+
+namespace ei::proto {
+namespace {
+
+// Found by tests/attack_protocol_e2e_test.py: ids past 2^53-1 were accepted
+// and echoed, and the Python client then refused the reply.
+TEST(FrameCodec, RefusesIdsPastTwoToThe53MinusOne) {
+  for (const char* header : {R"({"type":"ping","id":9007199254740992})",
+                             R"({"type":"ping","id":18446744073709551615})"}) {
+    FrameDecoder decoder;
+    std::vector<Frame> frames;
+    EXPECT_EQ(FeedAll(decoder, Prefix("EIPC", 1, 0, std::strlen(header), 0) + header, 7, &frames),
+              Result::kBad)
+        << header;
+    EXPECT_EQ(decoder.error().code, "bad_header");
+    EXPECT_NE(decoder.error().message.find("2^53-1"), std::string::npos);
+    EXPECT_EQ(decoder.error_id(), -1) << "an id out of range is not readable";
+  }
+  FrameDecoder decoder;
+  std::vector<Frame> frames;
+  EXPECT_EQ(FeedAll(decoder, EncodeFrame({{"type", "ping"}, {"id", kMaxId}}), 7, &frames),
+            Result::kFrame);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].header["id"], kMaxId);
 }
 
 }  // namespace
