@@ -20,9 +20,8 @@ Interpreter::Interpreter(int worker_id, InterpreterSnapshot::Role role,
 
 Interpreter::~Interpreter() { Join(); }
 
-void Interpreter::Start(ReadyCallback on_ready, ExitCallback on_exit, DropCallback on_drop) {
-  thread_ = std::thread(&Interpreter::Main, this, std::move(on_ready), std::move(on_exit),
-                        std::move(on_drop));
+void Interpreter::Start(Callbacks callbacks) {
+  thread_ = std::thread(&Interpreter::Main, this, std::move(callbacks));
 }
 
 void Interpreter::Join() {
@@ -93,13 +92,13 @@ void Interpreter::JoinInterrupters() {
 
 // The thread's whole life: the sub-interpreter and its thread state are made,
 // used and ended here, and the GIL is held only while Python code runs.
-void Interpreter::Main(ReadyCallback on_ready, ExitCallback on_exit, DropCallback on_drop) {
+void Interpreter::Main(Callbacks callbacks) {
   python::Status status;
   std::unique_ptr<SubInterpreter> sub = SubInterpreter::Create(&status);
   if (sub == nullptr) {
     SetState(State::kStopping);
-    on_ready(*this, status);
-    on_exit(*this);
+    callbacks.on_ready(*this, status);
+    callbacks.on_exit(*this);
     return;
   }
   python::JobRunner runner;
@@ -114,9 +113,12 @@ void Interpreter::Main(ReadyCallback on_ready, ExitCallback on_exit, DropCallbac
     cancelled_type_ = runner.cancelled_type();
   }
   if (status.ok()) SetState(State::kIdle);
-  on_ready(*this, status);
-  if (status.ok()) Serve(runner, on_drop);
+  callbacks.on_ready(*this, status);
+  if (status.ok()) Serve(runner, callbacks.on_drop);
   SetState(State::kStopping);
+  // A fresh interpreter takes this one's place before it ends, which may
+  // wait for threads a job left running.
+  if (recycled_ || threads_left_ > 0) callbacks.on_retire(*this);
   JoinInterrupters();
   {
     SubInterpreter::Attached attached(*sub_);
@@ -127,7 +129,7 @@ void Interpreter::Main(ReadyCallback on_ready, ExitCallback on_exit, DropCallbac
     sub = std::move(sub_);
   }
   sub.reset();  // ends the interpreter
-  on_exit(*this);
+  callbacks.on_exit(*this);
 }
 
 void Interpreter::Serve(python::JobRunner& runner, const DropCallback& on_drop) {
@@ -147,7 +149,15 @@ void Interpreter::Serve(python::JobRunner& runner, const DropCallback& on_drop) 
     job->control->Finish();
     SetState(State::kIdle);
     JoinInterrupters();
+    const int threads = reply.outcome.threads_left;
     job->control->Answer(std::move(reply));
+    if (threads > 0 && Snapshot().role == InterpreterSnapshot::Role::kPool) {
+      // Its threads would run on beside later jobs, and make ending the
+      // interpreter wait for them: the interpreter is given up instead.
+      threads_left_ = threads;
+      MarkRetired();
+      break;
+    }
     if (recycles && ++ran >= options_.max_jobs) {
       recycled_ = true;
       break;

@@ -52,6 +52,17 @@ class Interpreter {
   using ExitCallback = std::function<void(Interpreter&)>;
   /// Called when an abandoned job is skipped.
   using DropCallback = std::function<void()>;
+  /// Called on the worker's thread when it stops taking jobs on its own (it
+  /// reached max_jobs, or a job left threads running), before it ends its
+  /// interpreter, which may wait for those threads.
+  using RetireCallback = std::function<void(Interpreter&)>;
+
+  struct Callbacks {
+    ReadyCallback on_ready;
+    ExitCallback on_exit;
+    DropCallback on_drop;
+    RetireCallback on_retire;
+  };
 
   Interpreter(int worker_id, InterpreterSnapshot::Role role, std::shared_ptr<JobQueue> queue,
               InterpreterOptions options);
@@ -60,7 +71,7 @@ class Interpreter {
   Interpreter(const Interpreter&) = delete;
   Interpreter& operator=(const Interpreter&) = delete;
 
-  void Start(ReadyCallback on_ready, ExitCallback on_exit, DropCallback on_drop);
+  void Start(Callbacks callbacks);
 
   /// Closes the queue: the worker runs what is queued, then ends.
   void Stop() { queue_->Close(); }
@@ -81,6 +92,8 @@ class Interpreter {
   bool retired() const { return retired_; }
   /// True when it ended because it reached max_jobs.
   bool recycled() const { return recycled_; }
+  /// Threads the last job left running (a pool interpreter then retires).
+  int threads_left() const { return threads_left_; }
 
   /// A spare becomes a lease's own interpreter.
   void MarkLeased(std::uint64_t lease_id);
@@ -89,8 +102,9 @@ class Interpreter {
   InterpreterSnapshot Snapshot() const;
 
  private:
-  void Main(ReadyCallback on_ready, ExitCallback on_exit, DropCallback on_drop);
+  void Main(Callbacks callbacks);
   void Serve(python::JobRunner& runner, const DropCallback& on_drop);
+  bool ShouldRetire(const JobReply& reply, std::uint64_t ran);
   JobReply RunOne(Job& job, python::JobRunner& runner, class SharedBuffer& buffer);
   void SetState(InterpreterSnapshot::State state);
   void SetCurrent(std::shared_ptr<JobControl> control);
@@ -102,6 +116,7 @@ class Interpreter {
   std::thread thread_;
   std::atomic<bool> retired_{false};
   std::atomic<bool> recycled_{false};
+  std::atomic<int> threads_left_{0};
   std::atomic<bool> leaving_{false};
   // Set once the interpreter exists, reset on this thread after every
   // interrupter thread was joined; read by interrupters.

@@ -1,5 +1,6 @@
 #include "daemon/interpreter_pool.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "daemon/log.h"
@@ -36,8 +37,9 @@ void InterpreterPool::Start(std::function<void(const python::Status&)> on_ready)
 
 void InterpreterPool::StartPoolWorkerLocked() {
   pool_.push_back(MakeInterpreter(Role::kPool, pool_queue_));
-  pool_.back()->Start([this](Interpreter&, const python::Status& s) { OnPoolReady(s); },
-                      [this](Interpreter& it) { OnExit(it); }, [this] { ++totals_->dropped; });
+  pool_.back()->Start({[this](Interpreter&, const python::Status& s) { OnPoolReady(s); },
+                       [this](Interpreter& it) { OnExit(it); }, [this] { ++totals_->dropped; },
+                       [this](Interpreter& it) { OnRetire(it); }});
 }
 
 void InterpreterPool::OnPoolReady(const python::Status& status) {
@@ -144,8 +146,9 @@ void InterpreterPool::Retire(Interpreter* interpreter) {
 void InterpreterPool::StartSpareLocked() {
   spare_ = MakeInterpreter(Role::kSpare, std::make_shared<JobQueue>());
   spare_ready_ = false;
-  spare_->Start([this](Interpreter& it, const python::Status& s) { OnSpareReady(it, s); },
-                [this](Interpreter& it) { OnExit(it); }, [this] { ++totals_->dropped; });
+  spare_->Start({[this](Interpreter& it, const python::Status& s) { OnSpareReady(it, s); },
+                 [this](Interpreter& it) { OnExit(it); }, [this] { ++totals_->dropped; },
+                 [this](Interpreter& it) { OnRetire(it); }});
 }
 
 LeaseGrant InterpreterPool::AssignSpareLocked() {
@@ -251,19 +254,31 @@ void InterpreterPool::OnExit(Interpreter& interpreter) {
       done = std::move(it->second);
       release_done_.erase(it);
     }
-    // A pool interpreter that reached max_jobs is replaced by a fresh one.
-    if (interpreter.recycled() && !shutting_down_) {
-      for (auto p = pool_.begin(); p != pool_.end(); ++p) {
-        if (p->get() != &interpreter) continue;
-        retiring_.push_back(std::move(*p));
-        pool_.erase(p);
-        StartPoolWorkerLocked();
-        ++totals_->retired_recycled;
-        break;
-      }
-    }
   }
   if (done) done();
+}
+
+// A pool interpreter that stops taking jobs on its own (max_jobs reached, or
+// a job left threads running) is replaced by a fresh one before it ends.
+void InterpreterPool::OnRetire(Interpreter& interpreter) {
+  const int threads = interpreter.threads_left();
+  {
+    std::lock_guard lock(mu_);
+    if (shutting_down_) return;
+    auto p = std::find_if(pool_.begin(), pool_.end(),
+                          [&](const auto& it) { return it.get() == &interpreter; });
+    if (p == pool_.end()) return;
+    retiring_.push_back(std::move(*p));
+    pool_.erase(p);
+    StartPoolWorkerLocked();
+    ++(threads > 0 ? totals_->retired_threads : totals_->retired_recycled);
+    exit_cv_.notify_all();  // Shutdown may wait for it: it is retired now
+  }
+  if (threads > 0) {
+    log::Warning("interpreter retired: worker " + std::to_string(interpreter.worker_id()) +
+                 " had a job leave " + std::to_string(threads) +
+                 " threads running; a fresh interpreter takes its place");
+  }
 }
 
 // Joins interpreters whose threads are past their last callback, so the join

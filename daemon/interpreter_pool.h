@@ -111,6 +111,7 @@ class InterpreterPool {
   void OnPoolReady(const python::Status& status);
   void OnSpareReady(Interpreter& spare, const python::Status& status);
   void OnExit(Interpreter& interpreter);
+  void OnRetire(Interpreter& interpreter);
   void StartPoolWorkerLocked();
   void StartSpareLocked();
   void Track(const std::shared_ptr<JobControl>& control);

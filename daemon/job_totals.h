@@ -16,6 +16,7 @@ struct JobTotals {
   std::atomic<std::uint64_t> timeouts{0};   // stopped by their timeout (also failed)
   std::atomic<std::uint64_t> retired_stuck{0};     // interpreters given up
   std::atomic<std::uint64_t> retired_recycled{0};  // replaced after max jobs
+  std::atomic<std::uint64_t> retired_threads{0};   // a job left threads running
 };
 
 }  // namespace ei

@@ -95,7 +95,8 @@ std::string FormatStatus(const Json& status) {
                    Text(totals, "dropped") + " dropped; " + Text(totals, "cancelled") +
                    " cancelled, " + Text(totals, "timeouts") + " timed out"},
       {"retired", Text(retired, "stuck") + " stuck, " + Text(retired, "recycled") +
-                      " recycled interpreters"},
+                      " recycled, " + Text(retired, "threads") +
+                      " left with threads running (interpreters)"},
       {"latency", "p50 " + Micros(latency.value("p50", Json())) + ", p99 " +
                       Micros(latency.value("p99", Json())) + " over the last " +
                       Text(latency, "samples") + " jobs"},

@@ -14,7 +14,7 @@ TEST(StatusFormat, ShowsEveryPartOfTheStatusDocument) {
     "leases": {"active": 1, "max": 8}, "queue_depth": 3, "connections": 2,
     "totals": {"submitted": 10, "completed": 7, "failed": 2, "dropped": 1, "cancelled": 1,
                "timeouts": 0},
-    "retired": {"stuck": 1, "recycled": 2},
+    "retired": {"stuck": 1, "recycled": 2, "threads": 3},
     "latency_us": {"p50": 210.4, "p99": 1234.6, "samples": 10},
     "workers": [
       {"id": 1, "interpreter": 3, "kind": "pool", "lease": null, "state": "busy",
@@ -26,7 +26,7 @@ TEST(StatusFormat, ShowsEveryPartOfTheStatusDocument) {
        {"extrainterpretersd 0.1.0, pid 42, Python 3.13.0", "ready, up 1h 02m",
         "/run/extrainterpreters/ei.sock", "1 pool, 1 leased, max 8 interpreters",
         "3 jobs waiting, 2 clients connected", "10 submitted, 7 completed, 2 failed, 1 dropped; 1 cancelled, 0 timed out",
-        "1 stuck, 2 recycled interpreters",
+        "1 stuck, 2 recycled, 3 left with threads running (interpreters)",
         "p50 210 us, p99 1235 us over the last 10 jobs", "WORKER", "2.2s"}) {
     EXPECT_NE(text.find(part), std::string::npos) << part << " not in:\n" << text;
   }

@@ -102,10 +102,8 @@ class HostileJobTest(harness.DaemonTestCase):
         self.assert_still_serving()
 
     def test_thread_left_running_does_not_block_the_pool(self):
-        # What the daemon does today: the job's value comes back, the thread
-        # goes on running inside the pool interpreter, and later jobs there
-        # still run beside it. (Retiring that interpreter is not done yet:
-        # see test_interpreter_with_a_thread_left_running_is_retired.)
+        # The job's value comes back, and the pool keeps serving: each
+        # interpreter left with a thread is replaced by a fresh one.
         release = self.release_file()
         names = [self.run_job(hostile_jobs.leave_thread_running, release, WAIT)
                  for _ in range(2 * self.workers)]
@@ -113,11 +111,6 @@ class HostileJobTest(harness.DaemonTestCase):
         self.assert_still_serving()
         harness.touch(release)
 
-    @unittest.skip(
-        "daemon bug (issue 5, hostile jobs): an interpreter whose job left a "
-        "non-daemon thread running is neither retired nor replaced; the "
-        "thread keeps running in the pool interpreter and SIGTERM waits for "
-        "it in Py_EndInterpreter (the daemon stops only when the thread ends)")
     def test_interpreter_with_a_thread_left_running_is_retired(self):
         daemon = self.start_daemon()
         release = self.release_file(daemon)
@@ -130,6 +123,7 @@ class HostileJobTest(harness.DaemonTestCase):
                        for _ in range(4 * self.workers)]
             self.assertEqual([f.result(WAIT) for f in futures],
                              [[]] * (4 * self.workers))
+            self.assertEqual(client.status()["retired"]["threads"], 1)
         # The thread runs for 120 s; stopping must not wait for it.
         start = time.monotonic()
         self.assertEqual(daemon.terminate(), 0)

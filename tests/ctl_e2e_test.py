@@ -39,7 +39,7 @@ WORKER_KEYS = {
 LEASES_KEYS = {"active", "max"}
 TOTALS_KEYS = {"submitted", "completed", "failed", "dropped", "cancelled",
                "timeouts"}
-RETIRED_KEYS = {"stuck", "recycled"}
+RETIRED_KEYS = {"stuck", "recycled", "threads"}
 LATENCY_KEYS = {"p50", "p99", "samples"}
 WORKER_KINDS = {"pool", "lease", "spare"}
 WORKER_STATES = {"starting", "idle", "busy", "stopping"}

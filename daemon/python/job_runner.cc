@@ -117,7 +117,8 @@ bool ReadOutOfBand(int fd, PyObject* lengths, JobOutcome* outcome) {
   return true;
 }
 
-// Reads run_job's (kind, error, written, spill, result_fd, lengths) tuple.
+// Reads run_job's (kind, error, written, spill, result_fd, lengths,
+// threads_left) tuple.
 bool ReadResult(PyObject* result, const char* buffer, std::size_t capacity, JobOutcome* outcome) {
   long kind = 0;
   Py_ssize_t written = 0;
@@ -125,7 +126,8 @@ bool ReadResult(PyObject* result, const char* buffer, std::size_t capacity, JobO
   PyObject* spill = nullptr;
   int result_fd = -1;
   PyObject* lengths = nullptr;
-  if (!PyArg_ParseTuple(result, "lOnOiO", &kind, &error, &written, &spill, &result_fd, &lengths)) {
+  if (!PyArg_ParseTuple(result, "lOnOiOi", &kind, &error, &written, &spill, &result_fd, &lengths,
+                        &outcome->threads_left)) {
     return false;
   }
   if (!ReadOutOfBand(result_fd, lengths, outcome)) return false;

@@ -28,6 +28,8 @@ struct JobOutcome {
   /// back, and their lengths (PROTOCOL.md, "Large data").
   UniqueFd result_fd;
   std::vector<std::size_t> result_out_of_band;
+  /// Threads the job started that were still running when it ended.
+  int threads_left = 0;
 };
 
 /// A job's out-of-band buffers: a memfd (or -1) and the buffers' lengths.

@@ -230,10 +230,24 @@ def _load(view, size, defs, oob_fd, oob_lengths):
     return fn, args, kwargs
 
 
+def _threads_left():
+    """Threads a job started that still run (besides this worker thread)."""
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return 0
+    # In a sub-interpreter the worker thread is a _DummyThread (daemon) and
+    # main_thread() is the process's main thread; daemon threads cannot be
+    # started here (isolated config), so started threads are non-daemon.
+    main = threading.main_thread()
+    return sum(1 for t in threading.enumerate()
+               if t is not main and not t.daemon and t.is_alive())
+
+
 def run_job(view, size, defs, emit, oob_fd, oob_lengths, share_result):
     """Runs the job in view[:size].
 
-    Returns (kind, error, written, spill, result_fd, result_lengths).
+    Returns (kind, error, written, spill, result_fd, result_lengths,
+    threads_left): the last is how many threads the job left running.
     ``defs`` maps digests to the definitions the job uses (or is None);
     ``emit`` receives the job's output (or is None: output is discarded);
     ``oob_fd`` (or -1) holds the job's out-of-band buffers, of
@@ -243,7 +257,7 @@ def run_job(view, size, defs, emit, oob_fd, oob_lengths, share_result):
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _JobStream("stdout", emit), _JobStream("stderr", emit)
     try:
-        return _run(view, size, defs, oob_fd, oob_lengths, share_result)
+        return _run(view, size, defs, oob_fd, oob_lengths, share_result) + (_threads_left(),)
     finally:
         for stream in (sys.stdout, sys.stderr):
             if isinstance(stream, _JobStream):
