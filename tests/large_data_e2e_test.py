@@ -28,6 +28,24 @@ def open_fds():
 
 class LargeDataTest(harness.DaemonTestCase):
 
+    def received_with_fd(self):
+        """Records, per result frame from now on, whether a memfd came with it."""
+        seen = []
+        dispatch = self.client._dispatch
+
+        def recording(frame):
+            if frame.header.get("type") == "result":
+                seen.append(frame.fd >= 0)
+            return dispatch(frame)
+        self.client._dispatch = recording
+        return seen
+
+    def test_large_results_come_through_shared_memory(self):
+        seen = self.received_with_fd()
+        self.client.run(jobs.pattern, 2 * MIB)
+        self.client.run(jobs.pattern, 1000)
+        self.assertEqual(seen, [True, False])
+
     def test_large_results_arrive_intact(self):
         data = self.client.run(jobs.pattern, 64 * MIB, 3)
         self.assertIs(type(data), bytes)

@@ -90,23 +90,18 @@ def pickler(file, protocol, buffer_callback=None):
 
     Classes and functions rebuilt here pickle by name, as the client's own
     (``__main__.Point`` comes back as the client's ``Point``); plain pickle
-    would refuse them, since ``__main__`` here has no ``Point``. With a
-    ``buffer_callback``, large ``bytes`` become out-of-band buffers too (see
-    PROTOCOL.md, "Large data"). Otherwise the plain Pickler is enough and
-    faster: a Python reducer_override is called for every object.
+    would refuse them, since ``__main__`` here has no ``Point``. Until this
+    interpreter rebuilt one, the plain Pickler is enough and faster: a
+    Python reducer_override is called for nearly every object.
+    ``buffer_callback`` is pickle's (protocol-5 out-of-band buffers).
     """
-    if _origins or buffer_callback is not None:
+    if _origins:
         return _ResultPickler(file, protocol=protocol, buffer_callback=buffer_callback)
-    return pickle.Pickler(file, protocol=protocol)
-
-
-OUT_OF_BAND_MIN = 1 << 20  # bytes; smaller buffers stay in the pickle
+    return pickle.Pickler(file, protocol=protocol, buffer_callback=buffer_callback)
 
 
 class _ResultPickler(pickle.Pickler):
     def reducer_override(self, obj):
-        if type(obj) is bytes and len(obj) >= OUT_OF_BAND_MIN:
-            return bytes, (pickle.PickleBuffer(obj),)
         if isinstance(obj, type) or type(obj) is types.FunctionType:
             origin = _origins.get(obj)
             if origin is not None:

@@ -6,6 +6,7 @@
 
 #include "daemon/python/error.h"
 #include "daemon/python/function_loader_source.h"
+#include "daemon/python/shm_source.h"
 #include "daemon/python/worker_bootstrap_source.h"
 
 namespace ei::python {
@@ -17,6 +18,7 @@ struct EmitAccess {
 
 namespace {
 
+constexpr char kShmName[] = "_extrainterpreters_shm";
 constexpr char kLoaderName[] = "_extrainterpreters_loader";
 constexpr char kBootstrapName[] = "_extrainterpreters_worker";
 constexpr char kCapsuleName[] = "extrainterpreters.JobRunner";
@@ -158,8 +160,11 @@ bool ReadResult(PyObject* result, const char* buffer, std::size_t capacity, JobO
 }  // namespace
 
 Status JobRunner::Load(const std::vector<std::string>& preload) {
-  PyObject* loader = InstallModule(kLoaderName, kFunctionLoaderSource,
-                                   "<extrainterpreters function loader>");
+  PyObject* shm = InstallModule(kShmName, kShmSource, "<extrainterpreters shared memory>");
+  PyObject* loader = shm != nullptr ? InstallModule(kLoaderName, kFunctionLoaderSource,
+                                                    "<extrainterpreters function loader>")
+                                    : nullptr;
+  Py_XDECREF(shm);
   PyObject* module = loader != nullptr ? InstallModule(kBootstrapName, kWorkerBootstrapSource,
                                                        "<extrainterpreters worker bootstrap>")
                                        : nullptr;

@@ -12,13 +12,12 @@ a ``bytearray``; the daemon then grows the buffer for the next job.
 Nothing here may let an exception escape: every outcome is returned as data.
 """
 
-import mmap
-import os
 import pickle
 import sys
 import traceback
 
 import _extrainterpreters_loader
+import _extrainterpreters_shm as _shm  # the client's _shm.py, embedded
 
 # Outcome kinds; daemon/python/job_runner.cc has the same numbers.
 OK = 0
@@ -134,22 +133,14 @@ def _describe(exc, skip_frames=0):
     return (f"{cls.__module__}.{cls.__qualname__}", message, text)
 
 
-def _dump(view, obj, out_of_band=None):
+def _dump(view, obj, collector=None):
     """Pickles obj into the buffer: (bytes written, spill).
 
-    With ``out_of_band`` (a list), buffers of at least OUT_OF_BAND_MIN bytes
-    are appended to it instead of being copied into the pickle.
+    With a ``collector`` (``_shm.Collector``), large buffers are kept out
+    of the pickle, in ``collector.buffers``.
     """
     writer = _BufferWriter(view)
-    callback = None
-    if out_of_band is not None:
-        def callback(buffer):
-            with buffer.raw() as raw:
-                if raw.nbytes < _extrainterpreters_loader.OUT_OF_BAND_MIN:
-                    return True  # in the pickle
-            out_of_band.append(buffer)
-            return False
-    _extrainterpreters_loader.pickler(writer, _PROTOCOL, callback).dump(obj)
+    _extrainterpreters_loader.pickler(writer, _PROTOCOL, collector).dump(obj)
     return writer.written, writer.spill
 
 
@@ -158,66 +149,22 @@ def _may_be_large(obj):
 
     Only then is the result pickled with the slower out-of-band pickler.
     """
-    items = [obj]
-    if type(obj) in (list, tuple):
-        items += obj[:64]
-    elif type(obj) is dict:
-        items += list(obj.values())[:64]
-    for item in items:
-        try:
-            with memoryview(item) as view:
-                if view.nbytes >= _extrainterpreters_loader.OUT_OF_BAND_MIN:
-                    return True
-        except TypeError:
-            pass
-    return False
+    return _shm.may_be_large((obj,), {})
 
 
-def _share(buffers):
-    """Writes out-of-band buffers back to back into a new memfd.
-
-    Returns (fd, lengths); the daemon sends the fd with the reply and closes
-    it. (-1, ()) when there are none.
-    """
-    if not buffers:
+def _share(collector):
+    """The result's large buffers in a new memfd: (fd, lengths), or (-1, ())
+    when there are none. The daemon sends the fd with the reply and closes
+    it."""
+    if collector is None or not collector.buffers:
         return -1, ()
-    fd = os.memfd_create("extrainterpreters-result", os.MFD_CLOEXEC)
-    try:
-        lengths = []
-        for buffer in buffers:
-            with buffer.raw() as raw:
-                lengths.append(raw.nbytes)
-                done = 0
-                while done < raw.nbytes:
-                    done += os.write(fd, raw[done:])
-        return fd, tuple(lengths)
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def _views(fd, lengths):
-    """Read-only views of the out-of-band buffers in the job's memfd.
-
-    The mmap object owns the mapping (with its own copy of the descriptor),
-    so whatever keeps a view keeps the memory valid.
-    """
-    if fd < 0:
-        return None
-    total = sum(lengths)
-    if total == 0:
-        return [memoryview(b"") for _ in lengths]
-    whole = memoryview(mmap.mmap(fd, total, prot=mmap.PROT_READ))
-    views, offset = [], 0
-    for length in lengths:
-        views.append(whole[offset:offset + length])
-        offset += length
-    return views
+    fd, lengths = _shm.share(collector.buffers)
+    return fd, tuple(lengths)
 
 
 def _load(view, size, defs, oob_fd, oob_lengths):
     """Unpickles the job and checks its shape: (fn, args, kwargs)."""
-    buffers = _views(oob_fd, oob_lengths)
+    buffers = _shm.views(oob_fd, oob_lengths) if oob_fd >= 0 else None
     with view[:size] as job_bytes:
         job = _extrainterpreters_loader.loads(job_bytes, defs, buffers)
     if not (isinstance(job, tuple) and len(job) == 3):
@@ -289,9 +236,14 @@ def _run(view, size, defs, oob_fd, oob_lengths, share_result):
     finally:
         del fn, args, kwargs
     try:
-        out_of_band = [] if share_result and _may_be_large(result) else None
-        written, spill = _dump(view, result, out_of_band)
-        result_fd, lengths = _share(out_of_band)
+        collector = None
+        if share_result and _may_be_large(result):
+            # pickle writes bytes in-band without asking reducer_override;
+            # stand-ins send large ones out-of-band (as the client does).
+            collector = _shm.Collector()
+            result = _shm.wrap_large((result,), {})[0][0]
+        written, spill = _dump(view, result, collector)
+        result_fd, lengths = _share(collector)
     except BaseException as exc:
         return NOT_PICKLABLE, _describe(exc), 0, None, -1, ()
     return OK, None, written, spill, result_fd, lengths

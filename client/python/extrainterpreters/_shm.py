@@ -59,8 +59,9 @@ class _Large:
 
 def wrap_large(args, kwargs):
     """``args`` and ``kwargs`` with their large bytes and memoryviews (and
-    those in list, tuple and dict arguments) replaced by stand-ins. The same
-    object twice gets the same stand-in, so it travels once."""
+    those in list, tuple and dict arguments) replaced by stand-ins: pickle
+    writes ``bytes`` in the pickle without asking ``reducer_override``. The
+    same object twice gets the same stand-in, so it travels once."""
     memo = {}
 
     def wrap(obj):
