@@ -408,7 +408,11 @@ TEST(InterpreterPool, RecyclesPoolInterpretersAfterMaxJobs) {
   EXPECT_NE(got[1].interpreter_id, got[2].interpreter_id);
   EXPECT_EQ(got[2].interpreter_id, got[3].interpreter_id);
   EXPECT_NE(got[3].interpreter_id, got[4].interpreter_id);
-  EXPECT_EQ(totals.retired_recycled.load(), 2u);
+  // The interpreter that ran jobs 5 and 6 retires right after answering.
+  for (int i = 0; i < 10000 && totals.retired_recycled.load() < 3; ++i) {
+    std::this_thread::sleep_for(1ms);
+  }
+  EXPECT_EQ(totals.retired_recycled.load(), 3u);
 }
 
 TEST(InterpreterPool, JobOutputReachesItsSinkInOrder) {

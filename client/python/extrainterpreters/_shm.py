@@ -9,11 +9,12 @@ results come back the same way. The kernel frees a memfd when both sides have
 closed it, so nothing outlives the connection.
 """
 
-import array
 import mmap
 import os
 import pickle
-import socket
+
+# array and socket are imported where used: the daemon embeds this module in
+# every interpreter, which only needs share() and views().
 
 OUT_OF_BAND_MIN = 1 << 20  # smaller buffers stay in the pickle
 MAX_FDS = 16  # descriptors one recvmsg can bring
@@ -137,6 +138,8 @@ def views(fd, lengths):
 
 def send_with_fd(sock, parts, fd):
     """sendall of ``parts`` (bytes-like), with ``fd`` on the first bytes."""
+    import array
+    import socket
     data = memoryview(b"".join(parts))
     sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
                                   array.array("i", [fd]))])
@@ -147,6 +150,8 @@ def send_with_fd(sock, parts, fd):
 def receive(sock, size, fds):
     """recv of up to ``size`` bytes; descriptors that came with them are
     appended to ``fds`` (a deque)."""
+    import array
+    import socket
     data, ancillary, flags, _ = sock.recvmsg(
         size, socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize))
     for level, kind, payload in ancillary:
