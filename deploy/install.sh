@@ -67,11 +67,13 @@ python_home_dropin() {
 install_client() {
   [ "$pip" = yes ] || { say "skipping the Python client (--no-pip)"; return; }
   local py
-  py=$(command -v python3 || true)
-  if [ -z "$py" ] || ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then
-    say "not installing the Python client: it needs Python >= 3.12 and the system python3"
+  # The system's Python, not one a user's PATH (pyenv, venv) puts first.
+  py=/usr/bin/python3
+  [ -x "$py" ] || py=$(command -v python3 || true)
+  if [ -z "$py" ] || ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    say "not installing the Python client: it needs Python >= 3.11 and the system python3"
     say "is ${py:+$("$py" --version 2>&1)}${py:-missing}. Install it into your own"
-    say "interpreter: python3.12 -m pip install $repo/client/python"
+    say "interpreter: python3 -m pip install $repo/client/python"
     return
   fi
   "$py" -m pip install --quiet --break-system-packages --no-deps --no-build-isolation \

@@ -49,5 +49,34 @@ class InstallTest(harness.DaemonTestCase):
         self.assertEqual(ran.stdout.strip(), "42")
 
 
+class SystemPythonInstallTest(harness.DaemonTestCase):
+    """Debian's Python 3.11, as deploy/install.sh uses it, takes the client."""
+
+    SYSTEM_PYTHON = "/usr/bin/python3"
+
+    def test_pip_install_into_the_system_python(self):
+        if not os.path.exists(self.SYSTEM_PYTHON):
+            self.skipTest(f"{self.SYSTEM_PYTHON} is not installed")
+        env = dict(os.environ, EXTRAINTERPRETERS_SOCKET=self.daemon.socket_path)
+        env.pop("PYTHONPATH", None)
+        target = self.tmp_path()
+        installed = subprocess.run(
+            [self.SYSTEM_PYTHON, "-m", "pip", "install", "--quiet", "--no-index",
+             "--no-deps", "--no-build-isolation", "--target", target,
+             _client_source_dir()],
+            env=env, capture_output=True, text=True, timeout=300)
+        if "No module named pip" in installed.stderr:
+            self.skipTest(f"{self.SYSTEM_PYTHON} has no pip")
+        self.assertEqual(installed.returncode, 0, installed.stderr)
+        ran = subprocess.run(
+            [self.SYSTEM_PYTHON, "-c",
+             "import operator, extrainterpreters; "
+             "print(extrainterpreters.run(operator.mul, 6, 7))"],
+            env=dict(env, PYTHONPATH=target), capture_output=True, text=True,
+            timeout=120)
+        self.assertEqual(ran.returncode, 0, ran.stderr)
+        self.assertEqual(ran.stdout.strip(), "42")
+
+
 if __name__ == "__main__":
     unittest.main()
