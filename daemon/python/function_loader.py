@@ -34,7 +34,6 @@ import abc
 import builtins
 import collections
 import functools
-import hashlib
 import importlib
 import io
 import marshal
@@ -42,6 +41,13 @@ import operator
 import pickle
 import types
 import weakref
+
+
+def _sha256(data):
+    # Imported on first use: hashlib loads OpenSSL, which costs every
+    # interpreter memory while most never rebuild a function.
+    import hashlib
+    return hashlib.sha256(data)
 
 __all__ = ["loads", "pickler", "DefinitionError"]
 
@@ -154,7 +160,7 @@ def _definition(digest, defs):
             f"function definition {digest} ({name}) is neither cached in this "
             f"interpreter nor among the job's definitions: the run request must "
             f"name it in 'uses' after a 'define' on the same connection")
-    actual = hashlib.sha256(blob).hexdigest()
+    actual = _sha256(blob).hexdigest()
     if actual != digest:
         raise DefinitionError(f"refusing function definition {digest}: its payload "
                               f"has SHA-256 {actual}")
@@ -200,7 +206,7 @@ class _Definition:
         """Records a global of a member; ``names_members``: the value refers to
         this definition's own members, so it is only the same value within it."""
         salt = self.digest.encode() if names_members else b""
-        fingerprint = hashlib.sha256(salt + payload).digest()
+        fingerprint = _sha256(salt + payload).digest()
         self.assignments.append((key, name, payload, fingerprint))
 
     def assign_globals(self, defs):

@@ -14,7 +14,6 @@ Nothing here may let an exception escape: every outcome is returned as data.
 
 import pickle
 import sys
-import traceback
 
 import _extrainterpreters_loader
 import _extrainterpreters_shm as _shm  # the client's _shm.py, embedded
@@ -127,6 +126,7 @@ def _describe(exc, skip_frames=0):
         for _ in range(skip_frames):
             if tb is not None:
                 tb = tb.tb_next
+        import traceback  # only on errors: it pulls in several modules
         text = "".join(traceback.format_exception(cls, exc, tb))
     except BaseException:
         text = ""
