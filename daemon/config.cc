@@ -40,7 +40,10 @@ const char* const kKeys[] = {"socket",
                              "max_queue_depth",
                              "frame_deadline",
                              "idle_timeout",
-                             "max_output_buffer"};
+                             "max_output_buffer",
+                             "max_queues",
+                             "max_queue_items",
+                             "max_queue_bytes"};
 
 bool KnownKey(const std::string& key) {
   for (const char* k : kKeys) {
@@ -143,6 +146,12 @@ bool ApplyLimit(const std::string& key, const Json& value, Config* config, bool*
   } else if (key == "max_queue_depth") {
     *ok = ReadSize(value, &number) && number >= 1;
     if (*ok) config->max_queue_depth = number;
+  } else if (key == "max_queues" || key == "max_queue_items" || key == "max_queue_bytes") {
+    *ok = ReadSize(value, &number) && number >= 1;
+    if (*ok) {
+      (key == "max_queues" ? config->max_queues
+       : key == "max_queue_items" ? config->max_queue_items : config->max_queue_bytes) = number;
+    }
   } else if (key == "max_output_buffer") {
     *ok = ReadSize(value, &number) && number >= (64u << 10);
     if (*ok) config->max_output_buffer = number;
@@ -248,6 +257,9 @@ const std::map<std::string, std::string>& FlagKeys() {
       {"--frame-deadline", "frame_deadline"},
       {"--idle-timeout", "idle_timeout"},
       {"--max-output-buffer", "max_output_buffer"},
+      {"--max-queues", "max_queues"},
+      {"--max-queue-items", "max_queue_items"},
+      {"--max-queue-bytes", "max_queue_bytes"},
   };
   return keys;
 }
@@ -374,6 +386,13 @@ Limits (past each, the client gets an error frame; docs/operations.md):
                            them, besides the one being written; past it the
                            client is dropped. A reply is always taken when
                            none waits, however large. Default: 64M.
+  --max-queues N           Queues (named and anonymous) the daemon holds;
+                           one more gets queue_limit. Default: 1024.
+  --max-queue-items N      Items one queue holds; a queue's maxsize of 0
+                           means this. Past it a put waits or gets
+                           queue_full, as the caller chose. Default: 100000.
+  --max-queue-bytes BYTES  Bytes of pickled items one queue holds; past it,
+                           as for max-queue-items. Default: 256M.
   --config FILE            JSON object with any of the keys: socket, workers,
                            max_interpreters, preload (list or "a,b"),
                            buffer_size, max_frame_bytes, max_header_bytes,
@@ -382,7 +401,8 @@ Limits (past each, the client gets an error frame; docs/operations.md):
                            allow_users, allow_groups (lists or "a,b"),
                            max_connections, max_jobs_per_connection,
                            max_queue_depth, frame_deadline, idle_timeout,
-                           max_output_buffer.
+                           max_output_buffer, max_queues, max_queue_items,
+                           max_queue_bytes.
   --version                Print the version and the embedded Python, exit.
   -h, --help               Print this help, exit.
 

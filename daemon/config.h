@@ -29,6 +29,9 @@ struct Config {
   double frame_deadline_seconds = 30;          // for a started frame to finish arriving
   double idle_timeout_seconds = 0;             // 0: idle connections stay open
   std::uint64_t max_output_buffer = 64ull << 20;  // unsent bytes per connection
+  std::uint64_t max_queues = 1024;                 // queues (PROTOCOL.md, "Queues")
+  std::uint64_t max_queue_items = 100000;          // items per queue
+  std::uint64_t max_queue_bytes = 256ull << 20;    // bytes of items per queue
   std::string config_file;
 };
 

@@ -21,6 +21,10 @@ Commands:
                    done, age of its current job), leases, queue depth, job
                    totals and round-trip latency p50/p99. --json prints the
                    status document of proto/PROTOCOL.md, unchanged.
+  queues           The daemon's queues: id, name (or the connection owning
+                   an anonymous one), items held, maxsize (0: the daemon's
+                   max_queue_items), bytes, blocked puts and gets. The first
+                   100; a last line counts the rest.
   ping             Checks that the daemon answers; prints the round trip.
 
 Flags:
@@ -70,7 +74,9 @@ int Run(const Options& options) {
     return 0;
   }
   if (std::string why = client.Request("status", &reply); !why.empty()) return Fail(why);
-  if (options.json) {
+  if (options.command == "queues") {
+    std::cout << ei::ctl::FormatQueues(reply["status"]);
+  } else if (options.json) {
     std::cout << reply["status"].dump(2) << "\n";
   } else {
     std::cout << ei::ctl::FormatStatus(reply["status"]);
@@ -102,13 +108,14 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--json" && options.command == "status") {
       options.json = true;
-    } else if (options.command.empty() && (arg == "status" || arg == "ping")) {
+    } else if (options.command.empty() &&
+               (arg == "status" || arg == "ping" || arg == "queues")) {
       options.command = arg;
     } else {
       return Usage("unexpected argument \"" + arg + "\"");
     }
   }
-  if (options.command.empty()) return Usage("no command given (status or ping)");
+  if (options.command.empty()) return Usage("no command given (status, queues or ping)");
   // A reply that parses as JSON but not as the documented shape makes
   // nlohmann throw; say so in one line instead of aborting.
   try {

@@ -29,6 +29,7 @@
 #include "daemon/job_totals.h"
 #include "daemon/latency_recorder.h"
 #include "daemon/log.h"
+#include "daemon/queue_store.h"
 #include "daemon/python/runtime.h"
 #include "daemon/reload.h"
 #include "daemon/server.h"
@@ -117,6 +118,9 @@ int Serve(Config config, int argc, char** argv) {
   InterpreterPool pool(MakePoolOptions(config), &totals);
   LatencyRecorder latency;
   SessionManager sessions;
+  QueueStore queues({static_cast<std::size_t>(config.max_queues),
+                     static_cast<std::size_t>(config.max_queue_items),
+                     static_cast<std::size_t>(config.max_queue_bytes)});
   DaemonContext context;
   context.info = {config.socket, static_cast<long>(::getpid()), python::Runtime::Version(),
                   python::Runtime::HexVersion(), start_time};
@@ -130,6 +134,7 @@ int Serve(Config config, int argc, char** argv) {
   context.totals = &totals;
   context.latency = &latency;
   context.sessions = &sessions;
+  context.queues = &queues;
 
   Server server(io, context);
   AccessPolicy access;

@@ -67,6 +67,9 @@ ReloadPlan PlanReload(const Config& running, const Config& wanted) {
   Compare("frame_deadline", running.frame_deadline_seconds, wanted.frame_deadline_seconds, later);
   Compare("idle_timeout", running.idle_timeout_seconds, wanted.idle_timeout_seconds, later);
   Compare("max_output_buffer", running.max_output_buffer, wanted.max_output_buffer, later);
+  Compare("max_queues", running.max_queues, wanted.max_queues, later);
+  Compare("max_queue_items", running.max_queue_items, wanted.max_queue_items, later);
+  Compare("max_queue_bytes", running.max_queue_bytes, wanted.max_queue_bytes, later);
   return plan;
 }
 

@@ -20,6 +20,9 @@ namespace asio = boost::asio;
 using Json = nlohmann::json;
 using proto::Frame;
 
+// Queues listed in the status document; "count" says how many there are.
+constexpr std::size_t kStatusQueues = 100;
+
 Session::Session(Socket socket, DaemonContext& context, std::uint64_t connection_id)
     : socket_(std::move(socket)),
       context_(context),
@@ -124,6 +127,9 @@ void Session::Dispatch(Frame& frame) {
       {"lease", &Session::OnLease},     {"release", &Session::OnRelease},
       {"status", &Session::OnStatus},   {"ping", &Session::OnPing},
       {"cancel", &Session::OnCancel},   {"define", &Session::OnDefine},
+      {"queue_create", &Session::OnQueueCreate}, {"queue_open", &Session::OnQueueOpen},
+      {"queue_put", &Session::OnQueuePut},       {"queue_get", &Session::OnQueueGet},
+      {"queue_delete", &Session::OnQueueDelete}, {"queue_info", &Session::OnQueueInfo},
   };
   const std::string type = frame.header["type"].get<std::string>();
   if (!greeted_ && type != "hello") {
@@ -177,7 +183,10 @@ void Session::OnHello(Frame& frame) {
           {"max_queue_depth", context_.connection_limits.max_queue_depth},
           {"frame_deadline_seconds", context_.connection_limits.frame_deadline_seconds},
           {"idle_timeout_seconds", context_.connection_limits.idle_timeout_seconds},
-          {"max_output_buffer", context_.connection_limits.max_output_buffer}}}});
+          {"max_output_buffer", context_.connection_limits.max_output_buffer},
+          {"max_queues", context_.queues->limits().max_queues},
+          {"max_queue_items", context_.queues->limits().max_items},
+          {"max_queue_bytes", context_.queues->limits().max_bytes}}}});
 }
 
 // {"type": "lease", "id": 2}
@@ -237,7 +246,7 @@ void Session::OnStatus(Frame& frame) {
         {"id", frame.header["id"]},
         {"status", BuildStatus(context_.info, context_.pool->Snapshot(), *context_.totals,
                                context_.latency->Summarize(), context_.sessions->size(),
-                               context_.stopping)}});
+                               context_.stopping, context_.queues->StatusJson(kStatusQueues))}});
 }
 
 // {"type": "ping", "id": 5}
@@ -279,6 +288,9 @@ void Session::Close() {
     jobs_.clear();
   }
   definitions_.clear();
+  // Its blocked puts and gets end unanswered; its anonymous queues go.
+  queue_timers_.clear();
+  context_.queues->DropOwner(id_);
   {
     // Under send_mu_: no interpreter thread may write to the descriptor
     // once it is closed (its number could be reused at once).

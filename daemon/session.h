@@ -23,6 +23,7 @@
 #include "daemon/job_totals.h"
 #include "daemon/latency_recorder.h"
 #include "daemon/python/unique_fd.h"
+#include "daemon/queue_store.h"
 #include "daemon/status_report.h"
 #include "proto/frame_codec.h"
 
@@ -53,6 +54,7 @@ struct DaemonContext {
   JobTotals* totals = nullptr;
   LatencyRecorder* latency = nullptr;
   SessionManager* sessions = nullptr;
+  QueueStore* queues = nullptr;  // I/O thread only
   bool stopping = false;  // set on the I/O thread when shutdown starts
   bool queue_full_logged = false;  // I/O thread: max_queue_depth was hit, logged once
 };
@@ -100,6 +102,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnPing(proto::Frame& frame);
   void OnCancel(proto::Frame& frame);
   void OnDefine(proto::Frame& frame);
+  // Queues (session_queues.cc), I/O thread only.
+  void OnQueueCreate(proto::Frame& frame);
+  void OnQueueOpen(proto::Frame& frame);
+  void OnQueuePut(proto::Frame& frame);
+  void OnQueueGet(proto::Frame& frame);
+  void OnQueueDelete(proto::Frame& frame);
+  void OnQueueInfo(proto::Frame& frame);
+  void ArmQueueTimer(std::uint64_t request, QueueStore::WaiterId waiter, double seconds,
+                     std::string code, std::string why);
   bool ReadRunOptions(const nlohmann::json& header,
                       std::optional<JobControl::Clock::time_point>* deadline,
                       std::vector<python::Definition>* definitions);
@@ -163,6 +174,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // Functions defined on this connection, by digest.
   std::unordered_map<std::string, std::shared_ptr<const std::vector<char>>> definitions_;
   std::size_t definition_bytes_ = 0;
+  // Timeouts of this connection's blocked queue puts and gets, by request
+  // id. I/O thread only.
+  std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::steady_timer>> queue_timers_;
   const std::shared_ptr<std::atomic<bool>> abandoned_ = std::make_shared<std::atomic<bool>>(false);
 };
 

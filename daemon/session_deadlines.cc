@@ -84,7 +84,8 @@ void Session::CheckIdle(Clock::time_point now) {
   if (seconds <= 0) return;
   const auto timeout = Seconds(seconds);
   Clock::time_point idle_since = last_frame_;
-  bool busy = in_frame_;
+  // A put or get blocked on a queue is a request in flight, like a job.
+  bool busy = in_frame_ || context_.queues->IsWaiting(id_);
   {
     std::lock_guard lock(jobs_mu_);
     busy = busy || !jobs_.empty();

@@ -76,6 +76,7 @@ std::string FormatStatus(const Json& status) {
   const Json& totals = status.contains("totals") ? status["totals"] : empty;
   const Json& latency = status.contains("latency_us") ? status["latency_us"] : empty;
   const Json& retired = status.contains("retired") ? status["retired"] : empty;
+  const Json& queues = status.contains("queues") ? status["queues"] : empty;
   const double uptime = status.value("uptime_seconds", 0.0);
   std::size_t pool = 0;
   if (status.contains("workers") && status["workers"].is_array()) {
@@ -90,6 +91,8 @@ std::string FormatStatus(const Json& status) {
                       Text(leases, "max") + " interpreters"},
       {"queue", Text(status, "queue_depth") + " jobs waiting, " + Text(status, "connections") +
                     " clients connected"},
+      {"queues", Text(queues, "count") + " queues, " + Text(queues, "waiters") +
+                     " blocked puts and gets"},
       {"jobs", Text(totals, "submitted") + " submitted, " + Text(totals, "completed") +
                    " completed, " + Text(totals, "failed") + " failed, " +
                    Text(totals, "dropped") + " dropped; " + Text(totals, "cancelled") +
@@ -111,6 +114,29 @@ std::string FormatStatus(const Json& status) {
     }
   }
   return out + "\n" + Table(rows);
+}
+
+std::string FormatQueues(const Json& status) {
+  const Json empty = Json::object();
+  const Json& queues = status.contains("queues") ? status["queues"] : empty;
+  std::vector<std::vector<std::string>> rows = {
+      {"QUEUE", "NAME OR OWNER", "SIZE", "MAXSIZE", "BYTES", "WAITERS"}};
+  std::size_t shown = 0;
+  if (queues.contains("list") && queues["list"].is_array()) {
+    for (const Json& q : queues["list"]) {
+      const auto name = q.find("name");
+      const std::string who = name != q.end() && name->is_string()
+                                  ? name->get<std::string>()
+                                  : "(connection " + Text(q, "owner") + ")";
+      rows.push_back({Text(q, "id"), who, Text(q, "size"), Text(q, "maxsize"), Text(q, "bytes"),
+                      Text(q, "waiters")});
+      ++shown;
+    }
+  }
+  std::string out = Table(rows);
+  const std::size_t count = queues.value("count", shown);
+  if (count > shown) out += "... and " + std::to_string(count - shown) + " more queues\n";
+  return out;
 }
 
 }  // namespace ei::ctl

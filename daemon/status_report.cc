@@ -50,7 +50,7 @@ Json Optional(const std::optional<double>& v) { return v ? Json(*v) : Json(nullp
 
 Json BuildStatus(const DaemonInfo& info, const PoolSnapshot& pool, const JobTotals& totals,
                  const LatencyRecorder::Summary& latency, std::size_t connections,
-                 bool stopping) {
+                 bool stopping, const Json& queues) {
   Json workers = Json::array();
   for (const InterpreterSnapshot& w : pool.interpreters) workers.push_back(Worker(w));
   return {
@@ -65,6 +65,7 @@ Json BuildStatus(const DaemonInfo& info, const PoolSnapshot& pool, const JobTota
       {"leases", {{"active", pool.active_leases}, {"max", pool.max_interpreters}}},
       {"queue_depth", pool.queue_depth},
       {"connections", connections},
+      {"queues", queues},
       {"totals",
        {{"submitted", totals.submitted.load()},
         {"completed", totals.completed.load()},

@@ -24,6 +24,7 @@ struct DaemonInfo {
 
 nlohmann::json BuildStatus(const DaemonInfo& info, const PoolSnapshot& pool,
                            const JobTotals& totals, const LatencyRecorder::Summary& latency,
-                           std::size_t connections, bool stopping);
+                           std::size_t connections, bool stopping,
+                           const nlohmann::json& queues);
 
 }  // namespace ei

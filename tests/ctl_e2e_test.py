@@ -29,7 +29,7 @@ RUN_TIMEOUT = 60.0
 # PROTOCOL.md, "status": the keys of the status document and its parts.
 STATUS_KEYS = {
     "daemon_version", "protocol", "pid", "python", "socket", "state",
-    "uptime_seconds", "workers", "leases", "queue_depth", "connections",
+    "uptime_seconds", "workers", "leases", "queue_depth", "connections", "queues",
     "totals", "latency_us", "retired",
 }
 WORKER_KEYS = {

@@ -16,6 +16,9 @@
     with extrainterpreters.InterpreterPoolExecutor() as pool:
         print(list(pool.map(square, range(10))))
 
+    q = extrainterpreters.Queue.create("results")    # a queue in the daemon
+    q.put({"n": 1}); q.get()                         # queue.Queue's API
+
     async with extrainterpreters.AsyncClient() as client:  # asyncio
         print(await client.run(square, 5))
 
@@ -39,6 +42,7 @@ from ._executor import InterpreterPoolExecutor
 from ._future import JobFuture
 from ._interpreter import Interpreter
 from ._paths import default_socket_path
+from ._queue import Queue
 from ._version import __version__
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "Interpreter",
     "InterpreterPoolExecutor",
     "JobFuture",
+    "Queue",
     "run",
     "ExtraInterpretersError",
     "DaemonConnectionError",

@@ -1,0 +1,142 @@
+// The daemon's queues (PROTOCOL.md, "Queues"): bounded FIFOs of pickled
+// items that clients put to and get from, with blocked callers kept as
+// waiters and answered the moment an item or a slot arrives.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace ei {
+
+/// Bounds on what queues may hold (Config: max_queues, max_queue_items,
+/// max_queue_bytes).
+struct QueueLimits {
+  std::size_t max_queues = 1024;
+  std::size_t max_items = 100000;         // per queue; a maxsize of 0 means this
+  std::size_t max_bytes = 256ull << 20;  // per queue, pickled items together
+};
+
+/// All queues of the daemon. Not thread-safe, by design: it is touched only
+/// on the I/O thread (sessions run there), so it needs no locks. Waiter
+/// callbacks are called on that thread too, from inside Put, Get, Delete,
+/// and DropOwner, after the store's state is consistent again; they must not
+/// call back into the store.
+class QueueStore {
+ public:
+  using Item = std::vector<char>;
+  using WaiterId = std::uint64_t;
+  enum class Status { kOk, kWaiting, kEmpty, kFull, kUnknown, kGone, kTooLarge };
+
+  /// Called once for a waiting get: kOk with the item, or kGone.
+  using GetDone = std::function<void(Status, Item, const std::string& why)>;
+  /// Called once for a waiting put: kOk once stored or handed over, or kGone.
+  using PutDone = std::function<void(Status, const std::string& why)>;
+
+  struct Created {
+    // kOk, kFull (max_queues), kTooLarge (maxsize), kGone (the name is taken)
+    Status status = Status::kOk;
+    std::uint64_t queue = 0;
+    std::string why;
+  };
+  struct Outcome {
+    Status status = Status::kOk;
+    Item item;            // a get's item, when kOk
+    WaiterId waiter = 0;  // when kWaiting: its callback comes later
+    std::string why;      // when not kOk or kWaiting
+  };
+  struct Info {
+    std::uint64_t id = 0;
+    std::optional<std::string> name;
+    std::uint64_t owner = 0;  // the connection of an anonymous queue; 0 for named ones
+    std::size_t size = 0, bytes = 0, maxsize = 0, getters = 0, putters = 0;
+  };
+
+  explicit QueueStore(QueueLimits limits) : limits_(limits) {}
+  QueueStore(const QueueStore&) = delete;
+  QueueStore& operator=(const QueueStore&) = delete;
+
+  const QueueLimits& limits() const { return limits_; }
+
+  /// A named queue (name set) or one owned by connection `owner`.
+  Created Create(const std::optional<std::string>& name, std::size_t maxsize,
+                 std::uint64_t owner);
+  /// The named queue's id, if there is one.
+  std::optional<std::uint64_t> Find(const std::string& name) const;
+
+  /// Stores the item, hands it to the oldest waiting getter, or (when full
+  /// and `block`) waits: kOk, kWaiting, kFull, kUnknown, kTooLarge.
+  Outcome Put(std::uint64_t queue, Item item, bool block, std::uint64_t caller, PutDone done);
+  /// Takes the oldest item, or (when empty and `block`) waits: kOk,
+  /// kWaiting, kEmpty, kUnknown.
+  Outcome Get(std::uint64_t queue, bool block, std::uint64_t caller, GetDone done);
+
+  /// Forgets a waiter whose time ran out, without calling it. False when it
+  /// was already answered.
+  bool CancelWaiter(WaiterId waiter);
+  /// Deletes a queue; its waiters get kGone with `why`. False if unknown.
+  bool Delete(std::uint64_t queue, const std::string& why);
+  /// A connection closed: forgets its waiters (uncalled) and deletes the
+  /// queues it owned.
+  void DropOwner(std::uint64_t owner);
+
+  std::optional<Info> Describe(std::uint64_t queue) const;
+  /// The first `limit` queues by id, and how many there are.
+  std::vector<Info> List(std::size_t limit) const;
+  std::size_t size() const { return queues_.size(); }
+  /// Whether connection `caller` has a put or get waiting. Scans every
+  /// waiter: for the idle check, which runs rarely.
+  bool IsWaiting(std::uint64_t caller) const;
+  /// Waiters of every queue together.
+  std::size_t waiters() const { return waiter_index_.size(); }
+
+  /// The status document's "queues" object (PROTOCOL.md, "status").
+  nlohmann::json StatusJson(std::size_t limit) const;
+
+ private:
+  struct Getter {
+    WaiterId id;
+    std::uint64_t caller;
+    GetDone done;
+  };
+  struct Putter {
+    WaiterId id;
+    std::uint64_t caller;
+    Item item;
+    PutDone done;
+  };
+  struct Queue {
+    std::optional<std::string> name;
+    std::uint64_t owner = 0;
+    std::size_t maxsize = 0;   // as asked; 0: limits_.max_items
+    std::size_t capacity = 0;  // in items
+    std::deque<Item> items;
+    std::size_t bytes = 0;
+    std::deque<Getter> getters;  // only while items is empty
+    std::deque<Putter> putters;  // only while the queue is full
+  };
+
+  bool Fits(const Queue& queue, std::size_t item_bytes) const;
+  void Store(Queue& queue, Item item);
+  void AdmitPutters(Queue& queue);
+  void Erase(std::map<std::uint64_t, Queue>::iterator it, const std::string& why);
+  static Info InfoOf(std::uint64_t id, const Queue& queue);
+  static std::string Label(std::uint64_t id, const Queue& queue);
+
+  QueueLimits limits_;
+  std::map<std::uint64_t, Queue> queues_;  // by id, so listings come oldest first
+  std::unordered_map<std::string, std::uint64_t> names_;
+  std::unordered_map<WaiterId, std::uint64_t> waiter_index_;  // waiter -> its queue
+  std::uint64_t next_queue_ = 1;
+  WaiterId next_waiter_ = 1;
+};
+
+}  // namespace ei
