@@ -38,7 +38,9 @@ import importlib
 import io
 import marshal
 import operator
-import pickle
+# The C module, not pickle.py: that one imports re, enum and more, about
+# 0.6 MiB in every interpreter; _pickle has all this module uses.
+import _pickle as pickle
 import types
 import weakref
 

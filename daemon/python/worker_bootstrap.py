@@ -12,7 +12,6 @@ a ``bytearray``; the daemon then grows the buffer for the next job.
 Nothing here may let an exception escape: every outcome is returned as data.
 """
 
-import pickle
 import sys
 
 import _extrainterpreters_loader

@@ -11,7 +11,9 @@ closed it, so nothing outlives the connection.
 
 import mmap
 import os
-import pickle
+# _pickle rather than pickle.py: the daemon embeds this module in every
+# interpreter, where pickle.py (re, enum...) would cost memory.
+from _pickle import PickleBuffer
 
 # array and socket are imported where used: the daemon embeds this module in
 # every interpreter, which only needs share() and views().
@@ -55,7 +57,7 @@ class _Large:
         self.obj = obj
 
     def __reduce_ex__(self, protocol):
-        return bytes, (pickle.PickleBuffer(self.obj),)
+        return bytes, (PickleBuffer(self.obj),)
 
 
 def wrap_large(args, kwargs):
