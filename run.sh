@@ -26,25 +26,41 @@ if [ -z "$socket" ]; then
   fi
 fi
 
-# One daemon per socket: stop the one that answers there, so the fresh build runs.
+pid_file="$state_dir/extrainterpretersd.pid"
+
+# Stops daemon $1 and waits for it to end.
+stop_daemon() {
+  kill -TERM "$1" 2>/dev/null || return 0
+  for _ in $(seq 1 300); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  echo "error: pid $1 did not stop within 30 s; stop it and run ./run.sh again" >&2
+  exit 1
+}
+
+# One daemon: stop the one that answers on the socket, so the fresh build
+# runs, and the one this script started last time, even if its socket file
+# was removed meanwhile (then nothing answers there, but it still runs).
 if "$ctl" --socket "$socket" ping >/dev/null 2>&1; then
   old_pid=$("$ctl" --socket "$socket" status --json | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p')
   echo "Stopping the daemon already running on $socket (pid $old_pid)..."
-  kill -TERM "$old_pid"
-  for _ in $(seq 1 300); do
-    kill -0 "$old_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if kill -0 "$old_pid" 2>/dev/null; then
-    echo "error: pid $old_pid did not stop within 30 s; stop it and run ./run.sh again" >&2
-    exit 1
+  stop_daemon "$old_pid"
+fi
+if [ -f "$pid_file" ]; then
+  old_pid=$(cat "$pid_file")
+  if grep -qs extrainterpretersd "/proc/$old_pid/cmdline"; then
+    echo "Stopping the daemon this script started before (pid $old_pid)..."
+    stop_daemon "$old_pid"
   fi
+  rm -f "$pid_file"
 fi
 
 echo "Starting extrainterpretersd on $socket (log: $log)..."
 nohup setsid "$bin/extrainterpretersd" --socket "$socket" \
   --python-path "$PWD/client/python/examples" >>"$log" 2>&1 </dev/null &
 daemon_pid=$!
+echo "$daemon_pid" >"$pid_file"
 for _ in $(seq 1 300); do
   if "$ctl" --socket "$socket" status --json 2>/dev/null | grep -q '"state": "ready"'; then
     break
