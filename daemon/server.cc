@@ -104,6 +104,8 @@ std::string Server::Listen(const std::string& path) {
   ::umask(old_mask);
   if (error) return "cannot listen on " + path + " (" + error.message() + ")";
   path_ = path;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) socket_file_ = {st.st_dev, st.st_ino};
   acceptor_.listen(asio::socket_base::max_listen_connections, error);
   if (error) return "cannot listen on " + path + " (" + error.message() + ")";
   Accept();
@@ -218,10 +220,14 @@ void Server::Stop() {
   boost::system::error_code ignored;
   acceptor_.close(ignored);
   accept_pause_.cancel();
-  if (!path_.empty()) {
+  // Only the file this server created: another daemon may have replaced a
+  // file that vanished from under this one (then it is theirs).
+  struct stat st {};
+  if (!path_.empty() && ::lstat(path_.c_str(), &st) == 0 &&
+      std::make_pair(st.st_dev, st.st_ino) == socket_file_) {
     ::unlink(path_.c_str());
-    path_.clear();
   }
+  path_.clear();
 }
 
 }  // namespace ei

@@ -2,6 +2,10 @@
 // once its peer passed the access check.
 #pragma once
 
+#include <sys/types.h>
+
+#include <utility>
+
 #include <cstdint>
 #include <string>
 
@@ -51,6 +55,7 @@ class Server {
   DaemonContext& context_;
   AccessPolicy access_;
   std::string path_;         // the socket file, when this server created it
+  std::pair<dev_t, ino_t> socket_file_{};  // which file that was
   std::uint64_t next_connection_id_ = 1;
   boost::asio::steady_timer accept_pause_;  // after accept failed (EMFILE)
   bool accept_failing_ = false;             // logged once per run of failures

@@ -8,6 +8,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 import jobs  # noqa: E402
 
+import extrainterpreters  # noqa: E402
 from extrainterpreters import DaemonConnectionError, RemoteError  # noqa: E402
 
 
@@ -31,6 +32,20 @@ class PerInterpreterGilTest(harness.DaemonTestCase):
 
 
 class ShutdownTest(harness.DaemonTestCase):
+
+    def test_stopping_never_removes_another_daemons_socket(self):
+        first = self.start_daemon()
+        path = first.socket_path
+        os.unlink(path)  # as a careless cleanup would
+        second = harness.Daemon(workers=1)
+        second.socket_path = path  # the same path, now free
+        self.addCleanup(second.stop)
+        second.start()
+        self.assertEqual(first.terminate(), 0)
+        self.assertTrue(os.path.exists(path),
+                        "the first daemon removed the second one's socket")
+        with extrainterpreters.Client(path) as client:
+            self.assertEqual(client.run(jobs.add, 2, 2), 4)
 
     def test_sigterm_answers_every_job_in_flight(self):
         """Every job in flight gets a reply before the connection closes.
