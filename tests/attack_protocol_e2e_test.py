@@ -61,50 +61,6 @@ def thread_count(pid):
     return len(os.listdir(f"/proc/{pid}/task"))
 
 
-class Raw:
-    """A socket speaking bytes by hand; every read has a deadline."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(WAIT)
-        self.sock.connect(path)
-        self.decoder = _codec.FrameDecoder()
-
-    def close(self):
-        self.sock.close()
-
-    def send(self, data):
-        """Send what the daemon takes; it may close before all is sent."""
-        try:
-            self.sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def hello(self):
-        self.send(frame(HELLO))
-        frames = []
-        while not frames:
-            data = self.sock.recv(65536)
-            if not data:
-                raise AssertionError("closed before the hello reply")
-            frames += self.decoder.feed(data)
-        assert frames[0].header["type"] == "hello", frames[0].header
-        return frames[0].header
-
-    def frames_until_close(self):
-        """Every frame until the daemon closes; raises socket.timeout if it
-        does not close within WAIT seconds."""
-        frames = []
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                return frames
-            frames += self.decoder.feed(data)
-
-
 class MalformedInputTest(harness.DaemonTestCase):
 
     def setUp(self):
@@ -113,7 +69,7 @@ class MalformedInputTest(harness.DaemonTestCase):
         self.limits = self.client.hello["limits"]
 
     def connect(self, hello=True):
-        conn = Raw(self.daemon.socket_path)
+        conn = harness.RawConnection(self.daemon.socket_path, timeout=WAIT)
         self.addCleanup(conn.close)
         if hello:
             conn.hello()
@@ -121,8 +77,8 @@ class MalformedInputTest(harness.DaemonTestCase):
 
     def assert_fatal_error(self, data, code, *, hello=True):
         conn = self.connect(hello)
-        conn.send(data)
-        frames = conn.frames_until_close()
+        conn.send_bytes(data)
+        frames = conn.read_until_eof()
         self.assertEqual(len(frames), 1, [f.header for f in frames])
         header = frames[0].header
         self.assertEqual((header["type"], header["code"], header["fatal"]),
@@ -181,9 +137,9 @@ class MalformedInputTest(harness.DaemonTestCase):
         # lets the connection go when it closes, keeping nothing.
         ping = b'{"type":"ping","id":2}'
         conn = self.connect()
-        conn.send(prefix(len(ping), self.limits["max_frame_bytes"] - 16 - len(ping)) + ping)
+        conn.send_bytes(prefix(len(ping), self.limits["max_frame_bytes"] - 16 - len(ping)) + ping)
         conn.sock.shutdown(socket.SHUT_WR)
-        self.assertEqual(conn.frames_until_close(), [])
+        self.assertEqual(conn.read_until_eof(), [])
         self.assert_served()
 
     def test_truncated_prefix_header_or_payload_then_close(self):
@@ -192,9 +148,9 @@ class MalformedInputTest(harness.DaemonTestCase):
             for hello in (True, False):
                 with self.subTest(cut=cut, after_hello=hello):
                     conn = self.connect(hello)
-                    conn.send(whole[:cut])
+                    conn.send_bytes(whole[:cut])
                     conn.sock.shutdown(socket.SHUT_WR)
-                    frames = conn.frames_until_close()  # the close comes
+                    frames = conn.read_until_eof()  # the close comes
                     for f in frames:
                         self.assertEqual(f.header["type"], "error", f.header)
                     conn.close()
@@ -214,13 +170,13 @@ class MalformedInputTest(harness.DaemonTestCase):
                 body = frame(HELLO) + body
             with self.subTest(stream=i, kind=kind):
                 conn = self.connect(hello=False)
-                conn.send(body)
+                conn.send_bytes(body)
                 # Bytes that stop mid-frame get no error: end the stream.
                 try:
                     conn.sock.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass
-                frames = conn.frames_until_close()
+                frames = conn.read_until_eof()
                 errors = [f.header for f in frames if f.header["type"] == "error"]
                 others = [f.header for f in frames if f.header["type"] != "error"]
                 self.assertLessEqual(len(errors), 1, errors)
@@ -288,8 +244,8 @@ class VanishingClientTest(harness.DaemonTestCase):
         self.assertEqual(errors, [])
 
     def connect_hello(self, fds=False):
-        conn = Raw(self.daemon.socket_path)
-        conn.send(frame(dict(HELLO, fds=fds)))
+        conn = harness.RawConnection(self.daemon.socket_path, timeout=WAIT)
+        conn.send_bytes(frame(dict(HELLO, fds=fds)))
         return conn
 
     def test_disconnects_leak_nothing(self):
@@ -303,12 +259,12 @@ class VanishingClientTest(harness.DaemonTestCase):
 
         def mid_frame(i):
             conn = self.connect_hello()
-            conn.send(run[:16 + i % (len(run) - 16)])
+            conn.send_bytes(run[:16 + i % (len(run) - 16)])
             conn.close()
 
         def mid_job(i):
             conn = self.connect_hello()
-            conn.send(run)
+            conn.send_bytes(run)
             if i % 2:
                 time.sleep(0.005)  # sometimes running, sometimes queued
             conn.close()
@@ -316,9 +272,9 @@ class VanishingClientTest(harness.DaemonTestCase):
         big = pickle.dumps((jobs.make_bytes, (self.RESULT_BYTES,), {}), protocol=5)
 
         def mid_result(i):
-            conn = Raw(self.daemon.socket_path)
+            conn = harness.RawConnection(self.daemon.socket_path, timeout=WAIT)
             conn.hello()  # read whole: the next byte is the result's
-            conn.send(frame({"type": "run", "id": 2}, big))
+            conn.send_bytes(frame({"type": "run", "id": 2}, big))
             conn.sock.recv(1)  # the reply has started; never read the rest
             conn.close()
 

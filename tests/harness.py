@@ -15,6 +15,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -92,6 +93,96 @@ def wait_until(predicate, timeout=30.0, message="condition"):
             raise AssertionError(f"timed out after {timeout} s waiting for "
                                  f"{message}")
         time.sleep(POLL_INTERVAL)
+
+
+class RawConnection:
+    """A socket speaking frames by hand, for tests of the wire protocol.
+
+    Every read has a deadline (the socket's timeout) instead of hanging;
+    sending tolerates a daemon that has already closed the connection.
+    """
+
+    HELLO = {"type": "hello", "id": 1, "protocol": 1, "client": "raw-test"}
+
+    def __init__(self, path, *, timeout=30.0, rcvbuf=None):
+        from extrainterpreters import _codec
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self._encode = _codec.encode_frame
+        self.decoder = _codec.FrameDecoder()
+        self.frames = []
+        self.eof = False
+        self.next_id = 100
+
+    def close(self):
+        self.sock.close()
+
+    def send_bytes(self, data):
+        """Send what the daemon takes; it may close before all is sent."""
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def send(self, header, payload=b""):
+        self.send_bytes(self._encode(header, payload))
+
+    def hello(self):
+        """Say hello; return the reply's header."""
+        self.send(self.HELLO)
+        reply = self.read_frame()
+        if reply.header["type"] != "hello":
+            raise AssertionError(f"expected a hello reply, got {reply.header}")
+        return reply.header
+
+    def request(self, type_, **fields):
+        """Send a request and return the header of the reply with its id."""
+        self.next_id += 1
+        self.send({"type": type_, "id": self.next_id, **fields})
+        return self.read_reply(self.next_id)
+
+    def run(self, request_id, payload):
+        self.send({"type": "run", "id": request_id}, payload)
+
+    def read_reply(self, request_id):
+        """The header of the next frame answering ``request_id``; other
+        frames stay queued."""
+        while True:
+            for i, reply in enumerate(self.frames):
+                if reply.header.get("id") == request_id:
+                    return self.frames.pop(i).header
+            if self.eof:
+                raise AssertionError(
+                    f"connection closed before reply {request_id}")
+            self._fill()
+
+    def read_frame(self):
+        """The next frame; AssertionError if the connection ends first."""
+        while not self.frames:
+            if self.eof:
+                raise AssertionError("connection closed before a frame came")
+            self._fill()
+        return self.frames.pop(0)
+
+    def read_until_eof(self):
+        """Every frame until the daemon closes the connection."""
+        while not self.eof:
+            self._fill()
+        frames, self.frames = self.frames, []
+        return frames
+
+    def _fill(self):
+        try:
+            data = self.sock.recv(1 << 20)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return
+        self.frames += self.decoder.feed(data)
 
 
 class Daemon:

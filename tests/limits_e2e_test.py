@@ -32,77 +32,6 @@ def job(fn, *args):
     return pickle.dumps((fn, args, {}), protocol=5)
 
 
-class RawConnection:
-    """A socket speaking frames by hand; reads time out instead of hanging."""
-
-    def __init__(self, path, rcvbuf=None):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        if rcvbuf is not None:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(IO_TIMEOUT)
-        self.sock.connect(path)
-        self.decoder = _codec.FrameDecoder()
-        self.frames = []
-        self.eof = False
-        self.next_id = 100
-
-    def close(self):
-        self.sock.close()
-
-    def send(self, header, payload=b""):
-        self.sock.sendall(_codec.encode_frame(header, payload))
-
-    def hello(self):
-        self.send(HELLO)
-        reply = self.read_frame()
-        if reply.header["type"] != "hello":
-            raise AssertionError(f"expected a hello reply, got {reply.header}")
-        return reply.header
-
-    def request(self, type_, **fields):
-        """Send a request and return the reply with its id."""
-        self.next_id += 1
-        self.send({"type": type_, "id": self.next_id, **fields})
-        return self.read_reply(self.next_id)
-
-    def run(self, request_id, payload):
-        self.send({"type": "run", "id": request_id}, payload)
-
-    def read_reply(self, request_id):
-        """The next frame answering ``request_id``; others stay queued."""
-        while True:
-            for i, reply in enumerate(self.frames):
-                if reply.header.get("id") == request_id:
-                    return self.frames.pop(i).header
-            if self.eof:
-                raise AssertionError(
-                    f"connection closed before reply {request_id}")
-            self._fill()
-
-    def read_frame(self):
-        while not self.frames:
-            if self.eof:
-                raise AssertionError("connection closed before a frame came")
-            self._fill()
-        return self.frames.pop(0)
-
-    def read_until_eof(self):
-        while not self.eof:
-            self._fill()
-        frames, self.frames = self.frames, []
-        return [f.header for f in frames]
-
-    def _fill(self):
-        try:
-            data = self.sock.recv(1 << 20)
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            self.eof = True
-            return
-        self.frames += self.decoder.feed(data)
-
-
 class LimitsTestCase(unittest.TestCase):
 
     def start(self, *args, workers=1):
@@ -111,7 +40,7 @@ class LimitsTestCase(unittest.TestCase):
         return daemon.start()
 
     def connect(self, daemon, **kwargs):
-        conn = RawConnection(daemon.socket_path, **kwargs)
+        conn = harness.RawConnection(daemon.socket_path, timeout=IO_TIMEOUT, **kwargs)
         self.addCleanup(conn.close)
         return conn
 
@@ -125,8 +54,8 @@ class LimitsTestCase(unittest.TestCase):
         """The daemon sends one fatal ``code`` error, then closes."""
         frames = conn.read_until_eof()
         self.assertTrue(frames, "closed without an error frame")
-        self.assert_error(frames[-1], code, True)
-        return frames[-1]
+        self.assert_error(frames[-1].header, code, True)
+        return frames[-1].header
 
     def status(self, conn):
         return conn.request("status")["status"]

@@ -7,7 +7,6 @@ at the same time keeps working.
 
 import os
 import pickle
-import socket
 import struct
 import sys
 import unittest
@@ -36,60 +35,10 @@ def frame(header, payload=b""):
     return _codec.encode_frame(header, payload)
 
 
-class RawConnection:
-    """A socket speaking frames by hand; reads time out instead of hanging."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(IO_TIMEOUT)
-        self.sock.connect(path)
-        self.decoder = _codec.FrameDecoder()
-        self.frames = []
-        self.eof = False
-
-    def close(self):
-        self.sock.close()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def hello(self):
-        self.send(frame(HELLO))
-        reply = self.read_frame()
-        if reply.header["type"] != "hello":
-            raise AssertionError(f"expected a hello reply, got {reply}")
-        return reply
-
-    def read_frame(self):
-        """The next frame; AssertionError if the connection ends first."""
-        while not self.frames:
-            if self.eof:
-                raise AssertionError("connection closed before a frame came")
-            self._fill()
-        return self.frames.pop(0)
-
-    def read_until_eof(self):
-        """Every frame until the daemon closes the connection."""
-        while not self.eof:
-            self._fill()
-        frames, self.frames = self.frames, []
-        return frames
-
-    def _fill(self):
-        try:
-            data = self.sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            self.eof = True
-            return
-        self.frames += self.decoder.feed(data)
-
-
 class BadFrameTest(harness.DaemonTestCase):
 
     def connect(self):
-        conn = RawConnection(self.daemon.socket_path)
+        conn = harness.RawConnection(self.daemon.socket_path, timeout=IO_TIMEOUT)
         self.addCleanup(conn.close)
         return conn
 
@@ -139,25 +88,25 @@ class BadFrameTest(harness.DaemonTestCase):
                 conn.hello()
                 # The other client is connected while the bad frame arrives.
                 self.client.ping()
-                conn.send(data)
+                conn.send_bytes(data)
                 self.assert_fatal_error(conn, code)
                 self.assert_others_unaffected()
 
     def test_bad_magic_as_first_frame(self):
         conn = self.connect()
-        conn.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.send_bytes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assert_fatal_error(conn, "bad_frame")
         self.assert_others_unaffected()
 
     def test_first_frame_not_hello(self):
         conn = self.connect()
-        conn.send(frame({"type": "ping", "id": 1}))
+        conn.send_bytes(frame({"type": "ping", "id": 1}))
         self.assert_fatal_error(conn, "hello_required")
         self.assert_others_unaffected()
 
     def test_unknown_protocol_version_in_hello(self):
         conn = self.connect()
-        conn.send(frame(dict(HELLO, protocol=99)))
+        conn.send_bytes(frame(dict(HELLO, protocol=99)))
         header = self.assert_fatal_error(conn, "unsupported_version")
         self.assertIn(header["id"], (1, None))
         self.assert_others_unaffected()
@@ -166,7 +115,7 @@ class BadFrameTest(harness.DaemonTestCase):
         conn = self.connect()
         data = frame(HELLO) + frame({"type": "ping", "id": 2})
         for i in range(len(data)):
-            conn.send(data[i:i + 1])
+            conn.send_bytes(data[i:i + 1])
         self.assertEqual(conn.read_frame().header["type"], "hello")
         self.assertEqual(conn.read_frame().header,
                          {"type": "ping", "id": 2})
@@ -177,12 +126,12 @@ class NonFatalErrorTest(harness.DaemonTestCase):
 
     def setUp(self):
         super().setUp()
-        self.conn = RawConnection(self.daemon.socket_path)
+        self.conn = harness.RawConnection(self.daemon.socket_path, timeout=IO_TIMEOUT)
         self.addCleanup(self.conn.close)
         self.conn.hello()
 
     def request(self, header, payload=b""):
-        self.conn.send(frame(header, payload))
+        self.conn.send_bytes(frame(header, payload))
         reply = self.conn.read_frame()
         self.assertEqual(reply.header["id"], header["id"])
         return reply.header
@@ -228,7 +177,7 @@ class NonFatalErrorTest(harness.DaemonTestCase):
 
     def test_replies_carry_the_request_id(self):
         job = pickle.dumps((jobs.add, (2, 3), {}), protocol=5)
-        self.conn.send(frame({"type": "run", "id": 77}, job)
+        self.conn.send_bytes(frame({"type": "run", "id": 77}, job)
                        + frame({"type": "run", "id": 78}, job))
         replies = {}
         for _ in range(2):
