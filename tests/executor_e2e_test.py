@@ -367,13 +367,24 @@ class InitializerTest(ExecutorTestCase):
 
     def test_failing_initializer_breaks_the_executor(self):
         executor = self.executor(max_workers=2, initializer=jobs.failing_init)
-        futures = [executor.submit(jobs.add, i, 1) for i in range(4)]
+        # The first submit starts a worker; once its initializer has failed,
+        # later submits raise at once (as ThreadPoolExecutor's do). Either
+        # way every job fails with the broken pool.
+        futures, refused = [], []
+        for i in range(4):
+            try:
+                futures.append(executor.submit(jobs.add, i, 1))
+            except BrokenInterpreterPool as exc:
+                refused.append(exc)
+        self.assertTrue(futures, "the first submit precedes any failure")
+        errors = refused
         for future in futures:
             with self.assertRaises(BrokenInterpreterPool) as cm:
                 future.result(WAIT)
-            self.assertIsInstance(cm.exception,
-                                  concurrent.futures.BrokenExecutor)
-            self.assertIsInstance(cm.exception.__cause__, ValueError)
+            errors.append(cm.exception)
+        for error in errors:
+            self.assertIsInstance(error, concurrent.futures.BrokenExecutor)
+            self.assertIsInstance(error.__cause__, ValueError)
         with self.assertRaises(BrokenInterpreterPool):
             executor.submit(jobs.add, 1, 1)
         executor.shutdown(wait=True)
