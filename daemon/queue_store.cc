@@ -107,6 +107,38 @@ QueueStore::Outcome QueueStore::Put(std::uint64_t id, Item item, bool block,
   return {Status::kWaiting, {}, waiter, ""};
 }
 
+// A returned item was the oldest one when its get took it, so it goes back
+// to the front; any getter waiting now would have received it anyway.
+QueueStore::Outcome QueueStore::PutBack(std::uint64_t id, Item item) {
+  auto it = queues_.find(id);
+  if (it == queues_.end()) {
+    return {Status::kUnknown, {}, 0, "queue " + std::to_string(id) + " does not exist"};
+  }
+  Queue& queue = it->second;
+  if (item.size() > limits_.max_bytes) {
+    return {Status::kTooLarge, {}, 0,
+            "an item of " + std::to_string(item.size()) + " bytes can never fit " +
+                Label(id, queue) + ": max_queue_bytes is " + std::to_string(limits_.max_bytes)};
+  }
+  if (!queue.getters.empty()) {
+    Getter getter = std::move(queue.getters.front());
+    queue.getters.pop_front();
+    waiter_index_.erase(getter.id);
+    getter.done(Status::kOk, std::move(item), "");
+    return {};
+  }
+  if (queue.items.size() >= 2 * queue.capacity ||
+      queue.bytes + item.size() > 2 * limits_.max_bytes) {
+    return {Status::kFull, {}, 0,
+            "cannot return an item to " + Label(id, queue) + ": it holds " +
+                std::to_string(queue.items.size()) + " items of " + std::to_string(queue.bytes) +
+                " bytes, twice its bounds, which returned items may not pass"};
+  }
+  queue.bytes += item.size();
+  queue.items.push_front(std::move(item));
+  return {};
+}
+
 QueueStore::Outcome QueueStore::Get(std::uint64_t id, bool block, std::uint64_t caller,
                                     GetDone done) {
   auto it = queues_.find(id);

@@ -79,6 +79,14 @@ class QueueStore {
   /// kWaiting, kEmpty, kUnknown.
   Outcome Get(std::uint64_t queue, bool block, std::uint64_t caller, GetDone done);
 
+  /// Returns an item that a get took but could not deliver (its caller
+  /// withdrew the wait as the item arrived): hands it to the oldest waiting
+  /// getter, or stores it ahead of every other item. It may take the queue
+  /// past its capacity and max_bytes, up to twice each, so a return fails
+  /// for lack of room only under abuse; it never waits: kOk, kFull,
+  /// kUnknown, kTooLarge.
+  Outcome PutBack(std::uint64_t queue, Item item);
+
   /// Forgets a waiter whose time ran out, without calling it. False when it
   /// was already answered.
   bool CancelWaiter(WaiterId waiter);

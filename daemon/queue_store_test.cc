@@ -92,6 +92,40 @@ TEST(QueueStore, CancelledWaiterIsForgottenAndNotCalled) {
   EXPECT_EQ(store.Describe(q)->size, 1u);
 }
 
+TEST(QueueStore, PutBackGoesFirstPastCapacityUpToTwice) {
+  QueueStore store({/*max_queues=*/4, /*max_items=*/10, /*max_bytes=*/100});
+  const auto q = MakeQueue(store, 2);
+  EXPECT_EQ(store.Put(q, Bytes("a"), false, 1, nullptr).status, Status::kOk);
+  EXPECT_EQ(store.Put(q, Bytes("b"), false, 1, nullptr).status, Status::kOk);
+  EXPECT_EQ(store.Put(q, Bytes("c"), false, 1, nullptr).status, Status::kFull);
+  EXPECT_EQ(store.PutBack(q, Bytes("x")).status, Status::kOk);  // past maxsize 2
+  EXPECT_EQ(store.PutBack(q, Bytes("y")).status, Status::kOk);
+  const auto over = store.PutBack(q, Bytes("z"));                // 4 = twice maxsize
+  EXPECT_EQ(over.status, Status::kFull);
+  EXPECT_NE(over.why.find("twice its bounds"), std::string::npos) << over.why;
+  for (const char* expected : {"y", "x", "a", "b"}) {
+    EXPECT_EQ(Text(store.Get(q, false, 1, nullptr).item), expected);
+  }
+  EXPECT_EQ(store.Describe(q)->bytes, 0u);
+  const auto big = MakeQueue(store);
+  EXPECT_EQ(store.Put(big, Item(90, 'a'), false, 1, nullptr).status, Status::kOk);
+  EXPECT_EQ(store.PutBack(big, Item(100, 'b')).status, Status::kOk);  // 190 bytes <= 200
+  EXPECT_EQ(store.PutBack(big, Item(20, 'c')).status, Status::kFull);
+  EXPECT_EQ(store.PutBack(big, Item(101, 'd')).status, Status::kTooLarge);
+  EXPECT_EQ(store.PutBack(99, Bytes("e")).status, Status::kUnknown);
+}
+
+TEST(QueueStore, PutBackHandsItemToOldestWaitingGetter) {
+  QueueStore store({});
+  Calls calls;
+  const auto q = MakeQueue(store, 1);
+  EXPECT_EQ(store.Get(q, true, 2, calls.Getter("a")).status, Status::kWaiting);
+  EXPECT_EQ(store.PutBack(q, Bytes("x")).status, Status::kOk);
+  EXPECT_EQ(calls.seen, (std::vector<std::string>{"a:x"}));
+  EXPECT_EQ(store.Describe(q)->size, 0u);
+  EXPECT_EQ(store.waiters(), 0u);
+}
+
 TEST(QueueStore, LimitsItemsBytesAndQueues) {
   QueueStore store({/*max_queues=*/2, /*max_items=*/3, /*max_bytes=*/10});
   const auto q = MakeQueue(store);

@@ -130,6 +130,7 @@ void Session::Dispatch(Frame& frame) {
       {"queue_create", &Session::OnQueueCreate}, {"queue_open", &Session::OnQueueOpen},
       {"queue_put", &Session::OnQueuePut},       {"queue_get", &Session::OnQueueGet},
       {"queue_delete", &Session::OnQueueDelete}, {"queue_info", &Session::OnQueueInfo},
+      {"queue_cancel", &Session::OnQueueCancel},
   };
   const std::string type = frame.header["type"].get<std::string>();
   if (!greeted_ && type != "hello") {
@@ -290,6 +291,7 @@ void Session::Close() {
   definitions_.clear();
   // Its blocked puts and gets end unanswered; its anonymous queues go.
   queue_timers_.clear();
+  queue_waits_.clear();
   context_.queues->DropOwner(id_);
   {
     // Under send_mu_: no interpreter thread may write to the descriptor

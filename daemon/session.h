@@ -109,6 +109,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnQueueGet(proto::Frame& frame);
   void OnQueueDelete(proto::Frame& frame);
   void OnQueueInfo(proto::Frame& frame);
+  void OnQueueCancel(proto::Frame& frame);
+  void PutBack(const nlohmann::json& id, std::uint64_t queue, std::vector<char> item);
+  void EndQueueWait(std::uint64_t request);
   void ArmQueueTimer(std::uint64_t request, QueueStore::WaiterId waiter, double seconds,
                      std::string code, std::string why);
   bool ReadRunOptions(const nlohmann::json& header,
@@ -177,6 +180,9 @@ class Session : public std::enable_shared_from_this<Session> {
   // Timeouts of this connection's blocked queue puts and gets, by request
   // id. I/O thread only.
   std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::steady_timer>> queue_timers_;
+  // This connection's blocked queue puts and gets, by request id, so that a
+  // queue_cancel can withdraw them. I/O thread only.
+  std::unordered_map<std::uint64_t, QueueStore::WaiterId> queue_waits_;
   const std::shared_ptr<std::atomic<bool>> abandoned_ = std::make_shared<std::atomic<bool>>(false);
 };
 

@@ -1,12 +1,14 @@
 // The queue half of Session: queue_create, queue_open, queue_put,
-// queue_get, queue_delete and queue_info (PROTOCOL.md, "Queues").
+// queue_get, queue_delete, queue_info and queue_cancel (PROTOCOL.md,
+// "Queues").
 //
 // Thread affinity: every handler here, every waiter callback and every
 // timer runs on the I/O thread, the only thread that touches the
-// QueueStore. A blocked put or get is a waiter in the store plus, when it
-// has a timeout, a timer in queue_timers_; whichever comes first (the
-// store's answer or the timer) removes the other. Close() drops both, so a
-// connection that goes away leaves no waiter behind.
+// QueueStore. A blocked put or get is a waiter in the store, an entry in
+// queue_waits_ (for queue_cancel) and, when it has a timeout, a timer in
+// queue_timers_; whichever ends the wait first (the store's answer, the
+// timer or a queue_cancel) removes the others. Close() drops them all, so
+// a connection that goes away leaves no waiter behind.
 #include <chrono>
 #include <utility>
 
@@ -106,14 +108,22 @@ void Session::OnQueuePut(Frame& frame) {
   bool block = true;
   std::optional<double> timeout;
   std::string why = ReadWait(frame.header, &queue, &block, &timeout);
+  const Json front = frame.header.value("front", Json(false));
   if (why.empty() && frame.payload.empty()) why = "needs a payload: the pickled item";
+  if (why.empty() && !front.is_boolean()) {
+    why = "\"front\" must be true or false, not " + front.dump();
+  }
   if (!why.empty()) {
     SendError(id, "bad_request", "queue_put " + why);
     return;
   }
+  if (front.get<bool>()) {
+    PutBack(id, queue, std::move(frame.payload));
+    return;
+  }
   const std::uint64_t request = id.get<std::uint64_t>();
   auto done = [self = shared_from_this(), request](Status status, const std::string& why) {
-    self->queue_timers_.erase(request);
+    self->EndQueueWait(request);
     if (status == Status::kOk) {
       self->Send({{"type", "queue_put"}, {"id", request}});
     } else {
@@ -124,6 +134,7 @@ void Session::OnQueuePut(Frame& frame) {
   switch (outcome.status) {
     case Status::kOk: Send({{"type", "queue_put"}, {"id", id}}); return;
     case Status::kWaiting:
+      queue_waits_[request] = outcome.waiter;
       if (timeout) {
         ArmQueueTimer(request, outcome.waiter, *timeout, "queue_full",
                       "queue " + std::to_string(queue) + " stayed full for " + Seconds(*timeout));
@@ -148,7 +159,7 @@ void Session::OnQueueGet(Frame& frame) {
   const std::uint64_t request = id.get<std::uint64_t>();
   auto done = [self = shared_from_this(), request](Status status, QueueStore::Item item,
                                                    const std::string& why) {
-    self->queue_timers_.erase(request);
+    self->EndQueueWait(request);
     if (status == Status::kOk) {
       self->Send({{"type", "queue_get"}, {"id", request}}, std::move(item));
     } else {
@@ -159,6 +170,7 @@ void Session::OnQueueGet(Frame& frame) {
   switch (outcome.status) {
     case Status::kOk: Send({{"type", "queue_get"}, {"id", id}}, std::move(outcome.item)); return;
     case Status::kWaiting:
+      queue_waits_[request] = outcome.waiter;
       if (timeout) {
         ArmQueueTimer(request, outcome.waiter, *timeout, "queue_empty",
                       "queue " + std::to_string(queue) + " stayed empty for " + Seconds(*timeout));
@@ -179,10 +191,57 @@ void Session::ArmQueueTimer(std::uint64_t request, QueueStore::WaiterId waiter, 
   timer->async_wait([self = shared_from_this(), request, waiter, code = std::move(code),
                      why = std::move(why)](const boost::system::error_code& error) {
     if (error || self->closed_) return;
-    self->queue_timers_.erase(request);
+    self->EndQueueWait(request);
     if (self->context_.queues->CancelWaiter(waiter)) self->SendError(Json(request), code, why);
   });
   queue_timers_[request] = std::move(timer);
+}
+
+// A wait of this connection ended (answered, timed out or withdrawn): its
+// timer and its entry for queue_cancel go.
+void Session::EndQueueWait(std::uint64_t request) {
+  queue_timers_.erase(request);
+  queue_waits_.erase(request);
+}
+
+// {"type": "queue_put", "id": 11, "queue": 3, "front": true} + the item: an
+// item a get of this client took but could not deliver, returned to the
+// front of its queue (QueueStore::PutBack). It never waits.
+void Session::PutBack(const Json& id, std::uint64_t queue, std::vector<char> item) {
+  auto outcome = context_.queues->PutBack(queue, std::move(item));
+  switch (outcome.status) {
+    case Status::kOk: Send({{"type", "queue_put"}, {"id", id}}); return;
+    case Status::kFull: SendError(id, "queue_full", outcome.why); return;
+    case Status::kTooLarge: SendError(id, "item_too_large", outcome.why); return;
+    default: SendError(id, "unknown_queue", outcome.why); return;
+  }
+}
+
+// {"type": "queue_cancel", "id": 15, "request": 12}: withdraws the waiting
+// put or get 12 of this connection, which is answered first with
+// "cancelled" (a put's item never stored). "unknown" when it is not
+// waiting: it was answered already, or its answer is on its way.
+void Session::OnQueueCancel(Frame& frame) {
+  const Json& id = frame.header["id"];
+  const Json request = frame.header.value("request", Json(nullptr));
+  if (!request.is_number_unsigned()) {
+    SendError(id, "bad_request",
+              "queue_cancel needs an unsigned integer \"request\", not " + request.dump());
+    return;
+  }
+  const std::uint64_t waiting = request.get<std::uint64_t>();
+  std::string state = "unknown";
+  if (auto it = queue_waits_.find(waiting); it != queue_waits_.end()) {
+    const QueueStore::WaiterId waiter = it->second;
+    EndQueueWait(waiting);
+    if (context_.queues->CancelWaiter(waiter)) {
+      state = "withdrawn";
+      SendError(request, "cancelled",
+                "queue request " + request.dump() + " was withdrawn by queue_cancel " +
+                    id.dump() + " before it was answered");
+    }
+  }
+  Send({{"type", "queue_cancel"}, {"id", id}, {"request", request}, {"state", state}});
 }
 
 // {"type": "queue_delete", "id": 13, "queue": 3}
