@@ -397,6 +397,7 @@ class Client:
             self._next_id += 1
             if isinstance(future, JobFuture):
                 future.job_id = request_id
+            future.request_id = request_id  # for queue_cancel (_queue)
             head, body = _codec.encode_frame_parts(
                 dict(header, id=request_id), payload, self._limits)
             with self._lock:

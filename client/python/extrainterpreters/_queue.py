@@ -9,18 +9,29 @@ functions yet) and copied into the daemon, so it outlives whoever put it.
 A blocked ``get`` or ``put`` is a request the daemon answers the moment an
 item or a slot arrives, or with ``queue_empty`` / ``queue_full`` when its
 timeout passes; nothing polls. The wait holds none of the client's locks:
-other threads keep using the same client meanwhile.
+other threads keep using the same client meanwhile. ``get_async`` and
+``put_async`` await the same reply without blocking the event loop (the
+client's reader thread completes it).
 
-Known gap (phase 1): a wait interrupted here (Ctrl-C) leaves the request
-waiting in the daemon, and an item handed to it later is lost.
+A wait interrupted here (Ctrl-C, any exception raised into the waiting
+thread, a cancelled asyncio task) is withdrawn (``queue_cancel``) before the
+exception goes on::
+
+    interrupted ---queue_cancel---> daemon: still waiting?  yes: "cancelled"
+                                                            no: its answer
+    get answered after all: the item goes back to the front of the queue
+                            (queue_put with "front": true), so none is lost
+    put answered after all: stored; a note on the exception says so
 """
 
+import asyncio
+import concurrent.futures
 import math
 import pickle
 import queue as _queue
 
 from ._client import Client, _default_client
-from ._errors import ProtocolError, RemoteError
+from ._errors import ExtraInterpretersError, ProtocolError, RemoteError
 
 __all__ = ["Queue"]
 
@@ -105,6 +116,28 @@ class Queue:
                   "timeout": _check_timeout(block, timeout)}
         return pickle.loads(self._call(header, b"", _decode_item))
 
+    async def put_async(self, item, timeout=None):
+        """``put`` for asyncio: waits for room without blocking the loop.
+
+        Cancelling the awaiting task withdraws the put; if the daemon had
+        stored the item already, the ``CancelledError`` carries a note
+        saying so.
+        """
+        header = {"type": "queue_put", "queue": self._id, "block": True,
+                  "timeout": _check_timeout(True, timeout)}
+        await self._call_async(header, pickle.dumps(item, protocol=5),
+                               _decode_empty)
+
+    async def get_async(self, timeout=None):
+        """``get`` for asyncio: waits for an item without blocking the loop.
+
+        Cancelling the awaiting task withdraws the get; an item the daemon
+        handed over meanwhile goes back to the front of the queue.
+        """
+        header = {"type": "queue_get", "queue": self._id, "block": True,
+                  "timeout": _check_timeout(True, timeout)}
+        return pickle.loads(await self._call_async(header, b"", _decode_item))
+
     def put_nowait(self, item):
         return self.put(item, block=False)
 
@@ -166,16 +199,104 @@ class Queue:
     def _call(self, header, payload, decode):
         """Send one request and wait for its reply on the client's reader
         thread, mapping ``queue_empty`` / ``queue_full`` to the standard
-        exceptions."""
+        exceptions. An interrupted wait is withdrawn first (``_withdraw``)."""
         future = self._client._request(header, decode, payload)
         try:
             return future.result()
         except RemoteError as exc:
-            if exc.code == "queue_empty":
-                raise _queue.Empty(exc.message) from None
-            if exc.code == "queue_full":
-                raise _queue.Full(exc.message) from None
+            _raise_standard(exc)
+        except BaseException as exc:
+            if not _answered(future, exc):
+                _add_note(exc, self._withdraw(future, header).result())
             raise
+
+    async def _call_async(self, header, payload, decode):
+        """``_call`` for asyncio: the reply is awaited, not waited for."""
+        future = self._client._request(header, decode, payload)
+        try:
+            return await asyncio.wrap_future(future)
+        except RemoteError as exc:
+            _raise_standard(exc)
+        except BaseException as exc:
+            if not _answered(future, exc):
+                settled = self._withdraw(future, header)
+                _add_note(exc, await asyncio.wrap_future(settled))
+            raise
+
+    def _withdraw(self, future, header):
+        """Withdraw the request of ``future``, whose caller stopped waiting.
+
+        Returns a Future that completes once nothing of the request is left
+        in flight, with a note for the caller or None. The daemon answers
+        the request itself first (``cancelled``) if it was still waiting;
+        otherwise its answer stands: an item a get received is given back
+        to the front of the queue, and a stored put is noted. This runs in
+        the Future's done callback, on the reader thread, so it happens
+        even if the caller is interrupted again while waiting for it.
+        """
+        settled = concurrent.futures.Future()
+        request = f"{header['type']} {future.request_id} on {self!r}"
+
+        def on_answer(answer):
+            if answer.exception() is not None:
+                settled.set_result(None)  # withdrawn, or failed anyway
+            elif header["type"] != "queue_get":
+                settled.set_result(f"{request}: the item was stored before "
+                                   f"the wait could be withdrawn")
+            else:
+                self._give_back(answer.result(), request, settled)
+
+        future.add_done_callback(on_answer)
+        if not future.done():
+            try:
+                self._client._request(
+                    {"type": "queue_cancel", "request": future.request_id},
+                    _decode_cancel).add_done_callback(_consume)
+            except ExtraInterpretersError:
+                pass  # The connection is gone, and its waits with it.
+        return settled
+
+    def _give_back(self, item, request, settled):
+        """Return an item nobody received to the front of the queue."""
+        def on_returned(returned):
+            error = returned.exception()
+            settled.set_result(None if error is None else (
+                f"{request}: the item it received after the wait was "
+                f"withdrawn could not be returned to the queue and is "
+                f"lost: {error}"))
+        try:
+            self._client._request(
+                {"type": "queue_put", "queue": self._id, "front": True},
+                _decode_empty, item).add_done_callback(on_returned)
+        except ExtraInterpretersError as error:
+            settled.set_result(f"{request}: the item it received after the "
+                               f"wait was withdrawn is lost: {error}")
+
+
+def _raise_standard(error):
+    """Raise the ``queue`` module's exception for a daemon error, if it has
+    one; else the error itself. Called in its ``except`` clause."""
+    if error.code == "queue_empty":
+        raise _queue.Empty(error.message) from None
+    if error.code == "queue_full":
+        raise _queue.Full(error.message) from None
+    raise error
+
+
+def _answered(future, exc):
+    """True if ``exc`` is the request's own outcome, not an interruption."""
+    return (future.done() and not future.cancelled()
+            and future.exception() is exc)
+
+
+def _add_note(exc, note):
+    if note:
+        exc.add_note(note)
+
+
+def _consume(future):
+    """Retrieve a fire-and-forget reply so that nothing is left unread."""
+    future.exception()
 
 
 def _check_maxsize(maxsize):
@@ -231,6 +352,11 @@ def _decode_item(frame):
     if not frame.payload:
         raise ProtocolError("queue_get reply has no payload (the pickled item)")
     return bytes(frame.payload)  # unpickled by the caller, not the reader
+
+
+def _decode_cancel(frame):
+    _expect(frame, "queue_cancel")
+    return frame.header.get("state")
 
 
 def _decode_header(frame):
