@@ -274,7 +274,8 @@ def user_module(name="ei_user_module"):
 
 
 def load_function_loader():
-    """Import the daemon's ``function_loader.py`` as ``_extrainterpreters_loader``.
+    """Import the daemon's loader (``_function_loader.py`` of the client
+    package) as ``_extrainterpreters_loader``, fresh, as the daemon does.
 
     The daemon embeds that file; tests without a daemon read it from
     Bazel's runfiles or the source tree.
@@ -282,15 +283,16 @@ def load_function_loader():
     name = "_extrainterpreters_loader"
     if name in sys.modules:
         return sys.modules[name]
-    candidates = [os.path.join(TESTS_DIR, os.pardir, "daemon", "python",
-                               "function_loader.py")]
+    candidates = [os.path.join(TESTS_DIR, os.pardir, "client", "python",
+                               "extrainterpreters", "_function_loader.py")]
     srcdir = os.environ.get("TEST_SRCDIR")
     if srcdir:
-        candidates.insert(0, os.path.join(srcdir, "extrainterpreters", "daemon",
-                                          "python", "function_loader.py"))
+        candidates.insert(0, os.path.join(srcdir, "extrainterpreters", "client",
+                                          "python", "extrainterpreters",
+                                          "_function_loader.py"))
     path = next((p for p in candidates if os.path.exists(p)), None)
     if path is None:
-        raise RuntimeError(f"cannot find function_loader.py in {candidates}")
+        raise RuntimeError(f"cannot find _function_loader.py in {candidates}")
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module

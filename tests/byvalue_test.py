@@ -1,9 +1,9 @@
 """Unit tests of shipping functions by value, without a daemon.
 
 Jobs are pickled by the client's ``_byvalue`` and unpickled in this process
-by the daemon's own ``function_loader.py``, which rebuilds every function
-and class from its definition blob (new objects, own globals), as a daemon
-interpreter does.
+by the daemon's own loader (``_function_loader.py``), which rebuilds every
+function and class from its definition blob (new objects, own globals), as
+a daemon interpreter does.
 """
 
 import math

@@ -301,3 +301,11 @@ def rss_kib():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return -1
+
+
+def call_item(data, key, *args):
+    """Unpickle a queue item's payload here, in a job, and call
+    ``item[key](*args)``: items holding by-value functions are
+    self-contained, so a job can rebuild them."""
+    import pickle
+    return pickle.loads(data)[key](*args)

@@ -17,6 +17,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import jobs  # noqa: E402
 
 import extrainterpreters  # noqa: E402
 from extrainterpreters import Queue, RemoteError  # noqa: E402
@@ -30,6 +31,36 @@ q = Queue.open(sys.argv[2], socket_path=sys.argv[1])
 for i in range(int(sys.argv[3])):
     q.put(i)
 q.put(None)
+"""
+
+# Puts functions and classes of its __main__ (shipped by value), which
+# this process cannot import, then waits for the consumer's verdict.
+BY_VALUE_PRODUCER = """
+import sys
+from extrainterpreters import Queue
+q = Queue.open(sys.argv[2], socket_path=sys.argv[1])
+SCALE = 3
+def triple(x):
+    return x * SCALE
+class Point:
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+    def norm2(self):
+        return self.x ** 2 + self.y ** 2
+def adder(n):
+    return lambda x: x + n
+q.put({"lambda": lambda x: triple(x) + 1, "closure": adder(5), "point": Point(3, 4),
+       "class": Point})
+q.put(lambda x: x * 2)
+"""
+
+# Gets a function another process put, calls it and prints the result.
+BY_VALUE_CONSUMER = """
+import sys
+from extrainterpreters import Queue
+q = Queue.open(sys.argv[2], socket_path=sys.argv[1])
+fn = q.get(timeout=60)
+print(fn(21))
 """
 
 BLOCKED_GETTER = """
@@ -194,6 +225,33 @@ class QueueTest(harness.DaemonTestCase):
         q.put("still served")
         self.assertEqual(q.get(), "still served")
         self.assertEqual(self.daemon.process.poll(), None)
+
+    def test_by_value_functions_cross_processes(self):
+        name = unique("byvalue")
+        q = Queue.create(name, client=self.client)
+        self.addCleanup(q.delete)
+        producer = python(self.daemon, BY_VALUE_PRODUCER, name)
+        out, err = producer.communicate(timeout=RUN_TIMEOUT)
+        self.assertEqual(producer.returncode, 0, err)  # gone: items outlive it
+        item = q.get(timeout=RUN_TIMEOUT)
+        self.assertEqual(item["lambda"](4), 13)  # its global helper and SCALE came too
+        self.assertEqual(item["closure"](1), 6)
+        self.assertEqual(item["point"].norm2(), 25)
+        self.assertIsInstance(item["point"], item["class"])
+        self.assertEqual(item["class"](1, 1).norm2(), 2)
+        self.assertEqual(q.get(timeout=RUN_TIMEOUT)(8), 16)
+        # And the other way: a lambda of this process, called by another.
+        q.put(lambda x: f"doubled {x * 2}")
+        consumer = python(self.daemon, BY_VALUE_CONSUMER, name)
+        out, err = consumer.communicate(timeout=RUN_TIMEOUT)
+        self.assertEqual(consumer.returncode, 0, err)
+        self.assertEqual(out, "doubled 42\n")
+
+    def test_by_value_item_unpickles_in_a_job(self):
+        q = Queue(client=self.client)
+        offset = 100
+        payload = q._dump_item({"fn": lambda x: x + offset})
+        self.assertEqual(self.client.run(jobs.call_item, payload, "fn", 1), 101)
 
     def test_deleted_queue_is_gone(self):
         q = Queue(client=self.client)

@@ -39,7 +39,7 @@ and each of its members gets a tiny blob meaning "member i of that group".
 
 Global variables a function reads are pickled one by one, so the daemon can
 tell a value the client changed (assign it) from one a job may have changed
-there since (module state: keep it). See ``function_loader._assign``.
+there since (module state: keep it). See ``_function_loader._assign``.
 
 Bytecode only runs on the Python minor version that compiled it; the client
 checks that against the daemon before shipping anything (``check``).
@@ -62,7 +62,7 @@ import weakref
 
 from ._errors import ExtraInterpretersError
 
-__all__ = ["Job", "VersionMismatch", "dump_job", "needs_value"]
+__all__ = ["Job", "VersionMismatch", "dump", "dump_job", "needs_value"]
 
 PROTOCOL = 5
 LOADER_MODULE = "_extrainterpreters_loader"
@@ -129,7 +129,11 @@ def dump_job(fn, args, kwargs, check=None, buffer_callback=None):
     cost one plain pickling; others are pickled a second time, by value.
     ``buffer_callback`` is pickle's (out-of-band buffers, protocol 5).
     """
-    job = (fn, args, kwargs)
+    return dump((fn, args, kwargs), check, buffer_callback)
+
+
+def dump(job, check=None, buffer_callback=None):
+    """Pickle any object as ``dump_job`` pickles a job; return a ``Job``."""
     file = io.BytesIO()
     try:
         _ReferencePickler(file, protocol=PROTOCOL,
@@ -406,7 +410,7 @@ class _ByValuePickler(pickle.Pickler):
         return NotImplemented
 
     def _reduce_function(self, fn, parts):
-        """(skeleton, state) of a function; see function_loader.
+        """(skeleton, state) of a function; see _function_loader.
 
         ``parts``: with its cells and defaults (a method, whose class
         definition holds them), or without (a member of a definition:

@@ -4,8 +4,11 @@
     q.put(x) --queue_put+pickle--> QueueStore: queue 3 --queue_get reply--> q.get()
                                    (items, waiting getters and putters)
 
-An item is pickled here (``pickle`` protocol 5, plainly: no by-value
-functions yet) and copied into the daemon, so it outlives whoever put it.
+An item is pickled here (``pickle`` protocol 5) and copied into the daemon,
+so it outlives whoever put it. Functions and classes the daemon cannot
+import (``__main__``, lambdas, closures) are shipped by value as in jobs,
+but an item is read by other connections, so it carries their definitions
+itself (``_dump_item``) instead of naming ones sent on this connection.
 A blocked ``get`` or ``put`` is a request the daemon answers the moment an
 item or a slot arrives, or with ``queue_empty`` / ``queue_full`` when its
 timeout passes; nothing polls. The wait holds none of the client's locks:
@@ -29,8 +32,10 @@ import concurrent.futures
 import math
 import pickle
 import queue as _queue
+import sys
 
-from ._client import Client, _default_client
+from . import _byvalue
+from ._client import Client, _bytecode_check, _default_client
 from ._errors import ExtraInterpretersError, ProtocolError, RemoteError
 
 __all__ = ["Queue"]
@@ -108,13 +113,13 @@ class Queue:
         """Put ``item`` into the queue; ``queue.Full`` as ``queue.Queue``."""
         header = {"type": "queue_put", "queue": self._id, "block": bool(block),
                   "timeout": _check_timeout(block, timeout)}
-        self._call(header, pickle.dumps(item, protocol=5), _decode_empty)
+        self._call(header, self._dump_item(item), _decode_empty)
 
     def get(self, block=True, timeout=None):
         """Remove and return the oldest item; ``queue.Empty`` as ``queue.Queue``."""
         header = {"type": "queue_get", "queue": self._id, "block": bool(block),
                   "timeout": _check_timeout(block, timeout)}
-        return pickle.loads(self._call(header, b"", _decode_item))
+        return _load_item(self._call(header, b"", _decode_item))
 
     async def put_async(self, item, timeout=None):
         """``put`` for asyncio: waits for room without blocking the loop.
@@ -125,7 +130,7 @@ class Queue:
         """
         header = {"type": "queue_put", "queue": self._id, "block": True,
                   "timeout": _check_timeout(True, timeout)}
-        await self._call_async(header, pickle.dumps(item, protocol=5),
+        await self._call_async(header, self._dump_item(item),
                                _decode_empty)
 
     async def get_async(self, timeout=None):
@@ -136,7 +141,7 @@ class Queue:
         """
         header = {"type": "queue_get", "queue": self._id, "block": True,
                   "timeout": _check_timeout(True, timeout)}
-        return pickle.loads(await self._call_async(header, b"", _decode_item))
+        return _load_item(await self._call_async(header, b"", _decode_item))
 
     def put_nowait(self, item):
         return self.put(item, block=False)
@@ -223,6 +228,22 @@ class Queue:
                 _add_note(exc, await asyncio.wrap_future(settled))
             raise
 
+    def _dump_item(self, item):
+        """The payload of a put: the item's pickle, self-contained.
+
+        Functions and classes shipped by value travel inside it, their
+        definition blobs next to the pickle that names them: the pickle
+        is ``_extrainterpreters_loader.loads(pickle, {digest: blob})``,
+        which a job's interpreter and a client (``_load_item``) both run.
+        Their bytecode must suit the daemon's Python (a job may get it).
+        """
+        hello = getattr(self._client, "_hello", None)
+        dumped = _byvalue.dump(item, _bytecode_check(hello) if hello else None)
+        if not dumped.definitions:
+            return dumped.payload
+        blobs = {d.digest: d.blob for d in dumped.definitions}
+        return pickle.dumps(_SelfContained(dumped.payload, blobs), protocol=5)
+
     def _withdraw(self, future, header):
         """Withdraw the request of ``future``, whose caller stopped waiting.
 
@@ -271,6 +292,32 @@ class Queue:
         except ExtraInterpretersError as error:
             settled.set_result(f"{request}: the item it received after the "
                                f"wait was withdrawn is lost: {error}")
+
+
+class _SelfContained:
+    """Pickles as the loader's ``loads(payload, blobs)``: an item that needs
+    definitions, with them."""
+
+    __slots__ = ("payload", "blobs")
+
+    def __init__(self, payload, blobs):
+        self.payload, self.blobs = payload, blobs
+
+    def __reduce__(self):
+        return _LOADS, (self.payload, self.blobs)
+
+
+_LOADS = _byvalue._LoaderFunction("loads")
+
+
+def _load_item(data):
+    """Unpickle an item; one holding by-value definitions needs the loader
+    module, which a daemon interpreter has and a client imports here under
+    the same name."""
+    if _byvalue.LOADER_MODULE not in sys.modules:
+        from . import _function_loader
+        sys.modules.setdefault(_byvalue.LOADER_MODULE, _function_loader)
+    return pickle.loads(data)
 
 
 def _raise_standard(error):

@@ -1,6 +1,8 @@
 """Unpickles jobs inside the daemon's interpreters (module _extrainterpreters_loader).
 
-The daemon compiles this module into every worker interpreter. Jobs whose
+The daemon compiles this module into every worker interpreter; clients
+import it under the same name to unpickle queue items that hold functions
+shipped by value (``_queue``), so both sides are one piece of code. Jobs whose
 functions the daemon cannot import (``__main__``, the REPL, lambdas,
 closures) arrive with those functions shipped by value by the client's
 ``_byvalue`` module:
