@@ -6,6 +6,7 @@ waiters, through ``queue_info``) and on thread joins, never on sleeps.
 """
 
 import os
+import pickle
 import queue
 import signal
 import subprocess
@@ -252,6 +253,21 @@ class QueueTest(harness.DaemonTestCase):
         offset = 100
         payload = q._dump_item({"fn": lambda x: x + offset})
         self.assertEqual(self.client.run(jobs.call_item, payload, "fn", 1), 101)
+
+    def test_items_that_do_not_pickle_or_unpickle_say_so(self):
+        q = Queue(client=self.client)
+        with self.assertRaises(pickle.PicklingError) as caught:
+            q.put({"lock": threading.Lock()})
+        self.assertIn("cannot put a dict into <extrainterpreters.Queue", str(caught.exception))
+        self.assertIn("lock", str(caught.exception))
+        raw = harness.RawConnection(self.daemon.socket_path, timeout=RUN_TIMEOUT)
+        self.addCleanup(raw.close)
+        raw.hello()
+        raw.send({"type": "queue_put", "id": 2, "queue": q._id}, b"not a pickle")
+        self.assertEqual(raw.read_reply(2)["type"], "queue_put")
+        with self.assertRaises(pickle.UnpicklingError) as caught:
+            q.get()
+        self.assertIn("does not unpickle here (12 bytes", str(caught.exception))
 
     def test_deleted_queue_is_gone(self):
         q = Queue(client=self.client)

@@ -119,7 +119,7 @@ class Queue:
         """Remove and return the oldest item; ``queue.Empty`` as ``queue.Queue``."""
         header = {"type": "queue_get", "queue": self._id, "block": bool(block),
                   "timeout": _check_timeout(block, timeout)}
-        return _load_item(self._call(header, b"", _decode_item))
+        return self._load_item(self._call(header, b"", _decode_item))
 
     async def put_async(self, item, timeout=None):
         """``put`` for asyncio: waits for room without blocking the loop.
@@ -141,7 +141,8 @@ class Queue:
         """
         header = {"type": "queue_get", "queue": self._id, "block": True,
                   "timeout": _check_timeout(True, timeout)}
-        return _load_item(await self._call_async(header, b"", _decode_item))
+        return self._load_item(await self._call_async(header, b"",
+                                                      _decode_item))
 
     def put_nowait(self, item):
         return self.put(item, block=False)
@@ -211,7 +212,7 @@ class Queue:
         except RemoteError as exc:
             _raise_standard(exc)
         except BaseException as exc:
-            if not _answered(future, exc):
+            if header["type"] in _WAITS and not _answered(future, exc):
                 _add_note(exc, self._withdraw(future, header).result())
             raise
 
@@ -223,7 +224,7 @@ class Queue:
         except RemoteError as exc:
             _raise_standard(exc)
         except BaseException as exc:
-            if not _answered(future, exc):
+            if header["type"] in _WAITS and not _answered(future, exc):
                 settled = self._withdraw(future, header)
                 _add_note(exc, await asyncio.wrap_future(settled))
             raise
@@ -238,11 +239,32 @@ class Queue:
         Their bytecode must suit the daemon's Python (a job may get it).
         """
         hello = getattr(self._client, "_hello", None)
-        dumped = _byvalue.dump(item, _bytecode_check(hello) if hello else None)
+        try:
+            dumped = _byvalue.dump(item, _bytecode_check(hello) if hello else None)
+        except _byvalue.VersionMismatch:
+            raise
+        except Exception as exc:
+            raise pickle.PicklingError(
+                f"cannot put a {type(item).__qualname__} into {self!r}: it "
+                f"does not pickle: {exc}") from exc
         if not dumped.definitions:
             return dumped.payload
         blobs = {d.digest: d.blob for d in dumped.definitions}
         return pickle.dumps(_SelfContained(dumped.payload, blobs), protocol=5)
+
+    def _load_item(self, data):
+        """Unpickle an item got from the queue. One holding by-value
+        definitions needs the loader module, which a daemon interpreter has
+        and a client imports here under the same name."""
+        if _byvalue.LOADER_MODULE not in sys.modules:
+            from . import _function_loader
+            sys.modules.setdefault(_byvalue.LOADER_MODULE, _function_loader)
+        try:
+            return pickle.loads(data)
+        except Exception as exc:
+            raise pickle.UnpicklingError(
+                f"an item got from {self!r} does not unpickle here ({len(data)} "
+                f"bytes, taken from the queue): {exc!r}") from exc
 
     def _withdraw(self, future, header):
         """Withdraw the request of ``future``, whose caller stopped waiting.
@@ -308,16 +330,8 @@ class _SelfContained:
 
 
 _LOADS = _byvalue._LoaderFunction("loads")
-
-
-def _load_item(data):
-    """Unpickle an item; one holding by-value definitions needs the loader
-    module, which a daemon interpreter has and a client imports here under
-    the same name."""
-    if _byvalue.LOADER_MODULE not in sys.modules:
-        from . import _function_loader
-        sys.modules.setdefault(_byvalue.LOADER_MODULE, _function_loader)
-    return pickle.loads(data)
+# The requests that may wait in the daemon, and so may need withdrawing.
+_WAITS = ("queue_get", "queue_put")
 
 
 def _raise_standard(error):
