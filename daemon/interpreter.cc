@@ -78,6 +78,10 @@ void Interpreter::Interrupt(const std::shared_ptr<JobControl>& control) {
       std::lock_guard held(mu_);
       return current_ == control;
     });
+    // Then a queue wait, which would see the exception only when it returns,
+    // ends at once and raises it itself.
+    std::lock_guard held(mu_);
+    if (current_ == control) wakeup_.Fire(type);
   });
 }
 
@@ -93,6 +97,7 @@ void Interpreter::JoinInterrupters() {
 // The thread's whole life: the sub-interpreter and its thread state are made,
 // used and ended here, and the GIL is held only while Python code runs.
 void Interpreter::Main(Callbacks callbacks) {
+  JobWakeup::SetCurrent(&wakeup_);
   python::Status status;
   std::unique_ptr<SubInterpreter> sub = SubInterpreter::Create(&status);
   if (sub == nullptr) {
@@ -176,6 +181,7 @@ JobReply Interpreter::RunOne(Job& job, python::JobRunner& runner, SharedBuffer& 
   std::vector<char>().swap(job.payload);  // the buffer has it now
   {
     SubInterpreter::Attached attached(*sub_);
+    wakeup_.Arm(job.connection);
     SetCurrent(job.control);
     reply.outcome = runner.Run(buffer.data(), buffer.capacity(), size, job.definitions,
                                job.on_output, {job.out_of_band_fd.get(), job.out_of_band_lengths, job.share_result});

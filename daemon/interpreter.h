@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "daemon/job_queue.h"
+#include "daemon/job_wakeup.h"
 #include "daemon/python/status.h"
 
 namespace ei::python {
@@ -122,6 +123,7 @@ class Interpreter {
   // interrupter thread was joined; read by interrupters.
   std::unique_ptr<python::SubInterpreter> sub_;
   _object* cancelled_type_ = nullptr;  // the bootstrap's JobCancelled
+  JobWakeup wakeup_;  // ends the running job's queue wait when it is stopped
 
   mutable std::mutex mu_;
   InterpreterSnapshot snapshot_;                 // guarded by mu_

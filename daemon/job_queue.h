@@ -85,6 +85,9 @@ struct Job {
   UniqueFd out_of_band_fd;
   std::vector<std::size_t> out_of_band_lengths;
   bool share_result = false;  // its client takes descriptors (hello "fds")
+  /// The connection that submitted it (0: none); it owns the anonymous
+  /// queues the job creates.
+  std::uint64_t connection = 0;
   /// Set when the job's connection closed: the job is dropped unrun.
   std::shared_ptr<const std::atomic<bool>> abandoned;
 

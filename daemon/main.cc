@@ -29,6 +29,7 @@
 #include "daemon/job_totals.h"
 #include "daemon/latency_recorder.h"
 #include "daemon/log.h"
+#include "daemon/job_queue_service.h"
 #include "daemon/queue_store.h"
 #include "daemon/python/runtime.h"
 #include "daemon/reload.h"
@@ -121,6 +122,9 @@ int Serve(Config config, int argc, char** argv) {
   QueueStore queues({static_cast<std::size_t>(config.max_queues),
                      static_cast<std::size_t>(config.max_queue_items),
                      static_cast<std::size_t>(config.max_queue_bytes)});
+  // Jobs reach the same queues through `_extrainterpreters`.
+  JobQueueService job_queues(queues);
+  python::SetQueueService(&job_queues);
   DaemonContext context;
   context.info = {config.socket, static_cast<long>(::getpid()), python::Runtime::Version(),
                   python::Runtime::HexVersion(), start_time};
@@ -186,6 +190,8 @@ int Serve(Config config, int argc, char** argv) {
     log::Info("stopping: " + why);
     service.Stopping(why);
     server.Stop();
+    // Jobs still run to their end; none may wait for ever on a queue.
+    queues.StopWaiting("the daemon is shutting down");
     signals.cancel();
     reload_signal.cancel();
     drainer = std::thread([&] {
@@ -222,6 +228,7 @@ int Serve(Config config, int argc, char** argv) {
   });
   io.run();
   if (drainer.joinable()) drainer.join();
+  python::SetQueueService(nullptr);  // job_queues goes before any stuck thread
   if (stuck > 0) {
     // Their threads still run Python code: finalizing would pull the runtime
     // out from under them. The process ends here instead.

@@ -20,6 +20,7 @@ std::string QueueStore::Label(std::uint64_t id, const Queue& queue) {
 
 QueueStore::Created QueueStore::Create(const std::optional<std::string>& name,
                                        std::size_t maxsize, std::uint64_t owner) {
+  std::lock_guard lock(mu_);
   const std::string what = name ? "queue \"" + *name + "\"" : std::string("an anonymous queue");
   if (queues_.size() >= limits_.max_queues) {
     return {Status::kFull, 0,
@@ -45,6 +46,7 @@ QueueStore::Created QueueStore::Create(const std::optional<std::string>& name,
 }
 
 std::optional<std::uint64_t> QueueStore::Find(const std::string& name) const {
+  std::lock_guard lock(mu_);
   auto it = names_.find(name);
   if (it == names_.end()) return std::nullopt;
   return it->second;
@@ -72,6 +74,7 @@ void QueueStore::AdmitPutters(Queue& queue) {
 
 QueueStore::Outcome QueueStore::Put(std::uint64_t id, Item item, bool block,
                                     std::uint64_t caller, PutDone done) {
+  std::lock_guard lock(mu_);
   auto it = queues_.find(id);
   if (it == queues_.end()) {
     return {Status::kUnknown, {}, 0, "queue " + std::to_string(id) + " does not exist"};
@@ -101,6 +104,7 @@ QueueStore::Outcome QueueStore::Put(std::uint64_t id, Item item, bool block,
                 std::to_string(queue.bytes) + " bytes (at most " +
                 std::to_string(limits_.max_bytes) + ", max_queue_bytes)"};
   }
+  if (stopped_) return {Status::kGone, {}, 0, *stopped_};
   const WaiterId waiter = next_waiter_++;
   queue.putters.push_back({waiter, caller, std::move(item), std::move(done)});
   waiter_index_[waiter] = id;
@@ -110,6 +114,7 @@ QueueStore::Outcome QueueStore::Put(std::uint64_t id, Item item, bool block,
 // A returned item was the oldest one when its get took it, so it goes back
 // to the front; any getter waiting now would have received it anyway.
 QueueStore::Outcome QueueStore::PutBack(std::uint64_t id, Item item) {
+  std::lock_guard lock(mu_);
   auto it = queues_.find(id);
   if (it == queues_.end()) {
     return {Status::kUnknown, {}, 0, "queue " + std::to_string(id) + " does not exist"};
@@ -141,6 +146,7 @@ QueueStore::Outcome QueueStore::PutBack(std::uint64_t id, Item item) {
 
 QueueStore::Outcome QueueStore::Get(std::uint64_t id, bool block, std::uint64_t caller,
                                     GetDone done) {
+  std::lock_guard lock(mu_);
   auto it = queues_.find(id);
   if (it == queues_.end()) {
     return {Status::kUnknown, {}, 0, "queue " + std::to_string(id) + " does not exist"};
@@ -154,6 +160,7 @@ QueueStore::Outcome QueueStore::Get(std::uint64_t id, bool block, std::uint64_t 
     return outcome;
   }
   if (!block) return {Status::kEmpty, {}, 0, Label(id, queue) + " is empty"};
+  if (stopped_) return {Status::kGone, {}, 0, *stopped_};
   const WaiterId waiter = next_waiter_++;
   queue.getters.push_back({waiter, caller, std::move(done)});
   waiter_index_[waiter] = id;
@@ -161,6 +168,7 @@ QueueStore::Outcome QueueStore::Get(std::uint64_t id, bool block, std::uint64_t 
 }
 
 bool QueueStore::CancelWaiter(WaiterId waiter) {
+  std::lock_guard lock(mu_);
   auto index = waiter_index_.find(waiter);
   if (index == waiter_index_.end()) return false;
   Queue& queue = queues_.at(index->second);
@@ -185,13 +193,34 @@ void QueueStore::Erase(std::map<std::uint64_t, Queue>::iterator it, const std::s
 }
 
 bool QueueStore::Delete(std::uint64_t id, const std::string& why) {
+  std::lock_guard lock(mu_);
   auto it = queues_.find(id);
   if (it == queues_.end()) return false;
   Erase(it, Label(id, it->second) + " was deleted: " + why);
   return true;
 }
 
+void QueueStore::StopWaiting(const std::string& why) {
+  std::lock_guard lock(mu_);
+  stopped_ = why;
+  for (auto& [id, queue] : queues_) {
+    std::deque<Getter> getters = std::move(queue.getters);
+    std::deque<Putter> putters = std::move(queue.putters);
+    queue.getters.clear();
+    queue.putters.clear();
+    for (Getter& g : getters) {
+      waiter_index_.erase(g.id);
+      g.done(Status::kGone, {}, why);
+    }
+    for (Putter& p : putters) {
+      waiter_index_.erase(p.id);
+      p.done(Status::kGone, why);
+    }
+  }
+}
+
 void QueueStore::DropOwner(std::uint64_t owner) {
+  std::lock_guard lock(mu_);
   for (auto& [id, queue] : queues_) {
     auto mine = [this, owner](const auto& waiter) {
       if (waiter.caller != owner) return false;
@@ -212,6 +241,7 @@ void QueueStore::DropOwner(std::uint64_t owner) {
 }
 
 bool QueueStore::IsWaiting(std::uint64_t caller) const {
+  std::lock_guard lock(mu_);
   for (const auto& [id, queue] : queues_) {
     for (const Getter& g : queue.getters) if (g.caller == caller) return true;
     for (const Putter& p : queue.putters) if (p.caller == caller) return true;
@@ -225,12 +255,18 @@ QueueStore::Info QueueStore::InfoOf(std::uint64_t id, const Queue& queue) {
 }
 
 std::optional<QueueStore::Info> QueueStore::Describe(std::uint64_t id) const {
+  std::lock_guard lock(mu_);
   auto it = queues_.find(id);
   if (it == queues_.end()) return std::nullopt;
   return InfoOf(id, it->second);
 }
 
 std::vector<QueueStore::Info> QueueStore::List(std::size_t limit) const {
+  std::lock_guard lock(mu_);
+  return ListLocked(limit);
+}
+
+std::vector<QueueStore::Info> QueueStore::ListLocked(std::size_t limit) const {
   std::vector<Info> out;
   for (auto it = queues_.begin(); it != queues_.end() && out.size() < limit; ++it) {
     out.push_back(InfoOf(it->first, it->second));
@@ -238,9 +274,20 @@ std::vector<QueueStore::Info> QueueStore::List(std::size_t limit) const {
   return out;
 }
 
+std::size_t QueueStore::size() const {
+  std::lock_guard lock(mu_);
+  return queues_.size();
+}
+
+std::size_t QueueStore::waiters() const {
+  std::lock_guard lock(mu_);
+  return waiter_index_.size();
+}
+
 Json QueueStore::StatusJson(std::size_t limit) const {
+  std::lock_guard lock(mu_);
   Json list = Json::array();
-  for (const Info& q : List(limit)) {
+  for (const Info& q : ListLocked(limit)) {
     list.push_back({{"id", q.id},
                     {"name", q.name ? Json(*q.name) : Json(nullptr)},
                     {"owner", q.name ? Json(nullptr) : Json(q.owner)},
@@ -249,7 +296,7 @@ Json QueueStore::StatusJson(std::size_t limit) const {
                     {"maxsize", q.maxsize},
                     {"waiters", q.getters + q.putters}});
   }
-  return {{"count", queues_.size()}, {"waiters", waiters()}, {"list", list}};
+  return {{"count", queues_.size()}, {"waiters", waiter_index_.size()}, {"list", list}};
 }
 
 }  // namespace ei

@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -25,15 +26,19 @@ struct QueueLimits {
   std::size_t max_bytes = 256ull << 20;  // per queue, pickled items together
 };
 
-/// All queues of the daemon. Not thread-safe, by design: it is touched only
-/// on the I/O thread (sessions run there), so it needs no locks. Waiter
-/// callbacks are called on that thread too, from inside Put, Get, Delete,
-/// and DropOwner, after the store's state is consistent again; they must not
-/// call back into the store.
+/// All queues of the daemon. Thread-safe: sessions use it on the I/O thread,
+/// jobs on interpreter threads (daemon/job_queue_service.h). Every call
+/// holds one mutex for its whole length, so a waiter's callback runs under
+/// that mutex, on whichever thread made the put, get, or delete that
+/// answers it, after the store's state is consistent again: it must be
+/// short, must not block, and must not call back into the store.
 class QueueStore {
  public:
   using Item = std::vector<char>;
   using WaiterId = std::uint64_t;
+  /// The `caller` of puts and gets made by jobs; connections are numbered
+  /// from 1, and DropOwner(0) is never called.
+  static constexpr std::uint64_t kJobCaller = 0;
   enum class Status { kOk, kWaiting, kEmpty, kFull, kUnknown, kGone, kTooLarge };
 
   /// Called once for a waiting get: kOk with the item, or kGone.
@@ -92,6 +97,10 @@ class QueueStore {
   bool CancelWaiter(WaiterId waiter);
   /// Deletes a queue; its waiters get kGone with `why`. False if unknown.
   bool Delete(std::uint64_t queue, const std::string& why);
+  /// The daemon is stopping: every waiter gets kGone with `why`, and no
+  /// put or get waits from now on (they get kGone at once instead of
+  /// waiting). Puts and gets that need no wait still work.
+  void StopWaiting(const std::string& why);
   /// A connection closed: forgets its waiters (uncalled) and deletes the
   /// queues it owned.
   void DropOwner(std::uint64_t owner);
@@ -99,12 +108,12 @@ class QueueStore {
   std::optional<Info> Describe(std::uint64_t queue) const;
   /// The first `limit` queues by id, and how many there are.
   std::vector<Info> List(std::size_t limit) const;
-  std::size_t size() const { return queues_.size(); }
+  std::size_t size() const;
   /// Whether connection `caller` has a put or get waiting. Scans every
   /// waiter: for the idle check, which runs rarely.
   bool IsWaiting(std::uint64_t caller) const;
   /// Waiters of every queue together.
-  std::size_t waiters() const { return waiter_index_.size(); }
+  std::size_t waiters() const;
 
   /// The status document's "queues" object (PROTOCOL.md, "status").
   nlohmann::json StatusJson(std::size_t limit) const;
@@ -136,13 +145,16 @@ class QueueStore {
   void Store(Queue& queue, Item item);
   void AdmitPutters(Queue& queue);
   void Erase(std::map<std::uint64_t, Queue>::iterator it, const std::string& why);
+  std::vector<Info> ListLocked(std::size_t limit) const;
   static Info InfoOf(std::uint64_t id, const Queue& queue);
   static std::string Label(std::uint64_t id, const Queue& queue);
 
-  QueueLimits limits_;
+  const QueueLimits limits_;
+  mutable std::mutex mu_;  // guards everything below
   std::map<std::uint64_t, Queue> queues_;  // by id, so listings come oldest first
   std::unordered_map<std::string, std::uint64_t> names_;
   std::unordered_map<WaiterId, std::uint64_t> waiter_index_;  // waiter -> its queue
+  std::optional<std::string> stopped_;  // why no call may wait any more
   std::uint64_t next_queue_ = 1;
   WaiterId next_waiter_ = 1;
 };

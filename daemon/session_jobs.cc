@@ -62,6 +62,7 @@ void Session::OnRun(Frame& frame) {
   if (!ReadRunOptions(frame.header, &deadline, &job.definitions)) return;
   job.payload = std::move(frame.payload);
   job.share_result = takes_fds_;
+  job.connection = id_;
   const std::uint64_t request_id = id.get<std::uint64_t>();
   Wire(request_id, deadline, frame.header.value("output", false) == true, &job);
   if (QueueJob(id, lease, request_id, job)) ++context_.totals->submitted;

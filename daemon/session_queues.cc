@@ -2,15 +2,19 @@
 // queue_get, queue_delete, queue_info and queue_cancel (PROTOCOL.md,
 // "Queues").
 //
-// Thread affinity: every handler here, every waiter callback and every
-// timer runs on the I/O thread, the only thread that touches the
-// QueueStore. A blocked put or get is a waiter in the store, an entry in
+// Thread affinity: every handler and timer here runs on the I/O thread.
+// A waiter's callback runs on whichever thread answered it (a job's put or
+// get answers on its interpreter's thread) and hands its work to the I/O
+// thread with asio::dispatch: inline when it is already there. So this
+// connection's waits are only ever touched on the I/O thread. A blocked put or get is a waiter in the store, an entry in
 // queue_waits_ (for queue_cancel) and, when it has a timeout, a timer in
 // queue_timers_; whichever ends the wait first (the store's answer, the
 // timer or a queue_cancel) removes the others. Close() drops them all, so
 // a connection that goes away leaves no waiter behind.
 #include <chrono>
 #include <utility>
+
+#include <boost/asio/dispatch.hpp>
 
 #include "daemon/log.h"
 #include "daemon/queue_store.h"
@@ -90,14 +94,16 @@ void Session::OnQueueOpen(Frame& frame) {
     return;
   }
   const auto queue = context_.queues->Find(name.get<std::string>());
-  if (!queue) {
+  // A job may delete it in between.
+  const auto info = queue ? context_.queues->Describe(*queue) : std::nullopt;
+  if (!info) {
     SendError(id, "unknown_queue", "there is no queue named " + name.dump());
     return;
   }
   Send({{"type", "queue_open"},
         {"id", id},
         {"queue", *queue},
-        {"maxsize", context_.queues->Describe(*queue)->maxsize}});
+        {"maxsize", info->maxsize}});
 }
 
 // {"type": "queue_put", "id": 11, "queue": 3, "block": true, "timeout": 2.5}
@@ -123,12 +129,14 @@ void Session::OnQueuePut(Frame& frame) {
   }
   const std::uint64_t request = id.get<std::uint64_t>();
   auto done = [self = shared_from_this(), request](Status status, const std::string& why) {
-    self->EndQueueWait(request);
-    if (status == Status::kOk) {
-      self->Send({{"type", "queue_put"}, {"id", request}});
-    } else {
-      self->SendError(Json(request), "queue_gone", why);
-    }
+    asio::dispatch(self->socket_.get_executor(), [self, request, status, why] {
+      self->EndQueueWait(request);
+      if (status == Status::kOk) {
+        self->Send({{"type", "queue_put"}, {"id", request}});
+      } else {
+        self->SendError(Json(request), "queue_gone", why);
+      }
+    });
   };
   auto outcome = context_.queues->Put(queue, std::move(frame.payload), block, id_, done);
   switch (outcome.status) {
@@ -142,6 +150,7 @@ void Session::OnQueuePut(Frame& frame) {
       return;
     case Status::kFull: SendError(id, "queue_full", outcome.why); return;
     case Status::kTooLarge: SendError(id, "item_too_large", outcome.why); return;
+    case Status::kGone: SendError(id, "queue_gone", outcome.why); return;
     default: SendError(id, "unknown_queue", outcome.why); return;
   }
 }
@@ -159,12 +168,15 @@ void Session::OnQueueGet(Frame& frame) {
   const std::uint64_t request = id.get<std::uint64_t>();
   auto done = [self = shared_from_this(), request](Status status, QueueStore::Item item,
                                                    const std::string& why) {
-    self->EndQueueWait(request);
-    if (status == Status::kOk) {
-      self->Send({{"type", "queue_get"}, {"id", request}}, std::move(item));
-    } else {
-      self->SendError(Json(request), "queue_gone", why);
-    }
+    asio::dispatch(self->socket_.get_executor(),
+                   [self, request, status, item = std::move(item), why]() mutable {
+                     self->EndQueueWait(request);
+                     if (status == Status::kOk) {
+                       self->Send({{"type", "queue_get"}, {"id", request}}, std::move(item));
+                     } else {
+                       self->SendError(Json(request), "queue_gone", why);
+                     }
+                   });
   };
   auto outcome = context_.queues->Get(queue, block, id_, done);
   switch (outcome.status) {
@@ -177,6 +189,7 @@ void Session::OnQueueGet(Frame& frame) {
       }
       return;
     case Status::kEmpty: SendError(id, "queue_empty", outcome.why); return;
+    case Status::kGone: SendError(id, "queue_gone", outcome.why); return;
     default: SendError(id, "unknown_queue", outcome.why); return;
   }
 }

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "daemon/python/builtin_module.h"
+
 namespace ei::python {
 namespace {
 
@@ -46,6 +48,7 @@ Status Runtime::Initialize(const RuntimeOptions& options) {
     s = SetString(&config, &config.pythonpath_env, search_path, "python path");
   }
   if (s.ok()) {
+    RegisterBuiltinModule();
     PyStatus status = Py_InitializeFromConfig(&config);
     if (PyStatus_Exception(status)) s = FromPyStatus(status, "Py_InitializeFromConfig");
   }

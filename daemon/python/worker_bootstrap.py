@@ -246,3 +246,50 @@ def _run(view, size, defs, oob_fd, oob_lengths, share_result):
     except BaseException as exc:
         return NOT_PICKLABLE, _describe(exc), 0, None, -1, ()
     return OK, None, written, spill, result_fd, lengths
+
+
+class _PackageFinder:
+    """Finds ``extrainterpreters`` and its modules in the daemon binary
+    (module ``_extrainterpreters``), so a job can use the client package,
+    and its queues in particular, whatever the daemon's sys.path holds. It
+    comes first on sys.meta_path: a job always gets the package of the
+    daemon it runs in.
+    """
+
+    _PACKAGE = "extrainterpreters"
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname != cls._PACKAGE and not fullname.startswith(cls._PACKAGE + "."):
+            return None
+        import _extrainterpreters
+        found = _extrainterpreters.package_source(fullname)
+        if found is None:
+            return None
+        source, is_package = found
+        spec = _ModuleSpec(fullname, _PackageLoader(source), is_package=is_package,
+                           origin=f"<extrainterpretersd>/{fullname.replace('.', '/')}.py")
+        if is_package:
+            spec.submodule_search_locations = []
+        return spec
+
+
+class _PackageLoader:
+    __slots__ = ("_source",)
+
+    def __init__(self, source):
+        self._source = source
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        code = compile(self._source, module.__spec__.origin, "exec", dont_inherit=True)
+        exec(code, module.__dict__)
+
+    def get_source(self, fullname):  # for tracebacks
+        return self._source
+
+
+_ModuleSpec = type(sys.__spec__)
+sys.meta_path.insert(0, _PackageFinder)

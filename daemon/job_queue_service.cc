@@ -1,0 +1,196 @@
+// Lock order: the store's mutex, then a JobWakeup's. A waiter's callback
+// runs under the store's mutex and takes the wakeup's to hand over its
+// answer; a waiting job holds only the wakeup's while it sleeps, and lets
+// go of it before it calls the store to give up.
+#include "daemon/job_queue_service.h"
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <utility>
+
+#include "daemon/job_wakeup.h"
+
+namespace ei {
+
+using python::QueueCallResult;
+using Status = QueueStore::Status;
+
+// What the store answered a waiting put or get. Guarded by the wakeup's mutex.
+struct JobQueueService::Answer {
+  bool done = false;
+  Status status = Status::kOk;
+  QueueStore::Item item;
+  std::string why;
+};
+
+namespace {
+
+QueueCallResult Failed(const char* code, std::string why) {
+  QueueCallResult result;
+  result.code = code;
+  result.why = std::move(why);
+  return result;
+}
+
+// The PROTOCOL.md code for a refused put or get, as sessions send it.
+const char* CodeOf(Status status) {
+  switch (status) {
+    case Status::kEmpty: return "queue_empty";
+    case Status::kFull: return "queue_full";
+    case Status::kTooLarge: return "item_too_large";
+    case Status::kGone: return "queue_gone";
+    default: return "unknown_queue";
+  }
+}
+
+QueueCallResult Stopped(JobWakeup& wakeup, std::uint64_t queue) {
+  QueueCallResult result = Failed("stopped", "the job was told to stop while it waited on queue " +
+                                                 std::to_string(queue));
+  std::lock_guard lock(wakeup.mutex());
+  result.stop_type = wakeup.fired();
+  return result;
+}
+
+bool IsFired(JobWakeup& wakeup) {
+  std::lock_guard lock(wakeup.mutex());
+  return wakeup.fired() != nullptr;
+}
+
+}  // namespace
+
+QueueCallResult JobQueueService::Create(const std::optional<std::string>& name,
+                                        std::size_t maxsize) {
+  JobWakeup* wakeup = JobWakeup::Current();
+  const std::uint64_t owner = wakeup != nullptr ? wakeup->connection() : 0;
+  if (!name && owner == 0) {
+    return Failed("bad_request",
+                  "cannot create an anonymous queue here: it would belong to no connection");
+  }
+  const auto created = store_.Create(name, maxsize, owner);
+  switch (created.status) {
+    case Status::kOk: {
+      QueueCallResult result;
+      result.queue = created.queue;
+      result.maxsize = maxsize;
+      return result;
+    }
+    case Status::kFull: return Failed("queue_limit", created.why);
+    case Status::kGone: return Failed("queue_exists", created.why);
+    default: return Failed("bad_request", created.why);
+  }
+}
+
+QueueCallResult JobQueueService::Open(const std::string& name) {
+  const auto id = store_.Find(name);
+  const auto info = id ? store_.Describe(*id) : std::nullopt;
+  if (!info) return Failed("unknown_queue", "there is no queue named \"" + name + "\"");
+  QueueCallResult result;
+  result.queue = info->id;
+  result.maxsize = info->maxsize;
+  return result;
+}
+
+QueueCallResult JobQueueService::Put(std::uint64_t queue, std::vector<char> item, bool block,
+                                     std::optional<double> timeout) {
+  JobWakeup local;
+  JobWakeup& wakeup = JobWakeup::Current() != nullptr ? *JobWakeup::Current() : local;
+  if (IsFired(wakeup)) return Stopped(wakeup, queue);
+  auto answer = std::make_shared<Answer>();
+  auto done = [answer, &wakeup](Status status, const std::string& why) {
+    std::lock_guard lock(wakeup.mutex());
+    answer->status = status;
+    answer->why = why;
+    answer->done = true;
+    wakeup.cv().notify_all();
+  };
+  const bool waits = block && !(timeout && *timeout == 0);
+  auto outcome = store_.Put(queue, std::move(item), waits, QueueStore::kJobCaller, done);
+  if (outcome.status == Status::kOk) return {};
+  if (outcome.status != Status::kWaiting) return Failed(CodeOf(outcome.status), outcome.why);
+  return Await(answer, wakeup, outcome.waiter, queue, timeout, "queue_full", "full");
+}
+
+QueueCallResult JobQueueService::Get(std::uint64_t queue, bool block,
+                                     std::optional<double> timeout) {
+  JobWakeup local;
+  JobWakeup& wakeup = JobWakeup::Current() != nullptr ? *JobWakeup::Current() : local;
+  if (IsFired(wakeup)) return Stopped(wakeup, queue);
+  auto answer = std::make_shared<Answer>();
+  auto done = [answer, &wakeup](Status status, QueueStore::Item item, const std::string& why) {
+    std::lock_guard lock(wakeup.mutex());
+    answer->status = status;
+    answer->item = std::move(item);
+    answer->why = why;
+    answer->done = true;
+    wakeup.cv().notify_all();
+  };
+  const bool waits = block && !(timeout && *timeout == 0);
+  auto outcome = store_.Get(queue, waits, QueueStore::kJobCaller, done);
+  if (outcome.status == Status::kOk) {
+    QueueCallResult result;
+    result.item = std::move(outcome.item);
+    return result;
+  }
+  if (outcome.status != Status::kWaiting) return Failed(CodeOf(outcome.status), outcome.why);
+  return Await(answer, wakeup, outcome.waiter, queue, timeout, "queue_empty", "empty");
+}
+
+// The waiter stays in the store until it is answered or withdrawn here; a
+// store answer that comes while this gives up has already been handed over
+// (callbacks run under the store's mutex, which CancelWaiter takes), so no
+// item is ever dropped on the floor.
+QueueCallResult JobQueueService::Await(const std::shared_ptr<Answer>& answer,
+                                       JobWakeup& wakeup, QueueStore::WaiterId waiter,
+                                       std::uint64_t queue, std::optional<double> timeout,
+                                       const char* timeout_code, const char* timeout_state) {
+  std::unique_lock lock(wakeup.mutex());
+  auto ended = [&] { return answer->done || wakeup.fired() != nullptr; };
+  if (timeout) {
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(*timeout));
+    wakeup.cv().wait_until(lock, deadline, ended);
+  } else {
+    wakeup.cv().wait(lock, ended);
+  }
+  if (!answer->done) {
+    const bool stopped = wakeup.fired() != nullptr;
+    lock.unlock();
+    if (store_.CancelWaiter(waiter)) {
+      if (stopped) return Stopped(wakeup, queue);
+      char seconds[32];
+      std::snprintf(seconds, sizeof seconds, "%g", *timeout);
+      return Failed(timeout_code, "queue " + std::to_string(queue) + " stayed " + timeout_state +
+                                      " for " + seconds + " s");
+    }
+    lock.lock();  // answered meanwhile: the answer is in already
+  }
+  if (answer->status != Status::kOk) return Failed(CodeOf(answer->status), answer->why);
+  QueueCallResult result;
+  result.item = std::move(answer->item);
+  return result;
+}
+
+QueueCallResult JobQueueService::Info(std::uint64_t queue) {
+  const auto info = store_.Describe(queue);
+  if (!info) return Failed("unknown_queue", "queue " + std::to_string(queue) + " does not exist");
+  QueueCallResult result;
+  result.queue = info->id;
+  result.name = info->name;
+  result.maxsize = info->maxsize;
+  result.size = info->size;
+  result.bytes = info->bytes;
+  result.getters = info->getters;
+  result.putters = info->putters;
+  return result;
+}
+
+QueueCallResult JobQueueService::Delete(std::uint64_t queue) {
+  if (!store_.Delete(queue, "a job deleted it")) {
+    return Failed("unknown_queue", "queue " + std::to_string(queue) + " does not exist");
+  }
+  return {};
+}
+
+}  // namespace ei

@@ -1,0 +1,251 @@
+// `_extrainterpreters`: a multi-phase, per-interpreter module (it supports
+// an own GIL), so each sub-interpreter gets its own copy with its own
+// QueueError. The queue functions copy their arguments while the GIL is
+// held, then release it for the call into the QueueService, which may wait
+// (a blocked get sleeps on a condition variable; nothing polls).
+#include "daemon/python/builtin_module.h"
+
+#include <Python.h>
+
+#include <atomic>
+#include <cstring>
+#include <utility>
+
+#include "daemon/python/client_package_source.h"
+
+namespace ei::python {
+namespace {
+
+std::atomic<QueueService*> g_service{nullptr};
+
+struct ModuleState {
+  PyObject* queue_error;  // QueueError(code, message)
+};
+
+ModuleState* StateOf(PyObject* module) {
+  return static_cast<ModuleState*>(PyModule_GetState(module));
+}
+
+QueueService* ServiceOrRaise() {
+  QueueService* service = g_service.load();
+  if (service == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "the daemon's queues are not available in this interpreter");
+  }
+  return service;
+}
+
+// Sets the Python error for a failed call; returns nullptr.
+PyObject* RaiseFor(PyObject* module, const QueueCallResult& result) {
+  if (result.code == "stopped" && result.stop_type != nullptr) {
+    // The interrupter also left the stop exception pending in this thread;
+    // it is raised here instead, once, at the call that waited.
+    PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), nullptr);
+    PyErr_SetString(result.stop_type, result.why.c_str());
+    return nullptr;
+  }
+  PyObject* args = Py_BuildValue("(s#s#)", result.code.data(),
+                                 static_cast<Py_ssize_t>(result.code.size()), result.why.data(),
+                                 static_cast<Py_ssize_t>(result.why.size()));
+  if (args != nullptr) {
+    PyErr_SetObject(StateOf(module)->queue_error, args);
+    Py_DECREF(args);
+  }
+  return nullptr;
+}
+
+// "timeout": None or a number of seconds >= 0.
+bool ReadTimeout(PyObject* value, std::optional<double>* timeout) {
+  if (value == Py_None) return true;
+  const double seconds = PyFloat_AsDouble(value);
+  if (seconds == -1.0 && PyErr_Occurred()) return false;
+  if (!(seconds >= 0) || seconds > 1e9) {
+    PyErr_SetString(PyExc_ValueError, "timeout must be None or a number of seconds from 0 to 1e9");
+    return false;
+  }
+  *timeout = seconds;
+  return true;
+}
+
+// queue_create(name: str | None, maxsize: int) -> int
+PyObject* QueueCreate(PyObject* module, PyObject* args) {
+  PyObject* name = nullptr;
+  Py_ssize_t maxsize = 0;
+  if (!PyArg_ParseTuple(args, "On:queue_create", &name, &maxsize)) return nullptr;
+  std::optional<std::string> wanted;
+  if (name != Py_None) {
+    const char* text = PyUnicode_AsUTF8(name);
+    if (text == nullptr) return nullptr;
+    wanted = text;
+  }
+  if (maxsize < 0) {
+    PyErr_SetString(PyExc_ValueError, "maxsize must be >= 0");
+    return nullptr;
+  }
+  QueueService* service = ServiceOrRaise();
+  if (service == nullptr) return nullptr;
+  const QueueCallResult result = service->Create(wanted, static_cast<std::size_t>(maxsize));
+  if (!result.code.empty()) return RaiseFor(module, result);
+  return PyLong_FromUnsignedLongLong(result.queue);
+}
+
+// queue_open(name: str) -> (queue, maxsize)
+PyObject* QueueOpen(PyObject* module, PyObject* args) {
+  const char* name = nullptr;
+  if (!PyArg_ParseTuple(args, "s:queue_open", &name)) return nullptr;
+  QueueService* service = ServiceOrRaise();
+  if (service == nullptr) return nullptr;
+  const QueueCallResult result = service->Open(name);
+  if (!result.code.empty()) return RaiseFor(module, result);
+  return Py_BuildValue("(Kn)", static_cast<unsigned long long>(result.queue),
+                       static_cast<Py_ssize_t>(result.maxsize));
+}
+
+// queue_put(queue: int, item: bytes, block: bool, timeout: float | None)
+PyObject* QueuePut(PyObject* module, PyObject* args) {
+  unsigned long long queue = 0;
+  Py_buffer item{};
+  int block = 1;
+  PyObject* limit = nullptr;
+  if (!PyArg_ParseTuple(args, "Ky*pO:queue_put", &queue, &item, &block, &limit)) return nullptr;
+  std::optional<double> timeout;
+  const bool timeout_ok = ReadTimeout(limit, &timeout);
+  std::vector<char> copy;
+  if (timeout_ok) {
+    const char* data = static_cast<const char*>(item.buf);
+    copy.assign(data, data + item.len);
+  }
+  PyBuffer_Release(&item);
+  if (!timeout_ok) return nullptr;
+  QueueService* service = ServiceOrRaise();
+  if (service == nullptr) return nullptr;
+  QueueCallResult result;
+  Py_BEGIN_ALLOW_THREADS
+  result = service->Put(queue, std::move(copy), block != 0, timeout);
+  Py_END_ALLOW_THREADS
+  if (!result.code.empty()) return RaiseFor(module, result);
+  Py_RETURN_NONE;
+}
+
+// queue_get(queue: int, block: bool, timeout: float | None) -> bytes
+PyObject* QueueGet(PyObject* module, PyObject* args) {
+  unsigned long long queue = 0;
+  int block = 1;
+  PyObject* limit = nullptr;
+  if (!PyArg_ParseTuple(args, "KpO:queue_get", &queue, &block, &limit)) return nullptr;
+  std::optional<double> timeout;
+  if (!ReadTimeout(limit, &timeout)) return nullptr;
+  QueueService* service = ServiceOrRaise();
+  if (service == nullptr) return nullptr;
+  QueueCallResult result;
+  Py_BEGIN_ALLOW_THREADS
+  result = service->Get(queue, block != 0, timeout);
+  Py_END_ALLOW_THREADS
+  if (!result.code.empty()) return RaiseFor(module, result);
+  return PyBytes_FromStringAndSize(result.item.data(), static_cast<Py_ssize_t>(result.item.size()));
+}
+
+// queue_info(queue: int) -> dict, as the queue_info reply's fields
+PyObject* QueueInfo(PyObject* module, PyObject* args) {
+  unsigned long long queue = 0;
+  if (!PyArg_ParseTuple(args, "K:queue_info", &queue)) return nullptr;
+  QueueService* service = ServiceOrRaise();
+  if (service == nullptr) return nullptr;
+  const QueueCallResult r = service->Info(queue);
+  if (!r.code.empty()) return RaiseFor(module, r);
+  PyObject* name = r.name ? PyUnicode_FromStringAndSize(r.name->data(),
+                                                        static_cast<Py_ssize_t>(r.name->size()))
+                          : Py_NewRef(Py_None);
+  if (name == nullptr) return nullptr;
+  return Py_BuildValue("{sKsNsnsnsnsnsnsn}", "queue", static_cast<unsigned long long>(r.queue),
+                       "name", name, "size", static_cast<Py_ssize_t>(r.size), "bytes",
+                       static_cast<Py_ssize_t>(r.bytes), "maxsize",
+                       static_cast<Py_ssize_t>(r.maxsize), "waiters",
+                       static_cast<Py_ssize_t>(r.getters + r.putters), "getters",
+                       static_cast<Py_ssize_t>(r.getters), "putters",
+                       static_cast<Py_ssize_t>(r.putters));
+}
+
+// queue_delete(queue: int)
+PyObject* QueueDelete(PyObject* module, PyObject* args) {
+  unsigned long long queue = 0;
+  if (!PyArg_ParseTuple(args, "K:queue_delete", &queue)) return nullptr;
+  QueueService* service = ServiceOrRaise();
+  if (service == nullptr) return nullptr;
+  const QueueCallResult result = service->Delete(queue);
+  if (!result.code.empty()) return RaiseFor(module, result);
+  Py_RETURN_NONE;
+}
+
+// package_source(name: str) -> (source, is_package) or None
+PyObject* PackageSource(PyObject*, PyObject* args) {
+  const char* name = nullptr;
+  if (!PyArg_ParseTuple(args, "s:package_source", &name)) return nullptr;
+  for (const EmbeddedModule& module : kClientPackage) {
+    if (std::strcmp(module.name, name) == 0) {
+      return Py_BuildValue("(sO)", module.source, module.package ? Py_True : Py_False);
+    }
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef kMethods[] = {
+    {"queue_create", QueueCreate, METH_VARARGS, "queue_create(name, maxsize) -> queue id"},
+    {"queue_open", QueueOpen, METH_VARARGS, "queue_open(name) -> (queue id, maxsize)"},
+    {"queue_put", QueuePut, METH_VARARGS, "queue_put(queue, item, block, timeout)"},
+    {"queue_get", QueueGet, METH_VARARGS, "queue_get(queue, block, timeout) -> item"},
+    {"queue_info", QueueInfo, METH_VARARGS, "queue_info(queue) -> dict"},
+    {"queue_delete", QueueDelete, METH_VARARGS, "queue_delete(queue)"},
+    {"package_source", PackageSource, METH_VARARGS,
+     "package_source(name) -> (source, is_package) or None, for the embedded client package"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+int Exec(PyObject* module) {
+  ModuleState* state = StateOf(module);
+  state->queue_error = PyErr_NewExceptionWithDoc(
+      "_extrainterpreters.QueueError", "A queue call failed: args are (code, message).",
+      nullptr, nullptr);
+  if (state->queue_error == nullptr) return -1;
+  return PyModule_AddObjectRef(module, "QueueError", state->queue_error);
+}
+
+int Traverse(PyObject* module, visitproc visit, void* arg) {
+  Py_VISIT(StateOf(module)->queue_error);
+  return 0;
+}
+
+int Clear(PyObject* module) {
+  Py_CLEAR(StateOf(module)->queue_error);
+  return 0;
+}
+
+void Free(void* module) { Clear(static_cast<PyObject*>(module)); }
+
+PyModuleDef_Slot kSlots[] = {
+    {Py_mod_exec, reinterpret_cast<void*>(Exec)},
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+    {0, nullptr},
+};
+
+PyModuleDef kModule = {
+    PyModuleDef_HEAD_INIT,
+    "_extrainterpreters",
+    "The daemon's queues and client package, for code running in a job.",
+    sizeof(ModuleState),
+    kMethods,
+    kSlots,
+    Traverse,
+    Clear,
+    Free,
+};
+
+PyObject* Init() { return PyModuleDef_Init(&kModule); }
+
+}  // namespace
+
+void RegisterBuiltinModule() { PyImport_AppendInittab("_extrainterpreters", &Init); }
+
+void SetQueueService(QueueService* service) { g_service.store(service); }
+
+}  // namespace ei::python
