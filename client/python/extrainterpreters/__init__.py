@@ -33,17 +33,42 @@ version. The socket is found as ``default_socket_path()``
 says, unless given.
 """
 
-from ._aio import AsyncClient
-from ._client import Client, run
-from ._errors import (BrokenInterpreterPool, DaemonConnectionError,
-                      ExtraInterpretersError, JobTimeout, ProtocolError,
-                      RemoteError)
-from ._executor import InterpreterPoolExecutor
-from ._future import JobFuture
-from ._interpreter import Interpreter
-from ._paths import default_socket_path
-from ._queue import Queue
 from ._version import __version__
+
+# Where each public name lives. They are imported on first use (PEP 562),
+# so that `import extrainterpreters` stays cheap: inside a job, where the
+# daemon provides this package, a Queue needs neither sockets nor asyncio.
+_EXPORTS = {
+    "AsyncClient": "_aio",
+    "Client": "_client",
+    "run": "_client",
+    "BrokenInterpreterPool": "_errors",
+    "DaemonConnectionError": "_errors",
+    "ExtraInterpretersError": "_errors",
+    "JobTimeout": "_errors",
+    "ProtocolError": "_errors",
+    "RemoteError": "_errors",
+    "InterpreterPoolExecutor": "_executor",
+    "JobFuture": "_future",
+    "Interpreter": "_interpreter",
+    "default_socket_path": "_paths",
+    "Queue": "_queue",
+}
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'extrainterpreters' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "Client",

@@ -24,7 +24,7 @@ running one has an exception raised inside it by the daemon.
 
 import asyncio
 
-from . import _client, _codec
+from . import _client, _codec, _queue_local
 from ._errors import DaemonConnectionError, ProtocolError, RemoteError
 from ._paths import resolve_socket_path
 
@@ -295,6 +295,8 @@ class AsyncClient:
         future, decode = entry
         if future.done():
             return  # Cancelled; its done callback has not run yet.
+        # A Queue in the value opens its own connection to this daemon.
+        previous = _queue_local.unpickling_for(self._socket_path)
         try:
             value = decode(frame)
         except (ProtocolError, RemoteError) as exc:
@@ -304,6 +306,8 @@ class AsyncClient:
                 future.set_exception(value.exception)
             else:
                 future.set_result(value)
+        finally:
+            _queue_local.unpickling_for(previous)
 
     def _write_output(self, header):
         job_id = header["id"]

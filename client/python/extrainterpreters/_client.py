@@ -44,7 +44,7 @@ import socket
 import sys
 import threading
 
-from . import _byvalue, _codec, _shm
+from . import _byvalue, _codec, _queue_local, _shm
 from ._errors import (DaemonConnectionError, ExtraInterpretersError,
                       JobTimeout, ProtocolError, RemoteError,
                       _RemoteTraceback)
@@ -567,6 +567,7 @@ class Client:
                     code=header.get("code"))
             return
         future, decode = entry
+        previous = _queue_local.unpickling_for(self)  # Queues in the value
         try:
             value = decode(frame)
         except (ProtocolError, RemoteError) as exc:
@@ -576,6 +577,8 @@ class Client:
                 settle(future, exception=value.exception)
             else:
                 settle(future, value=value)
+        finally:
+            _queue_local.unpickling_for(previous)
 
     def _write_output(self, header):
         """Copy one ``output`` frame to ``sys.stdout`` or ``sys.stderr``."""

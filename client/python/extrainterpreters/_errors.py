@@ -100,6 +100,12 @@ class RemoteError(ExtraInterpretersError):
                      + self.traceback_text.rstrip("\n"))
         return text
 
+    def __reduce__(self):
+        # Keeps the code and the remote details when a job raises one (a
+        # queue call inside a job can) and it travels back pickled.
+        return _restore_remote_error, (type(self), self.message, self.type_name,
+                                       self.traceback_text, self.code)
+
     @classmethod
     def from_exception_info(cls, info, *, message=None, code=None):
         """Build from the ``exception`` object of a reply header.
@@ -166,3 +172,7 @@ class _RemoteTraceback(Exception):
 
 def _str_or_none(value):
     return value if isinstance(value, str) else None
+
+
+def _restore_remote_error(cls, message, type_name, traceback_text, code):
+    return cls(message, type_name=type_name, traceback_text=traceback_text, code=code)

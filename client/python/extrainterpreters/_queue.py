@@ -27,16 +27,17 @@ exception goes on::
     put answered after all: stored; a note on the exception says so
 """
 
-import asyncio
 import concurrent.futures
 import math
 import pickle
 import queue as _queue
 import sys
 
-from . import _byvalue
-from ._client import Client, _bytecode_check, _default_client
+from . import _queue_local
 from ._errors import ExtraInterpretersError, ProtocolError, RemoteError
+
+# Inside a job (the daemon provides this package there), the client, the
+# by-value pickler and asyncio are imported only when a call needs them.
 
 __all__ = ["Queue"]
 
@@ -56,7 +57,15 @@ class Queue:
 
     Without ``client``, a Queue uses a new connection to ``socket_path``
     (closed by ``close()`` or ``delete()``) or, with neither, the shared
-    client of the default socket.
+    client of the default socket. Inside a job, with neither, it calls the
+    daemon it runs in directly, without a socket: a blocking call there
+    releases the interpreter's GIL while it waits, and ends when the job is
+    cancelled or times out.
+
+    A Queue pickles as a reference to the daemon's queue, not a copy: pass
+    one to a job as an argument (or put it into another queue) and the job
+    uses the same queue. Unpickled in a client, it uses the shared client of
+    the default socket.
     """
 
     def __init__(self, maxsize=0, *, client=None, socket_path=None):
@@ -178,8 +187,7 @@ class Queue:
             self._client.close()
 
     def __reduce__(self):
-        raise TypeError("an extrainterpreters.Queue cannot be pickled yet: "
-                        "passing queues to jobs is not supported in this version")
+        return _reopen, (self._id, self._name, self._maxsize)
 
     def __repr__(self):
         what = repr(self._name) if self._name is not None else "anonymous"
@@ -191,8 +199,12 @@ class Queue:
         if client is not None:
             self._client, self._own_client = client, False
         elif socket_path is not None:
+            from ._client import Client
             self._client, self._own_client = Client(socket_path), True
+        elif _queue_local.inside_daemon():
+            self._client, self._own_client = _queue_local.TRANSPORT, False
         else:
+            from ._client import _default_client
             self._client, self._own_client = _default_client(), False
 
     def _make(self, header, decode=None):
@@ -218,6 +230,7 @@ class Queue:
 
     async def _call_async(self, header, payload, decode):
         """``_call`` for asyncio: the reply is awaited, not waited for."""
+        import asyncio
         future = self._client._request(header, decode, payload)
         try:
             return await asyncio.wrap_future(future)
@@ -238,6 +251,13 @@ class Queue:
         which a job's interpreter and a client (``_load_item``) both run.
         Their bytecode must suit the daemon's Python (a job may get it).
         """
+        if self._client is _queue_local.TRANSPORT:
+            try:  # the common case, without loading the by-value pickler
+                return pickle.dumps(item, protocol=5)
+            except Exception:
+                pass
+        from . import _byvalue
+        from ._client import _bytecode_check
         hello = getattr(self._client, "_hello", None)
         try:
             dumped = _byvalue.dump(item, _bytecode_check(hello) if hello else None)
@@ -256,15 +276,19 @@ class Queue:
         """Unpickle an item got from the queue. One holding by-value
         definitions needs the loader module, which a daemon interpreter has
         and a client imports here under the same name."""
-        if _byvalue.LOADER_MODULE not in sys.modules:
+        if _LOADER_MODULE not in sys.modules:
             from . import _function_loader
-            sys.modules.setdefault(_byvalue.LOADER_MODULE, _function_loader)
+            sys.modules.setdefault(_LOADER_MODULE, _function_loader)
+        previous = _queue_local.unpickling_for(
+            None if self._client is _queue_local.TRANSPORT else self._client)
         try:
             return pickle.loads(data)
         except Exception as exc:
             raise pickle.UnpicklingError(
                 f"an item got from {self!r} does not unpickle here ({len(data)} "
                 f"bytes, taken from the queue): {exc!r}") from exc
+        finally:
+            _queue_local.unpickling_for(previous)
 
     def _withdraw(self, future, header):
         """Withdraw the request of ``future``, whose caller stopped waiting.
@@ -326,10 +350,27 @@ class _SelfContained:
         self.payload, self.blobs = payload, blobs
 
     def __reduce__(self):
-        return _LOADS, (self.payload, self.blobs)
+        from . import _byvalue
+        return _byvalue._LoaderFunction("loads"), (self.payload, self.blobs)
 
 
-_LOADS = _byvalue._LoaderFunction("loads")
+def _reopen(queue_id, name, maxsize):
+    """A Queue unpickled: the same daemon queue, through the client whose
+    reply (or queue item) held it, else the default transport: the daemon
+    itself inside a job, the shared default client elsewhere."""
+    self = Queue.__new__(Queue)
+    via = _queue_local.unpickling_client()
+    if isinstance(via, str):
+        self._setup(None, via)
+    else:
+        self._setup(via, None)
+    self._id, self._name, self._maxsize = queue_id, name, maxsize
+    return self
+
+
+# The name the daemon's interpreters know the by-value loader by (as
+# _byvalue.LOADER_MODULE, which this module does not import up front).
+_LOADER_MODULE = "_extrainterpreters_loader"
 # The requests that may wait in the daemon, and so may need withdrawing.
 _WAITS = ("queue_get", "queue_put")
 

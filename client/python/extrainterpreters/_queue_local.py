@@ -1,0 +1,103 @@
+"""Queue requests made inside a job, answered in-process.
+
+    job: q.get() --> TRANSPORT._request(header) --> _extrainterpreters.queue_get
+                     (GIL released; waits on a condition variable in the daemon)
+
+Inside the daemon's interpreters the built-in module ``_extrainterpreters``
+reaches the daemon's queues directly. ``TRANSPORT`` stands in for a
+``Client`` there: it takes the same request headers as the socket protocol
+and returns finished futures holding frame-like replies, so ``Queue`` has
+one code path for both. The call itself blocks (with the GIL released),
+and a job's cancellation or timeout ends it with the job's stop exception.
+Outside the daemon, the module is absent and ``inside_daemon()`` is False.
+"""
+
+import concurrent.futures
+import threading
+
+from ._errors import ProtocolError, RemoteError
+
+try:
+    import _extrainterpreters as _daemon
+except ImportError:
+    _daemon = None
+
+__all__ = ["TRANSPORT", "inside_daemon", "unpickling_for", "unpickling_client"]
+
+# What a Queue unpickled on this thread should talk through: the Client (or
+# the socket path of the AsyncClient) whose reply is being unpickled.
+_unpickling = threading.local()
+
+
+def unpickling_for(client):
+    """Sets what Queues unpickled on this thread use; returns what to pass
+    back to restore the previous setting."""
+    previous = getattr(_unpickling, "client", None)
+    _unpickling.client = client
+    return previous
+
+
+def unpickling_client():
+    """A Client, a socket path, or None (the default transport)."""
+    return getattr(_unpickling, "client", None)
+
+
+def inside_daemon():
+    """True when this code runs in one of the daemon's interpreters."""
+    return _daemon is not None and hasattr(_daemon, "queue_get")
+
+
+class _Reply:
+    """What ``_codec`` would decode from the daemon's reply frame."""
+
+    __slots__ = ("header", "payload")
+
+    def __init__(self, header, payload=b""):
+        self.header, self.payload = header, payload
+
+
+class _Transport:
+    """The subset of ``Client`` that ``Queue`` uses, answered in-process."""
+
+    _hello = None  # by-value items: the job's Python is the daemon's
+
+    def _request(self, header, decode, payload=b""):
+        future = concurrent.futures.Future()
+        try:
+            reply = self._answer(header, payload)
+        except _daemon.QueueError as error:
+            code, message = error.args
+            future.set_exception(RemoteError(message, code=code))
+        else:
+            future.set_result(decode(reply))
+        future.request_id = None
+        return future
+
+    @staticmethod
+    def _answer(header, payload):
+        kind = header["type"]
+        queue = header.get("queue")
+        if kind == "queue_get":
+            item = _daemon.queue_get(queue, header["block"], header.get("timeout"))
+            return _Reply({"type": kind}, item)
+        if kind == "queue_put":
+            _daemon.queue_put(queue, payload, header.get("block", True), header.get("timeout"))
+            return _Reply({"type": kind})
+        if kind == "queue_create":
+            return _Reply({"type": kind,
+                           "queue": _daemon.queue_create(header["name"], header["maxsize"])})
+        if kind == "queue_open":
+            queue, maxsize = _daemon.queue_open(header["name"])
+            return _Reply({"type": kind, "queue": queue, "maxsize": maxsize})
+        if kind == "queue_info":
+            return _Reply({"type": kind, **_daemon.queue_info(queue)})
+        if kind == "queue_delete":
+            _daemon.queue_delete(queue)
+            return _Reply({"type": kind})
+        raise ProtocolError(f"{kind!r} is not a request a job can make in-process")
+
+    def close(self):
+        pass
+
+
+TRANSPORT = _Transport() if inside_daemon() else None

@@ -1,0 +1,112 @@
+"""Jobs that use extrainterpreters.Queue from inside the daemon, for
+queue_jobs_e2e_test. The daemon imports this module from the tests
+directory (--python-path); `extrainterpreters` is the daemon's own copy.
+"""
+
+import sys
+
+import extrainterpreters
+from extrainterpreters import Queue
+from jobs import interpreter_id
+
+
+def where_from():
+    """Where this job's extrainterpreters came from, and whether its queues
+    go through a socket (they must not)."""
+    from extrainterpreters import _queue_local
+    return (extrainterpreters.__spec__.origin, _queue_local.inside_daemon(),
+            "socket" in sys.modules and "extrainterpreters._client" in sys.modules)
+
+
+def report_then_work(progress, control, steps):
+    """Streams progress: says it started, waits for the go-ahead, then
+    reports each step while it runs."""
+    progress.put(("started", interpreter_id()))
+    if control.get() != "go":
+        raise ValueError("expected 'go'")
+    for step in range(steps):
+        progress.put(("step", step))
+    return "finished"
+
+
+def produce(queue, count):
+    for i in range(count):
+        queue.put(i)
+    return interpreter_id()
+
+
+def consume_in_order(queue, count):
+    """Takes `count` items; returns (interpreter, items seen, first item out
+    of order or None)."""
+    for expected in range(count):
+        item = queue.get()
+        if item != expected:
+            return interpreter_id(), expected, item
+    return interpreter_id(), count, None
+
+
+def fan_out_worker(ready, work, done_marker):
+    """Says it is ready, then takes work items until `done_marker`."""
+    ready.put(interpreter_id())
+    taken = []
+    while True:
+        item = work.get()
+        if item == done_marker:
+            return interpreter_id(), taken
+        taken.append(item * item)
+
+
+def get_one(queue, timeout=None):
+    return queue.get(timeout=timeout)
+
+
+def put_one(queue, item, timeout=None):
+    queue.put(item, timeout=timeout)
+    return "stored"
+
+
+def get_catching_everything(queue):
+    """Swallows even the stop exception once, then waits again: a job that
+    fights its cancellation gets it again at once, at the next wait."""
+    try:
+        return queue.get()
+    except BaseException as first:
+        try:
+            queue.get()
+        except BaseException as second:
+            return type(first).__name__, type(second).__name__
+    return "not stopped"
+
+
+def nonblocking(queue):
+    """queue.Empty / queue.Full inside a job, as in the standard library."""
+    import queue as stdlib_queue
+    results = []
+    try:
+        queue.get_nowait()
+    except stdlib_queue.Empty as exc:
+        results.append(("empty", str(exc)))
+    queue.put_nowait("a")
+    try:
+        queue.put(item="b", block=True, timeout=0.01)
+    except stdlib_queue.Full as exc:
+        results.append(("full", str(exc)))
+    results.append(("size", queue.qsize(), queue.full(), queue.empty()))
+    results.append(("got", queue.get_nowait()))
+    return results
+
+
+def make_named(name, maxsize):
+    queue = Queue.create(name, maxsize)
+    queue.put("made in a job")
+    return queue
+
+
+def make_anonymous():
+    queue = Queue()
+    queue.put("anonymous, from a job")
+    return queue
+
+
+def open_missing(name):
+    return Queue.open(name)
