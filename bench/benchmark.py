@@ -24,7 +24,7 @@ import time
 
 import extrainterpreters
 
-from bench import figures_data, figures_latency, figures_load, report
+from bench import figures_data, figures_latency, figures_load, figures_queues, report
 from bench.context import Context, Settings, failure
 
 # Order matters a little: the memory figure runs before large data, so the
@@ -36,6 +36,7 @@ FIGURES = {
     "memory": figures_data.memory,
     "large_data": figures_data.large_data,
     "cold_start": figures_latency.cold_start,
+    "queues": figures_queues.queues,
 }
 
 

@@ -145,6 +145,15 @@ class BenchmarkSmokeTest(unittest.TestCase):
         self.assertGreater(worker["rss_kib"], 0)
         self.assertTrue(number(worker["pss_kib"]))
 
+    def test_queues(self):
+        figure = self.doc["figures"]["queues"]
+        for variant in ("project_queue", "project_job"):
+            with self.subTest(variant):
+                self.assertLatency(figure["round_trip"][variant])
+        for variant in ("project_job_to_job", "multiprocessing_queue"):
+            with self.subTest(variant):
+                self.assertSpread(figure[variant])
+
     def test_targets(self):
         targets = self.doc["targets"]
         self.assertGreaterEqual(len(targets), 12)

@@ -33,6 +33,7 @@ class Settings:
     cold_starts: int = 10
     memory_leases: int = 4
     memory_rounds: int = 3
+    queue_items: int = 100000      # items per round, job to job
 
     @classmethod
     def preset(cls, mode):
@@ -42,13 +43,13 @@ class Settings:
             return cls(mode="quick", rounds=2, round_trips=1000, warmup=100,
                        raw_iterations=5000, throughput_jobs=5000,
                        cpu_task_seconds=0.05, data_repeats=3, cold_starts=5,
-                       memory_rounds=1)
+                       memory_rounds=1, queue_items=30000)
         if mode == "tiny":  # The CI smoke check: types, not speed.
             return cls(mode="tiny", rounds=1, round_trips=30, warmup=5,
                        raw_iterations=100, throughput_jobs=100, clients=2,
                        cpu_task_seconds=0.005, data_bytes=1 * MIB,
                        data_repeats=1, cold_starts=1, memory_leases=1,
-                       memory_rounds=1)
+                       memory_rounds=1, queue_items=100)
         raise ValueError(f"unknown mode {mode!r}")
 
 

@@ -1,4 +1,4 @@
-"""The targets of issue 4, checked against one run, and the tables.
+"""The targets of issues 4 and 6, checked against one run, and the tables.
 
 ``targets(doc)`` turns the raw figures into rows: what the project
 measured, what its anchor measured, the ratio project / anchor, the target
@@ -58,7 +58,7 @@ def _get(figures, *path):
 
 
 def targets(doc):
-    """Rows of the target table, in the order of issue 4."""
+    """Rows of the target table, in the order of issues 4 and 6."""
     f = doc["figures"]
     w = doc["config"]["workers"]
     clients = _get(f, "throughput", "clients") or 4
@@ -118,6 +118,14 @@ def targets(doc):
                          "median"),
                     _get(f, "memory", "process_pool_worker", "pss_kib"),
                     "PPE worker PSS", ""))
+    rows.append(Row("Queue round trip p50, client -> job -> client", "µs",
+                    _get(f, "queues", "round_trip", "project_queue", "p50"),
+                    _get(f, "queues", "round_trip", "project_job", "p50"),
+                    "plain job round trip", "<= 2", 2))
+    rows.append(Row("Queue items, job to job", "items/s",
+                    _get(f, "queues", "project_job_to_job", "median"),
+                    _get(f, "queues", "multiprocessing_queue", "median"),
+                    "multiprocessing.Queue", ">= 5", 5, True))
     return rows
 
 

@@ -30,3 +30,27 @@ def make_bytes(size):
 def getpid():
     """The process the job runs in (for memory figures)."""
     return os.getpid()
+
+
+def queue_echo(inbox, outbox):
+    """Moves items from inbox to outbox until it gets None (queue round trip)."""
+    moved = 0
+    while (item := inbox.get()) is not None:
+        outbox.put(item)
+        moved += 1
+    return moved
+
+
+def queue_produce(queue, count):
+    """Puts 0..count-1, then None. Works with any queue.Queue-like object."""
+    for i in range(count):
+        queue.put(i)
+    queue.put(None)
+
+
+def queue_consume(queue):
+    """Gets items until None; returns how many came before it."""
+    count = 0
+    while queue.get() is not None:
+        count += 1
+    return count

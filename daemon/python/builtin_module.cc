@@ -1,8 +1,8 @@
 // `_extrainterpreters`: a multi-phase, per-interpreter module (it supports
 // an own GIL), so each sub-interpreter gets its own copy with its own
-// QueueError. The queue functions copy their arguments while the GIL is
-// held, then release it for the call into the QueueService, which may wait
-// (a blocked get sleeps on a condition variable; nothing polls).
+// QueueError. A put or get that has to wait releases the GIL for the call
+// into the QueueService, which sleeps on a condition variable (nothing
+// polls).
 #include "daemon/python/builtin_module.h"
 
 #include <Python.h>
@@ -101,7 +101,18 @@ PyObject* QueueOpen(PyObject* module, PyObject* args) {
                        static_cast<Py_ssize_t>(result.maxsize));
 }
 
+// Whether a put or get refused with `code` should wait instead.
+bool ShouldWait(const QueueCallResult& tried, const char* code, bool block,
+                const std::optional<double>& timeout) {
+  return tried.code == code && block && !(timeout && *timeout == 0);
+}
+
 // queue_put(queue: int, item: bytes, block: bool, timeout: float | None)
+//
+// Put and get first try without waiting, with the GIL held: the store holds
+// its mutex only briefly and nothing that holds it ever waits for a GIL, so
+// this is safe, and it spares the common case a release and re-acquire of
+// the GIL. Only a call that must wait releases the GIL for its wait.
 PyObject* QueuePut(PyObject* module, PyObject* args) {
   unsigned long long queue = 0;
   Py_buffer item{};
@@ -109,20 +120,20 @@ PyObject* QueuePut(PyObject* module, PyObject* args) {
   PyObject* limit = nullptr;
   if (!PyArg_ParseTuple(args, "Ky*pO:queue_put", &queue, &item, &block, &limit)) return nullptr;
   std::optional<double> timeout;
-  const bool timeout_ok = ReadTimeout(limit, &timeout);
-  std::vector<char> copy;
-  if (timeout_ok) {
-    const char* data = static_cast<const char*>(item.buf);
-    copy.assign(data, data + item.len);
+  QueueService* service = ReadTimeout(limit, &timeout) ? ServiceOrRaise() : nullptr;
+  if (service == nullptr) {
+    PyBuffer_Release(&item);
+    return nullptr;
+  }
+  const char* data = static_cast<const char*>(item.buf);
+  QueueCallResult result = service->Put(queue, {data, data + item.len}, false, timeout);
+  if (ShouldWait(result, "queue_full", block != 0, timeout)) {
+    std::vector<char> copy(data, data + item.len);
+    Py_BEGIN_ALLOW_THREADS
+    result = service->Put(queue, std::move(copy), true, timeout);
+    Py_END_ALLOW_THREADS
   }
   PyBuffer_Release(&item);
-  if (!timeout_ok) return nullptr;
-  QueueService* service = ServiceOrRaise();
-  if (service == nullptr) return nullptr;
-  QueueCallResult result;
-  Py_BEGIN_ALLOW_THREADS
-  result = service->Put(queue, std::move(copy), block != 0, timeout);
-  Py_END_ALLOW_THREADS
   if (!result.code.empty()) return RaiseFor(module, result);
   Py_RETURN_NONE;
 }
@@ -137,10 +148,12 @@ PyObject* QueueGet(PyObject* module, PyObject* args) {
   if (!ReadTimeout(limit, &timeout)) return nullptr;
   QueueService* service = ServiceOrRaise();
   if (service == nullptr) return nullptr;
-  QueueCallResult result;
-  Py_BEGIN_ALLOW_THREADS
-  result = service->Get(queue, block != 0, timeout);
-  Py_END_ALLOW_THREADS
+  QueueCallResult result = service->Get(queue, false, timeout);
+  if (ShouldWait(result, "queue_empty", block != 0, timeout)) {
+    Py_BEGIN_ALLOW_THREADS
+    result = service->Get(queue, true, timeout);
+    Py_END_ALLOW_THREADS
+  }
   if (!result.code.empty()) return RaiseFor(module, result);
   return PyBytes_FromStringAndSize(result.item.data(), static_cast<Py_ssize_t>(result.item.size()));
 }

@@ -36,7 +36,8 @@ class QueueService {
   virtual ~QueueService() = default;
   virtual QueueCallResult Create(const std::optional<std::string>& name, std::size_t maxsize) = 0;
   virtual QueueCallResult Open(const std::string& name) = 0;
-  /// Put and Get may wait: they are called without the GIL.
+  /// Put and Get may wait when `block`: they are then called without the
+  /// GIL; without `block`, with it.
   virtual QueueCallResult Put(std::uint64_t queue, std::vector<char> item, bool block,
                               std::optional<double> timeout) = 0;
   virtual QueueCallResult Get(std::uint64_t queue, bool block, std::optional<double> timeout) = 0;

@@ -68,6 +68,8 @@ class Queue:
     the default socket.
     """
 
+    _local = False  # True inside a job, where calls skip the socket protocol
+
     def __init__(self, maxsize=0, *, client=None, socket_path=None):
         self._setup(client, socket_path)
         self._id = self._make({"type": "queue_create", "name": None,
@@ -120,12 +122,29 @@ class Queue:
 
     def put(self, item, block=True, timeout=None):
         """Put ``item`` into the queue; ``queue.Full`` as ``queue.Queue``."""
+        if self._local:  # in a job: straight to the daemon, the hot path
+            if timeout is not None:
+                timeout = _check_timeout(block, timeout)
+            try:
+                payload = pickle.dumps(item, protocol=5)
+            except Exception:
+                payload = self._dump_item(item)  # by value, or a clear error
+            _queue_local.put(self._id, payload, block, timeout)
+            return
         header = {"type": "queue_put", "queue": self._id, "block": bool(block),
                   "timeout": _check_timeout(block, timeout)}
         self._call(header, self._dump_item(item), _decode_empty)
 
     def get(self, block=True, timeout=None):
         """Remove and return the oldest item; ``queue.Empty`` as ``queue.Queue``."""
+        if self._local:
+            if timeout is not None:
+                timeout = _check_timeout(block, timeout)
+            data = _queue_local.get(self._id, block, timeout)
+            try:
+                return pickle.loads(data)
+            except Exception:
+                return self._load_item(data)  # raises the clear error
         header = {"type": "queue_get", "queue": self._id, "block": bool(block),
                   "timeout": _check_timeout(block, timeout)}
         return self._load_item(self._call(header, b"", _decode_item))
@@ -203,6 +222,7 @@ class Queue:
             self._client, self._own_client = Client(socket_path), True
         elif _queue_local.inside_daemon():
             self._client, self._own_client = _queue_local.TRANSPORT, False
+            self._local = True
         else:
             from ._client import _default_client
             self._client, self._own_client = _default_client(), False
@@ -276,11 +296,11 @@ class Queue:
         """Unpickle an item got from the queue. One holding by-value
         definitions needs the loader module, which a daemon interpreter has
         and a client imports here under the same name."""
-        if _LOADER_MODULE not in sys.modules:
+        local = self._client is _queue_local.TRANSPORT  # loader there already
+        if not local and _LOADER_MODULE not in sys.modules:
             from . import _function_loader
             sys.modules.setdefault(_LOADER_MODULE, _function_loader)
-        previous = _queue_local.unpickling_for(
-            None if self._client is _queue_local.TRANSPORT else self._client)
+        previous = None if local else _queue_local.unpickling_for(self._client)
         try:
             return pickle.loads(data)
         except Exception as exc:
@@ -288,7 +308,8 @@ class Queue:
                 f"an item got from {self!r} does not unpickle here ({len(data)} "
                 f"bytes, taken from the queue): {exc!r}") from exc
         finally:
-            _queue_local.unpickling_for(previous)
+            if not local:
+                _queue_local.unpickling_for(previous)
 
     def _withdraw(self, future, header):
         """Withdraw the request of ``future``, whose caller stopped waiting.

@@ -1,18 +1,20 @@
 """Queue requests made inside a job, answered in-process.
 
-    job: q.get() --> TRANSPORT._request(header) --> _extrainterpreters.queue_get
-                     (GIL released; waits on a condition variable in the daemon)
+    job: q.get() --> get() ------------------> _extrainterpreters.queue_get
+         q.info() --> TRANSPORT._request(header) --^  (GIL released; waits
+                                                   on a condition variable)
 
 Inside the daemon's interpreters the built-in module ``_extrainterpreters``
 reaches the daemon's queues directly. ``TRANSPORT`` stands in for a
 ``Client`` there: it takes the same request headers as the socket protocol
 and returns finished futures holding frame-like replies, so ``Queue`` has
-one code path for both. The call itself blocks (with the GIL released),
+one code path for both; ``put`` and ``get``, the hot ones, skip it. The call itself blocks (with the GIL released),
 and a job's cancellation or timeout ends it with the job's stop exception.
 Outside the daemon, the module is absent and ``inside_daemon()`` is False.
 """
 
 import concurrent.futures
+import queue as _stdlib_queue
 import threading
 
 from ._errors import ProtocolError, RemoteError
@@ -22,7 +24,8 @@ try:
 except ImportError:
     _daemon = None
 
-__all__ = ["TRANSPORT", "inside_daemon", "unpickling_for", "unpickling_client"]
+__all__ = ["TRANSPORT", "get", "inside_daemon", "put", "unpickling_for",
+           "unpickling_client"]
 
 # What a Queue unpickled on this thread should talk through: the Client (or
 # the socket path of the AsyncClient) whose reply is being unpickled.
@@ -45,6 +48,31 @@ def unpickling_client():
 def inside_daemon():
     """True when this code runs in one of the daemon's interpreters."""
     return _daemon is not None and hasattr(_daemon, "queue_get")
+
+
+def put(queue, payload, block, timeout):
+    """Queue.put's own path in a job: the module call, nothing around it."""
+    try:
+        _queue_put(queue, payload, block, timeout)
+    except _QueueError as error:
+        _raise(error)
+
+
+def get(queue, block, timeout):
+    """Queue.get's own path in a job: the item's pickle."""
+    try:
+        return _queue_get(queue, block, timeout)
+    except _QueueError as error:
+        _raise(error)
+
+
+def _raise(error):
+    code, message = error.args
+    if code == "queue_empty":
+        raise _stdlib_queue.Empty(message) from None
+    if code == "queue_full":
+        raise _stdlib_queue.Full(message) from None
+    raise RemoteError(message, code=code) from None
 
 
 class _Reply:
@@ -100,4 +128,8 @@ class _Transport:
         pass
 
 
-TRANSPORT = _Transport() if inside_daemon() else None
+if inside_daemon():
+    TRANSPORT = _Transport()
+    _queue_put, _queue_get, _QueueError = _daemon.queue_put, _daemon.queue_get, _daemon.QueueError
+else:
+    TRANSPORT = None
