@@ -71,6 +71,15 @@ q = Queue.open(sys.argv[2], socket_path=sys.argv[1])
 q.get()
 """
 
+# Makes an anonymous queue, says its id, and blocks on it.
+BLOCKED_ON_OWN_QUEUE = """
+import sys
+from extrainterpreters import Queue
+q = Queue(socket_path=sys.argv[1])
+print(q._id, flush=True)
+q.get()
+"""
+
 
 def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
@@ -226,6 +235,25 @@ class QueueTest(harness.DaemonTestCase):
         q.put("still served")
         self.assertEqual(q.get(), "still served")
         self.assertEqual(self.daemon.process.poll(), None)
+
+    def test_a_killed_clients_anonymous_queue_is_gone(self):
+        child = python(self.daemon, BLOCKED_ON_OWN_QUEUE)
+        self.addCleanup(child.communicate)
+        q = Queue._attach(int(child.stdout.readline()), client=self.client)
+        wait_for_waiters(q, 1)
+        child.send_signal(signal.SIGKILL)
+        child.wait(RUN_TIMEOUT)
+
+        def gone():
+            try:
+                q.qsize()
+                return False
+            except RemoteError as exc:
+                self.assertEqual(exc.code, "unknown_queue")
+                return True
+        harness.wait_until(gone, message=f"{q!r} to go with its killed owner")
+        self.assertEqual(self.client.status()["queues"]["waiters"], 0)
+        self.assertIsNone(self.daemon.process.poll())
 
     def test_by_value_functions_cross_processes(self):
         name = unique("byvalue")
