@@ -7,6 +7,7 @@ Blocked calls are synchronised on what the daemon reports (a queue's
 waiters, through ``queue_info``) and on results, never on sleeps.
 """
 
+import asyncio
 import concurrent.futures
 import os
 import queue
@@ -176,6 +177,18 @@ class QueuesInJobsTest(harness.DaemonTestCase):
         anonymous = self.client.run(queue_jobs.make_anonymous)
         self.assertIsNone(anonymous.name)
         self.assertEqual(anonymous.get(), "anonymous, from a job")
+
+    def test_a_queue_returned_to_an_async_client_works_in_the_loop(self):
+        async def main():
+            async with extrainterpreters.AsyncClient(self.daemon.socket_path) as aclient:
+                made = await aclient.run(queue_jobs.make_anonymous)
+                return made, await made.get_async(timeout=RESULT_TIMEOUT)
+        made, item = asyncio.run(main())
+        self.assertEqual(item, "anonymous, from a job")
+        # It went through one shared client of that socket, not one of its own.
+        self.assertIs(made._client, extrainterpreters._client._default_client(
+            self.daemon.socket_path))
+        self.assertFalse(made._own_client)
 
     def test_an_anonymous_queue_made_in_a_job_belongs_to_the_jobs_connection(self):
         submitter = self.daemon.client()

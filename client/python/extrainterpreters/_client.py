@@ -869,9 +869,10 @@ _default_clients_lock = threading.Lock()
 _default_clients = {}  # socket path -> Client
 
 
-def _default_client():
-    """The shared Client for the default socket path, (re)connected lazily."""
-    path = resolve_socket_path()
+def _default_client(socket_path=None):
+    """The shared Client for ``socket_path`` (default: the default socket
+    path), (re)connected lazily."""
+    path = resolve_socket_path(socket_path)
     with _default_clients_lock:
         client = _default_clients.get(path)
         if client is None or client.closed:

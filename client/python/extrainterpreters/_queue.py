@@ -381,8 +381,9 @@ def _reopen(queue_id, name, maxsize):
     itself inside a job, the shared default client elsewhere."""
     self = Queue.__new__(Queue)
     via = _queue_local.unpickling_client()
-    if isinstance(via, str):
-        self._setup(None, via)
+    if isinstance(via, str):  # an AsyncClient's reply: share one Client
+        from ._client import _default_client
+        self._client, self._own_client = _default_client(via), False
     else:
         self._setup(via, None)
     self._id, self._name, self._maxsize = queue_id, name, maxsize
