@@ -165,7 +165,9 @@ class Queue:
         """``get`` for asyncio: waits for an item without blocking the loop.
 
         Cancelling the awaiting task withdraws the get; an item the daemon
-        handed over meanwhile goes back to the front of the queue.
+        handed over meanwhile goes back to the front of the queue. Inside a
+        job there is no socket to await: the call waits in place, as
+        ``get`` does, holding up that job's event loop meanwhile.
         """
         header = {"type": "queue_get", "queue": self._id, "block": True,
                   "timeout": _check_timeout(True, timeout)}
