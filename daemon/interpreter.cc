@@ -178,7 +178,8 @@ JobReply Interpreter::RunOne(Job& job, python::JobRunner& runner, SharedBuffer& 
     SubInterpreter::Attached attached(*sub_);
     SetCurrent(job.control);
     reply.outcome = runner.Run(buffer.data(), buffer.capacity(), size, job.definitions,
-                               job.on_output, {job.out_of_band_fd.get(), job.out_of_band_lengths, job.share_result});
+                               job.on_output, {job.out_of_band_fd.get(), job.out_of_band_lengths, job.share_result,
+                                job.lend_result});
     sub_->ClearInterrupt();  // an interrupt that came too late for the job
     SetCurrent(nullptr);
   }

@@ -85,6 +85,8 @@ struct Job {
   UniqueFd out_of_band_fd;
   std::vector<std::size_t> out_of_band_lengths;
   bool share_result = false;  // its client takes descriptors (hello "fds")
+  /// The connection's result region, when its client reuses one.
+  python::LendResultSpace lend_result;
   /// Set when the job's connection closed: the job is dropped unrun.
   std::shared_ptr<const std::atomic<bool>> abandoned;
 

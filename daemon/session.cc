@@ -137,6 +137,9 @@ void Session::Dispatch(Frame& frame) {
               "the first request must be hello, not " + type, /*fatal=*/true);
     return;
   }
+  if (result_region_ != nullptr && frame.header.value("free_region", false) == true) {
+    result_region_->FreeFromClient();
+  }
   if (type != "run" && frame.header.value("fd", false) == true && !received_fds_.empty()) {
     received_fds_.pop_front();  // only run takes one; drop it, do not pass it on
   }
@@ -160,6 +163,9 @@ void Session::OnHello(Frame& frame) {
   }
   greeted_ = true;
   takes_fds_ = frame.header.value("fds", false) == true;
+  if (takes_fds_ && frame.header.value("regions", false) == true) {
+    result_region_ = std::make_shared<ResultRegion>(context_.limits.max_frame_bytes);
+  }
   const Json& client = frame.header["client"];
   log::Info("client hello: connection " + std::to_string(id_) + " is " +
             (client.is_string() ? client.get<std::string>() : std::string("an unnamed client")));
@@ -303,6 +309,9 @@ void Session::Close() {
   }
   log::Info("connection closed: connection " + std::to_string(id_));
   context_.sessions->Remove(shared_from_this());
+  // Memory kept warm for this client's large transfers goes back now (jobs
+  // of it still running trim again when they end: OnJobDone).
+  if (moved_large_.load() && context_.trimmer != nullptr) context_.trimmer->TrimNow();
 }
 
 }  // namespace ei

@@ -62,8 +62,15 @@ void Session::OnRun(Frame& frame) {
   if (!ReadRunOptions(frame.header, &deadline, &job.definitions)) return;
   job.payload = std::move(frame.payload);
   job.share_result = takes_fds_;
+  if (result_region_ != nullptr) {
+    job.lend_result = [region = result_region_](std::size_t size, int* fd) {
+      return region->Lend(size, fd);
+    };
+  }
+  const bool large = job.out_of_band_fd || job.payload.size() >= MemoryTrimmer::kLargeBytes;
+  if (large) NoteLarge();
   const std::uint64_t request_id = id.get<std::uint64_t>();
-  Wire(request_id, deadline, frame.header.value("output", false) == true, &job);
+  Wire(request_id, deadline, frame.header.value("output", false) == true, large, &job);
   if (QueueJob(id, lease, request_id, job)) ++context_.totals->submitted;
 }
 
@@ -194,11 +201,12 @@ bool Session::ReadRunOptions(const Json& header,
 
 // Wires a job's answer and output back to this session's I/O thread.
 void Session::Wire(std::uint64_t request_id, std::optional<JobControl::Clock::time_point> deadline,
-                   bool output, Job* job) {
+                   bool output, bool large, Job* job) {
   job->abandoned = abandoned_;
   // Called on the thread that answers the job, which writes the reply.
-  auto on_done = [self = shared_from_this(), request_id, received = Clock::now()](JobReply reply) {
-    self->OnJobDone(request_id, received, std::move(reply));
+  auto on_done = [self = shared_from_this(), request_id, large,
+                  received = Clock::now()](JobReply reply) {
+    self->OnJobDone(request_id, received, large, std::move(reply));
   };
   job->control = std::make_shared<JobControl>(std::move(on_done), deadline);
   if (output) {
@@ -214,14 +222,27 @@ void Session::OnOutput(std::uint64_t request_id, std::string_view stream, std::s
 }
 
 // Any thread: the answering interpreter, the watchdog, or the I/O thread.
-void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, JobReply reply) {
+void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, bool large,
+                        JobReply reply) {
   {
     std::lock_guard lock(jobs_mu_);
     jobs_.erase(request_id);
     last_job_done_ = Clock::now();
   }
   context_.latency->Record(Clock::now() - received);
+  const python::JobOutcome& outcome = reply.outcome;
+  const bool out_of_band_done = outcome.out_of_band_done;
+  const bool lent = outcome.result_lent, pinned = outcome.result_space_pinned;
   JobReplyFrame frame = MakeJobReply(request_id, std::move(reply), context_.limits);
+  if (out_of_band_done) frame.header["oob_done"] = true;
+  if (lent && pinned) {
+    result_region_->Pin();
+  } else if (lent && frame.fd) {
+    result_region_->GiveToClient();
+    frame.header["region"] = true;
+  } else if (lent) {
+    result_region_->TakeBack();
+  }
   switch (frame.count) {
     case JobReplyFrame::Count::kCompleted: ++context_.totals->completed; break;
     case JobReplyFrame::Count::kFailed: ++context_.totals->failed; break;
@@ -234,7 +255,18 @@ void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, Jo
       ++context_.totals->timeouts;
       break;
   }
+  large = large || frame.fd || frame.payload.size() >= MemoryTrimmer::kLargeBytes;
+  if (large) NoteLarge();
   Send(std::move(frame.header), std::move(frame.payload), std::move(frame.fd));
+  // The job's memory is free now; nobody will send a job this connection
+  // again, so nothing is kept warm for it.
+  if (large && abandoned_->load() && context_.trimmer != nullptr) context_.trimmer->TrimNow();
+}
+
+// Any thread: large data moved on this connection.
+void Session::NoteLarge() {
+  moved_large_.store(true);
+  if (context_.trimmer != nullptr) context_.trimmer->NoteLarge();
 }
 
 // {"type": "cancel", "id": 8, "job": 7}

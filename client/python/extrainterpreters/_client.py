@@ -110,6 +110,13 @@ class Client:
         self._limits = _codec.Limits()
         self._decoder = _codec.FrameDecoder(self._limits)  # Reader's own.
         self._received_fds = collections.deque()  # Reader's own (SCM_RIGHTS).
+        # Large arguments go in a reused memory file (_shm.Region) while no
+        # other job has it: _region_job is the job that has it (or None).
+        # The daemon's result region is freed with the next request once
+        # this side is done with it (_free_region). All guarded by _lock.
+        self._region = None
+        self._region_job = None
+        self._free_region = False
         self._refusals = {}  # digest -> (qualname, refusal); under _lock
         self._hello = None
         self._sock = _connect(self._socket_path)
@@ -229,6 +236,7 @@ class Client:
         if lease is not None:
             header["lease"] = lease
         fd = -1
+        region = None
         if collector is not None and collector.buffers:
             # Large buffers go in a memfd (PROTOCOL.md, "Large data"),
             # within the same limit as a frame.
@@ -238,21 +246,54 @@ class Client:
                     f"the job's large buffers ({size} bytes) exceed the "
                     f"daemon's max_frame_bytes {self._limits.max_frame_bytes}",
                     code="too_large")
-            fd, header["oob"] = _shm.share(collector.buffers)
+            region = self._take_region()
+            if region is not None:
+                fd = region.fd
+                header["oob"] = region.fill(collector.buffers)
+            else:
+                fd, header["oob"] = _shm.share(collector.buffers)
             header["fd"] = True
+        sent = False
         try:
-            return self._send_with_definitions(header, job, fn, timeout,
-                                               output, fd, claimed)
+            future = self._send_with_definitions(
+                header, job, fn, timeout, output, fd, claimed,
+                region=region is not None)
+            sent = True
+            return future
         finally:
-            if fd >= 0:
+            if region is not None:
+                if not sent:
+                    self._give_back_region(region, reuse=True)
+            elif fd >= 0:
                 os.close(fd)  # the daemon has its own copy once sent
 
+    def _take_region(self):
+        """The connection's argument region, if no job has it now."""
+        with self._lock:
+            if self._region_job is not None or self._closed_error is not None:
+                return None
+            if self._region is None:
+                self._region = _shm.Region()
+            self._region_job = -1  # taken; the request id comes in _request
+            return self._region
+
+    def _give_back_region(self, region, reuse):
+        """The region's job is over: keep it for the next, or (when the
+        daemon may still read it) drop it."""
+        with self._lock:
+            if self._region is region:
+                self._region_job = None
+                if not reuse:
+                    self._region = None
+        if not reuse:
+            region.close()  # the daemon's mapping keeps what it still uses
+
     def _send_with_definitions(self, header, job, fn, timeout, output, fd,
-                               claimed):
+                               claimed, region=False):
         """Send the job's definitions this connection lacks, then the job."""
         if not job.definitions:
             return self._send_job(header, job.payload, timeout, output, fd,
-                                  claimed)
+                                  claimed, region)
         defines = self._define(job.definitions)
         header["uses"] = [d.digest for d in job.definitions]
         for definition, define_future in defines:
@@ -261,7 +302,7 @@ class Client:
             if define_future.done() and define_future.exception():
                 raise _refused(fn, definition, define_future.exception())
         future = self._send_job(header, job.payload, timeout, output, fd,
-                                claimed)
+                                claimed, region)
         for definition, define_future in defines:
             define_future.add_done_callback(functools.partial(
                 self._check_defined, future, fn, definition))
@@ -337,7 +378,7 @@ class Client:
         settle(job, exception=_refused(fn, definition, refusal))
 
     def _send_job(self, header, payload, timeout, output, fd=-1,
-                  claimed=False):
+                  claimed=False, region=False):
         """Send a ``run`` request with its options; return its JobFuture."""
         header = dict(header)
         if timeout is not None:
@@ -345,7 +386,8 @@ class Client:
         if self._output if output is None else output:
             header["output"] = True
         future = self._request(header, _decode_result, payload,
-                               future=JobFuture(), fd=fd, claimed=claimed)
+                               future=JobFuture(), fd=fd, claimed=claimed,
+                               region=region)
         job_id = future.job_id
         future._set_stopper(lambda: self._stop_job(job_id, future))
         return future
@@ -381,13 +423,14 @@ class Client:
     # -- sending ------------------------------------------------------------
 
     def _request(self, header, decode, payload=b"", *, future=None, fd=-1,
-                 claimed=False):
+                 claimed=False, region=False):
         """Send ``header`` with a fresh id; return the Future of its reply.
 
         ``decode(frame)`` turns the reply frame into the Future's value, or
         returns a ``_Raised`` to make the Future raise. A ``JobFuture``
         passed as ``future`` is used instead of a new one and gets the
-        request id as ``job_id``.
+        request id as ``job_id``. ``region``: ``fd`` is the argument
+        region, which this request now has.
         """
         if future is None:
             future = concurrent.futures.Future()
@@ -397,11 +440,18 @@ class Client:
             self._next_id += 1
             if isinstance(future, JobFuture):
                 future.job_id = request_id
-            head, body = _codec.encode_frame_parts(
-                dict(header, id=request_id), payload, self._limits)
+            header = dict(header, id=request_id)
+            with self._lock:
+                if self._free_region:
+                    header["free_region"] = True
+            head, body = _codec.encode_frame_parts(header, payload,
+                                                   self._limits)
             with self._lock:
                 if self._closed_error is not None:
                     raise self._closed_error()
+                self._free_region = False
+                if region:
+                    self._region_job = request_id
                 self._pending[request_id] = (future, decode)
                 if claimed:
                     self._claimed.add(request_id)
@@ -421,7 +471,7 @@ class Client:
 
     def _handshake(self, timeout):
         header = {"type": "hello", "protocol": PROTOCOL_VERSION,
-                  "client": _client_string(), "fds": True}
+                  "client": _client_string(), "fds": True, "regions": True}
         future = self._request(header, self._decode_hello)
         try:
             future.result(timeout)
@@ -456,6 +506,10 @@ class Client:
             self._sock.close()
             while self._received_fds:
                 os.close(self._received_fds.popleft())
+            with self._lock:
+                region, self._region = self._region, None
+            if region is not None:
+                region.close()
         self._notify_turn()
 
     def _read_once(self):
@@ -526,9 +580,19 @@ class Client:
                                 f"file descriptor: {frame.header!r:.300}")
         fd = self._received_fds.popleft()
         try:
-            self._dispatch(frame._replace(fd=fd))
+            views = _shm.map_views(fd, frame.header.get("oob") or [])
+        except (OSError, ValueError, TypeError) as exc:
+            views = exc  # the job's result fails with it (_decode_result)
         finally:
             os.close(fd)
+        self._dispatch(frame._replace(views=views))
+        if isinstance(views, Exception):
+            return
+        # The daemon's result region is free again for its next result once
+        # nothing made from it here still uses it.
+        if _shm.release(views) and frame.header.get("region") is True:
+            with self._lock:
+                self._free_region = True
 
     def _dispatch(self, frame):
         """Complete the Future the frame answers; raise on fatal errors."""
@@ -540,6 +604,13 @@ class Client:
         is_error = header["type"] == "error"
         fatal = is_error and (header.get("fatal") is True
                               or request_id is None)
+        with self._lock:
+            region = (self._region if request_id is not None
+                      and request_id == self._region_job else None)
+        if region is not None:
+            # The daemon read the job's arguments, and may say it is done
+            # with the region (PROTOCOL.md, "Large data").
+            self._give_back_region(region, reuse=header.get("oob_done") is True)
         with self._lock:
             entry = self._pop_pending(request_id)
             if entry is None and request_id in self._abandoned:
@@ -824,10 +895,9 @@ def _decode_result(frame):
             raise ProtocolError(f"result of job {header['id']} has status "
                                 f"'ok' but no payload")
         try:
-            buffers = None
-            if frame.fd >= 0:
-                buffers = _shm.views(frame.fd, header.get("oob") or [])
-            return pickle.loads(frame.payload, buffers=buffers)
+            if isinstance(frame.views, Exception):
+                raise frame.views  # mapping the buffers' file failed
+            return pickle.loads(frame.payload, buffers=frame.views)
         except Exception as exc:
             raise RemoteError(
                 f"the result of job {header['id']} does not unpickle in the "
