@@ -1,5 +1,7 @@
 #include "daemon/interpreter.h"
 
+#include <malloc.h>
+
 #include "daemon/python/job_runner.h"
 #include "daemon/python/sub_interpreter.h"
 #include "daemon/shared_buffer.h"
@@ -112,6 +114,9 @@ void Interpreter::Main(Callbacks callbacks) {
     sub_ = std::move(sub);
     cancelled_type_ = runner.cancelled_type();
   }
+  // Creating an interpreter frees much of what it allocated; the daemon
+  // keeps freed heap memory (MemoryTrimmer), so give that back now.
+  ::malloc_trim(0);
   if (status.ok()) SetState(State::kIdle);
   callbacks.on_ready(*this, status);
   if (status.ok()) Serve(runner, callbacks.on_drop);
