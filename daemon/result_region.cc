@@ -9,12 +9,27 @@
 namespace ei {
 
 ResultRegion::~ResultRegion() {
-  if (map_ != nullptr && state_ != State::kPinned) ::munmap(map_, size_);
+  std::lock_guard lock(mu_);
+  ReleaseLocked();
+}
+
+void ResultRegion::ReleaseLocked() {
+  if (state_ == State::kPinned) return;
+  if (map_ != nullptr) ::munmap(map_, size_);
+  map_ = nullptr;
+  size_ = 0;
+  fd_.reset();
+}
+
+void ResultRegion::Close() {
+  std::lock_guard lock(mu_);
+  closed_ = true;
+  if (state_ != State::kLent) ReleaseLocked();
 }
 
 char* ResultRegion::Lend(std::size_t size, int* fd) {
   std::lock_guard lock(mu_);
-  if (state_ != State::kFree || size > limit_) return nullptr;
+  if (state_ != State::kFree || closed_ || size > limit_) return nullptr;
   if (size > size_ && !GrowLocked(size)) return nullptr;
   const int copy = ::fcntl(fd_.get(), F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return nullptr;
@@ -26,11 +41,13 @@ char* ResultRegion::Lend(std::size_t size, int* fd) {
 void ResultRegion::GiveToClient() {
   std::lock_guard lock(mu_);
   if (state_ == State::kLent) state_ = State::kWithClient;
+  if (closed_) ReleaseLocked();  // the client's descriptor keeps the file
 }
 
 void ResultRegion::TakeBack() {
   std::lock_guard lock(mu_);
   if (state_ == State::kLent) state_ = State::kFree;
+  if (closed_) ReleaseLocked();
 }
 
 void ResultRegion::Pin() {

@@ -39,6 +39,10 @@ class ResultRegion {
   /// client has it: a stray one must not free it under a job writing it.
   void FreeFromClient();
 
+  /// The connection closed: the file is unmapped and closed now, or as
+  /// soon as the job it is lent to gives it back; it is never lent again.
+  void Close();
+
   /// A job kept a view of the mapping: it is never lent, moved or unmapped
   /// again (the memory stays with the daemon until it exits).
   void Pin();
@@ -46,10 +50,12 @@ class ResultRegion {
  private:
   enum class State { kFree, kLent, kWithClient, kPinned };
   bool GrowLocked(std::size_t size);
+  void ReleaseLocked();
 
   const std::size_t limit_;
   std::mutex mu_;
   State state_ = State::kFree;  // guarded by mu_
+  bool closed_ = false;         // guarded by mu_
   UniqueFd fd_;                 // guarded by mu_
   char* map_ = nullptr;         // guarded by mu_
   std::size_t size_ = 0;        // guarded by mu_

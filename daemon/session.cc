@@ -294,6 +294,7 @@ void Session::Close() {
     jobs_.clear();
   }
   definitions_.clear();
+  if (result_region_ != nullptr) result_region_->Close();
   // Its blocked puts and gets end unanswered; its anonymous queues go.
   queue_timers_.clear();
   context_.queues->DropOwner(id_);

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/interpreter_pool.h"
+#include "daemon/job_reply.h"
 #include "daemon/job_totals.h"
 #include "daemon/latency_recorder.h"
 #include "daemon/memory_trimmer.h"
@@ -122,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnJobDone(std::uint64_t request_id, Clock::time_point received, bool large,
                  JobReply reply);
   void NoteLarge();
+  void Count(JobReplyFrame::Count count);
   void OnOutput(std::uint64_t request_id, std::string_view stream, std::string_view text);
   void OnLeaseGranted(std::uint64_t request_id, const LeaseGrant& grant);
 

@@ -234,6 +234,17 @@ void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, bo
   const bool out_of_band_done = outcome.out_of_band_done;
   const bool lent = outcome.result_lent, pinned = outcome.result_space_pinned;
   JobReplyFrame frame = MakeJobReply(request_id, std::move(reply), context_.limits);
+  large = large || frame.fd || frame.payload.size() >= MemoryTrimmer::kLargeBytes;
+  if (abandoned_->load()) {
+    // Nobody reads the reply, and nobody sends this connection a job again:
+    // its memory goes back before the job counts as done.
+    if (lent && !pinned) result_region_->TakeBack();
+    const JobReplyFrame::Count count = frame.count;
+    frame = {};
+    if (large && context_.trimmer != nullptr) context_.trimmer->TrimNow();
+    Count(count);
+    return;
+  }
   if (out_of_band_done) frame.header["oob_done"] = true;
   if (lent && pinned) {
     result_region_->Pin();
@@ -243,7 +254,14 @@ void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, bo
   } else if (lent) {
     result_region_->TakeBack();
   }
-  switch (frame.count) {
+  Count(frame.count);
+  if (large) NoteLarge();
+  Send(std::move(frame.header), std::move(frame.payload), std::move(frame.fd));
+}
+
+// Counts an answered job in the totals.
+void Session::Count(JobReplyFrame::Count count) {
+  switch (count) {
     case JobReplyFrame::Count::kCompleted: ++context_.totals->completed; break;
     case JobReplyFrame::Count::kFailed: ++context_.totals->failed; break;
     case JobReplyFrame::Count::kCancelled:
@@ -255,12 +273,6 @@ void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, bo
       ++context_.totals->timeouts;
       break;
   }
-  large = large || frame.fd || frame.payload.size() >= MemoryTrimmer::kLargeBytes;
-  if (large) NoteLarge();
-  Send(std::move(frame.header), std::move(frame.payload), std::move(frame.fd));
-  // The job's memory is free now; nobody will send a job this connection
-  // again, so nothing is kept warm for it.
-  if (large && abandoned_->load() && context_.trimmer != nullptr) context_.trimmer->TrimNow();
 }
 
 // Any thread: large data moved on this connection.
