@@ -44,7 +44,7 @@ import socket
 import sys
 import threading
 
-from . import _byvalue, _codec, _shm
+from . import _byvalue, _codec, _outbox, _shm
 from ._errors import (DaemonConnectionError, ExtraInterpretersError,
                       JobTimeout, ProtocolError, RemoteError,
                       _RemoteTraceback)
@@ -120,6 +120,9 @@ class Client:
         self._refusals = {}  # digest -> (qualname, refusal); under _lock
         self._hello = None
         self._sock = _connect(self._socket_path)
+        self._outbox = _outbox.Outbox(
+            self._sock, lambda exc: self._shutdown(self._lost(f"send failed: {exc}")),
+            f"extrainterpreters-writer {self._socket_path}")
         self._reader = threading.Thread(
             target=self._read_loop, daemon=True,
             name=f"extrainterpreters-reader {self._socket_path}")
@@ -453,14 +456,21 @@ class Client:
                 if region:
                     self._region_job = request_id
                 self._pending[request_id] = (future, decode)
+                in_flight = len(self._pending) > 1
                 if claimed:
                     self._claimed.add(request_id)
                 else:
                     self._turn.notify_all()  # the reader thread has work
+            small = len(body) < _COPY_PAYLOAD_BELOW
+            if fd < 0 and small and (in_flight or self._outbox.busy()):
+                # Others are in flight: this frame goes with the next batch.
+                self._outbox.add(head + body)
+                return future
+            self._outbox.wait_empty()  # frames stay in order
             try:
                 if fd >= 0:
                     _shm.send_with_fd(self._sock, (head, body), fd)
-                elif len(body) < _COPY_PAYLOAD_BELOW:
+                elif small:
                     self._sock.sendall(head + body)
                 else:
                     self._sock.sendall(head)
@@ -502,6 +512,7 @@ class Client:
                 if self.closed or not self._read_once():
                     break
             self._notify_turn()
+        self._outbox.close()
         with self._read_lock, self._send_lock:
             self._sock.close()
             while self._received_fds:
