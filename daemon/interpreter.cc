@@ -184,11 +184,15 @@ JobReply Interpreter::RunOne(Job& job, python::JobRunner& runner, SharedBuffer& 
     SetCurrent(job.control);
     reply.outcome = runner.Run(buffer.data(), buffer.capacity(), size, job.definitions,
                                job.on_output, {job.out_of_band_fd.get(), job.out_of_band_lengths, job.share_result,
-                                job.lend_result});
+                                job.lend_result,
+                                job.out_of_band_map ? job.out_of_band_map->data() : nullptr,
+                                job.out_of_band_map ? job.out_of_band_map->size() : 0});
     sub_->ClearInterrupt();  // an interrupt that came too late for the job
     SetCurrent(nullptr);
   }
   job.out_of_band_fd.reset();  // the job's own mapping, if any, keeps the memory
+  if (job.out_of_band_map && reply.outcome.out_of_band_map_kept) job.out_of_band_map->Pin();
+  job.out_of_band_map.reset();  // the session's, until it closes
   buffer.Reserve(reply.outcome.needed_bytes);
   // A stopped job that did not return a value was stopped, whatever the
   // stop exception became on its way out (it may even have hit the

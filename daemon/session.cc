@@ -295,6 +295,7 @@ void Session::Close() {
   }
   definitions_.clear();
   if (result_region_ != nullptr) result_region_->Close();
+  argument_map_.reset();  // unmapped now, or when its running job ends
   // Its blocked puts and gets end unanswered; its anonymous queues go.
   queue_timers_.clear();
   context_.queues->DropOwner(id_);

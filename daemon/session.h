@@ -158,6 +158,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool takes_fds_ = false;  // hello said "fds": true
   // Large results go here while it is free (hello said "regions": true).
   std::shared_ptr<ResultRegion> result_region_;
+  // The client's reused argument file, mapped (I/O thread only).
+  std::shared_ptr<MappedFile> argument_map_;
   bool closing_ = false;  // no more reads; close once every reply is written
   bool closed_ = false;   // I/O thread's view; writers check send_closed_
   std::set<std::uint64_t> leases_;

@@ -163,6 +163,15 @@ bool Session::TakeOutOfBand(const Json& header, Job* job) {
                   " bytes) do not fit the file sent with it, or pass max_frame_bytes");
     return false;
   }
+  if (header.value("region", false) == true) {
+    // The client's reused file: mapped once for this connection (again
+    // when it has grown, or when a job kept a view of the old mapping).
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (argument_map_ == nullptr || !argument_map_->Covers(st.st_dev, st.st_ino, size)) {
+      argument_map_ = MappedFile::Map(job->out_of_band_fd.get(), st.st_dev, st.st_ino, size);
+    }
+    job->out_of_band_map = argument_map_;
+  }
   return true;
 }
 

@@ -18,6 +18,8 @@ struct EmitAccess {
   static const OutputSink* Sink(JobRunner* runner) { return runner->output_; }
   static const LendResultSpace* Lend(JobRunner* runner) { return runner->lend_; }
   static PyObject** LentView(JobRunner* runner) { return &runner->lent_view_; }
+  static const OutOfBand* Job(JobRunner* runner) { return runner->out_of_band_; }
+  static PyObject** MappedView(JobRunner* runner) { return &runner->mapped_view_; }
 };
 
 namespace {
@@ -67,6 +69,32 @@ PyObject* Reserve(PyObject* self, PyObject* args) {
 
 PyMethodDef kReserveDef = {"reserve", Reserve, METH_VARARGS,
                            "Lends the connection's result region to this job."};
+
+// mapped() -> read-only memoryview or None: the session's mapping of the
+// job's argument file, for _shm.views. Once per job.
+PyObject* Mapped(PyObject* self, PyObject*) {
+  auto* runner = static_cast<JobRunner*>(PyCapsule_GetPointer(self, kCapsuleName));
+  if (runner == nullptr) return nullptr;
+  const OutOfBand* job = EmitAccess::Job(runner);
+  PyObject** view = EmitAccess::MappedView(runner);
+  if (job == nullptr || job->mapped == nullptr || *view != nullptr) Py_RETURN_NONE;
+  *view = PyMemoryView_FromMemory(const_cast<char*>(job->mapped),
+                                  static_cast<Py_ssize_t>(job->mapped_size), PyBUF_READ);
+  Py_XINCREF(*view);
+  return *view;
+}
+
+PyMethodDef kMappedDef = {"mapped", Mapped, METH_NOARGS,
+                          "The session's mapping of this job's argument file."};
+
+// True when nothing but `view` itself (one reference, held by the runner)
+// uses the memory it shows: every memoryview made from it registers with
+// its managed buffer, and anything that exports a buffer from one of them
+// holds one.
+bool Unused(PyObject* view) {
+  auto* memory = reinterpret_cast<PyMemoryViewObject*>(view);
+  return Py_REFCNT(view) == 1 && memory->exports == 0 && memory->mbuf->exports == 1;
+}
 
 // Compiles `source` and installs it as module `name`; a new reference.
 PyObject* InstallModule(const char* name, const char* source, const char* filename) {
@@ -205,12 +233,15 @@ Status JobRunner::Load(const std::vector<std::string>& preload) {
   PyObject* capsule = cancelled_type_ != nullptr ? PyCapsule_New(this, kCapsuleName, nullptr) : nullptr;
   if (capsule != nullptr) emit_ = PyCFunction_New(&kEmitDef, capsule);
   PyObject* reserve = emit_ != nullptr ? PyCFunction_New(&kReserveDef, capsule) : nullptr;
+  PyObject* mapped = reserve != nullptr ? PyCFunction_New(&kMappedDef, capsule) : nullptr;
   Py_XDECREF(capsule);
-  PyObject* shm_module = reserve != nullptr ? PyImport_ImportModule(kShmName) : nullptr;
-  if (shm_module != nullptr && PyObject_SetAttrString(shm_module, "reserve", reserve) == 0) {
+  PyObject* shm_module = mapped != nullptr ? PyImport_ImportModule(kShmName) : nullptr;
+  if (shm_module != nullptr && PyObject_SetAttrString(shm_module, "reserve", reserve) == 0 &&
+      PyObject_SetAttrString(shm_module, "mapped", mapped) == 0) {
     settle_ = PyObject_GetAttrString(shm_module, "settle_received");
   }
   Py_XDECREF(shm_module);
+  Py_XDECREF(mapped);
   Py_XDECREF(reserve);
   if (settle_ == nullptr) Py_CLEAR(emit_);
   if (emit_ == nullptr) {
@@ -244,12 +275,14 @@ JobOutcome JobRunner::Run(char* buffer, std::size_t capacity, std::size_t size,
   }
   output_ = &output;
   lend_ = &out_of_band.lend;
+  out_of_band_ = &out_of_band;
   PyObject* result =
       PyObject_CallFunction(run_job_, "OnOOiOO", view, static_cast<Py_ssize_t>(size), defs,
                             output ? emit_ : Py_None, out_of_band.fd, lengths,
                             out_of_band.share_result ? Py_True : Py_False);
   output_ = nullptr;
   lend_ = nullptr;
+  out_of_band_ = nullptr;
   Py_DECREF(lengths);
   Py_DECREF(defs);
   Py_DECREF(view);
@@ -273,6 +306,17 @@ void JobRunner::SettleOutOfBand(const OutOfBand& out_of_band, JobOutcome* outcom
     if (done == nullptr) PyErr_Clear();
     Py_XDECREF(done);
   }
+  if (mapped_view_ != nullptr) {
+    if (Unused(mapped_view_)) {
+      PyObject* released = PyObject_CallMethod(mapped_view_, "release", nullptr);
+      if (released == nullptr) PyErr_Clear();
+      Py_XDECREF(released);
+    } else {
+      outcome->out_of_band_done = false;
+      outcome->out_of_band_map_kept = true;
+    }
+    Py_CLEAR(mapped_view_);
+  }
   if (lent_view_ != nullptr) {
     outcome->result_lent = true;
     PyObject* released = PyObject_CallMethod(lent_view_, "release", nullptr);
@@ -293,6 +337,7 @@ void JobRunner::Unload() {
   Py_CLEAR(emit_);
   Py_CLEAR(settle_);
   Py_CLEAR(lent_view_);
+  Py_CLEAR(mapped_view_);
 }
 
 }  // namespace ei::python

@@ -38,6 +38,9 @@ struct JobOutcome {
   bool result_lent = false;
   /// That space is still seen by a view the job kept: it must stay mapped.
   bool result_space_pinned = false;
+  /// Something the job made still uses `OutOfBand::mapped`: it must stay
+  /// mapped.
+  bool out_of_band_map_kept = false;
 };
 
 /// Lends a job reusable space for its result's buffers: at least `size`
@@ -51,6 +54,10 @@ struct OutOfBand {
   std::vector<std::size_t> lengths;
   bool share_result = false;  // the client takes a result's buffers in a memfd
   LendResultSpace lend;       // may be empty
+  /// The session's read-only mapping of the file, or nullptr (the job maps
+  /// it itself).
+  const char* mapped = nullptr;
+  std::size_t mapped_size = 0;
 };
 
 /// A function definition a job uses: its digest and its pickle.
@@ -98,6 +105,8 @@ class JobRunner {
   _object* settle_ = nullptr;          // _extrainterpreters_shm.settle_received
   const OutputSink* output_ = nullptr;  // set only while a job runs
   const LendResultSpace* lend_ = nullptr;  // set only while a job runs
+  const OutOfBand* out_of_band_ = nullptr;  // set only while a job runs
+  _object* mapped_view_ = nullptr;      // the view of OutOfBand::mapped, while a job runs
   _object* lent_view_ = nullptr;        // the view of lent space, while a job runs
 };
 

@@ -253,6 +253,7 @@ class Client:
             if region is not None:
                 fd = region.fd
                 header["oob"] = region.fill(collector.buffers)
+                header["region"] = True  # sent again: the daemon may keep it mapped
             else:
                 fd, header["oob"] = _shm.share(collector.buffers)
             header["fd"] = True
