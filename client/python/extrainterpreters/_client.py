@@ -100,11 +100,14 @@ class Client:
         # every reply. A thread waiting in run() reads for itself (one thread
         # hand-off less per job); the reader thread reads only while some
         # request is pending that no such thread waits for. Both guarded by
-        # _lock; _turn is notified when that count grows, when the read lock
-        # is let go, and when a waited-for reply arrives.
+        # _lock. _reader_work is notified when that count grows (and at
+        # shutdown); _turn, which callers in _wait use, when the read lock is
+        # let go and when a waited-for reply arrives. Two conditions, so that
+        # a run() does not wake the reader thread for nothing.
         self._read_lock = threading.Lock()
         self._claimed = set()  # ids of pending requests a caller reads for
         self._turn = threading.Condition(self._lock)
+        self._reader_work = threading.Condition(self._lock)
         self._next_id = 1  # Only touched under _send_lock.
         self._closed_error = None  # Makes the error for a closed connection.
         self._limits = _codec.Limits()
@@ -461,7 +464,7 @@ class Client:
                 if claimed:
                     self._claimed.add(request_id)
                 else:
-                    self._turn.notify_all()  # the reader thread has work
+                    self._reader_work.notify()  # the reader thread has work
             small = len(body) < _COPY_PAYLOAD_BELOW
             if fd < 0 and small and (in_flight or self._outbox.busy()):
                 # Others are in flight: this frame goes with the next batch.
@@ -506,9 +509,10 @@ class Client:
         """The reader thread: reads while some pending request has no caller
         reading for it (``_wait``), then waits for such a request again."""
         while True:
-            with self._turn:
-                self._turn.wait_for(lambda: self._closed_error is not None
-                                    or len(self._pending) > len(self._claimed))
+            with self._reader_work:
+                self._reader_work.wait_for(
+                    lambda: self._closed_error is not None
+                    or len(self._pending) > len(self._claimed))
             with self._read_lock:
                 if self.closed or not self._read_once():
                     break
@@ -697,6 +701,7 @@ class Client:
             pending, self._pending = self._pending, {}
             self._claimed.clear()
             self._turn.notify_all()
+            self._reader_work.notify_all()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
