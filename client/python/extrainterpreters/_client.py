@@ -40,6 +40,7 @@ import pickle
 import platform
 import re
 import math
+import select
 import socket
 import sys
 import threading
@@ -126,10 +127,10 @@ class Client:
         self._outbox = _outbox.Outbox(
             self._sock, lambda exc: self._shutdown(self._lost(f"send failed: {exc}")),
             f"extrainterpreters-writer {self._socket_path}")
-        self._reader = threading.Thread(
-            target=self._read_loop, daemon=True,
-            name=f"extrainterpreters-reader {self._socket_path}")
-        self._reader.start()
+        # Started by the first request that no caller reads for itself; a
+        # client that only ever calls run() needs none. Under _lock.
+        self._reader = None
+        self._finished = False  # _finish ran; under _lock
         try:
             self._handshake(connect_timeout)
         except BaseException:
@@ -211,10 +212,15 @@ class Client:
         """
         self._shutdown(lambda: DaemonConnectionError(
             self._socket_path, "client closed", connected=True))
-        # The reader closes the socket on its way out. A done callback may
-        # call close() on the reader thread, which must not join itself.
-        if self._reader is not threading.current_thread():
-            self._reader.join()
+        # The reader closes the socket on its way out (or this thread does,
+        # when there is none). A done callback may call close() on the
+        # reader thread, which must not join itself.
+        with self._lock:
+            reader = self._reader
+        if reader is None:
+            self._finish()
+        elif reader is not threading.current_thread():
+            reader.join()
 
     def __enter__(self):
         return self
@@ -465,6 +471,11 @@ class Client:
                     self._claimed.add(request_id)
                 else:
                     self._reader_work.notify()  # the reader thread has work
+                    if self._reader is None:
+                        self._reader = threading.Thread(
+                            target=self._read_loop, daemon=True,
+                            name=f"extrainterpreters-reader {self._socket_path}")
+                        self._reader.start()
             small = len(body) < _COPY_PAYLOAD_BELOW
             if fd < 0 and small and (in_flight or self._outbox.busy()):
                 # Others are in flight: this frame goes with the next batch.
@@ -486,13 +497,14 @@ class Client:
     def _handshake(self, timeout):
         header = {"type": "hello", "protocol": PROTOCOL_VERSION,
                   "client": _client_string(), "fds": True, "regions": True}
-        future = self._request(header, self._decode_hello)
-        try:
-            future.result(timeout)
-        except TimeoutError:
+        # Read by this thread (claimed): no hand-off between threads on the
+        # way to a new client's first result.
+        future = self._request(header, self._decode_hello, claimed=True)
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        if not ready:
             raise DaemonConnectionError(
-                self._socket_path,
-                f"no hello reply within {timeout} seconds") from None
+                self._socket_path, f"no hello reply within {timeout} seconds")
+        self._wait(future)
 
     def _decode_hello(self, frame):
         """Check the hello reply and adopt the daemon's limits.
@@ -517,6 +529,15 @@ class Client:
                 if self.closed or not self._read_once():
                     break
             self._notify_turn()
+        self._finish()
+
+    def _finish(self):
+        """Closes the socket and what belongs to the connection, once: on
+        the reader thread's way out, or in close() when it never started."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
         self._outbox.close()
         with self._read_lock, self._send_lock:
             self._sock.close()
