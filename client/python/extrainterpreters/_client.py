@@ -14,10 +14,14 @@ Data flow (compare ``concurrent/futures/process.py``)::
     Future.result()  <------------------
 
 Requests are pipelined: replies come back in any order and are matched by
-id. Exactly one thread reads (the reader), and writers take the send lock
-for one whole frame, so frames never interleave. When the connection ends
-for any reason, every Future still waiting fails with the reason, so no
-caller is ever left hanging.
+id. One thread at a time reads (whoever holds the read lock: a caller of
+``run()`` waiting for its own reply, or the reader thread, started with the
+first request nobody waits for that way), and writers take the send lock
+for one whole frame, so frames never interleave. A request made while
+others are in flight is queued instead of sent (``_outbox``): a writer
+thread sends everything queued so far in one system call. When the
+connection ends for any reason, every Future still waiting fails with the
+reason, so no caller is ever left hanging.
 
 Futures' done callbacks run on the reader thread, as callbacks run on a
 worker thread in ``concurrent.futures``; a callback that waits for another
