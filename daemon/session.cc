@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include <unordered_map>
+#include <utility>
 
 #include <boost/asio/post.hpp>
 
@@ -161,9 +162,11 @@ void Session::OnHello(Frame& frame) {
               /*fatal=*/true);
     return;
   }
-  greeted_ = true;
+  // Interpreter threads read result_region_ once jobs exist, so it is set
+  // only by the first hello, before any job.
+  const bool first = !std::exchange(greeted_, true);
   takes_fds_ = frame.header.value("fds", false) == true;
-  if (takes_fds_ && frame.header.value("regions", false) == true) {
+  if (first && takes_fds_ && frame.header.value("regions", false) == true) {
     result_region_ = std::make_shared<ResultRegion>(context_.limits.max_frame_bytes);
   }
   const Json& client = frame.header["client"];
