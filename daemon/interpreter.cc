@@ -1,5 +1,7 @@
 #include "daemon/interpreter.h"
 
+#include <malloc.h>
+
 #include "daemon/python/job_runner.h"
 #include "daemon/python/sub_interpreter.h"
 #include "daemon/shared_buffer.h"
@@ -117,6 +119,9 @@ void Interpreter::Main(Callbacks callbacks) {
     sub_ = std::move(sub);
     cancelled_type_ = runner.cancelled_type();
   }
+  // Creating an interpreter frees much of what it allocated; the daemon
+  // keeps freed heap memory (MemoryTrimmer), so give that back now.
+  ::malloc_trim(0);
   if (status.ok()) SetState(State::kIdle);
   callbacks.on_ready(*this, status);
   if (status.ok()) Serve(runner, callbacks.on_drop);
@@ -184,11 +189,16 @@ JobReply Interpreter::RunOne(Job& job, python::JobRunner& runner, SharedBuffer& 
     wakeup_.Arm(job.connection);
     SetCurrent(job.control);
     reply.outcome = runner.Run(buffer.data(), buffer.capacity(), size, job.definitions,
-                               job.on_output, {job.out_of_band_fd.get(), job.out_of_band_lengths, job.share_result});
+                               job.on_output, {job.out_of_band_fd.get(), job.out_of_band_lengths, job.share_result,
+                                job.lend_result,
+                                job.out_of_band_map ? job.out_of_band_map->data() : nullptr,
+                                job.out_of_band_map ? job.out_of_band_map->size() : 0});
     sub_->ClearInterrupt();  // an interrupt that came too late for the job
     SetCurrent(nullptr);
   }
   job.out_of_band_fd.reset();  // the job's own mapping, if any, keeps the memory
+  if (job.out_of_band_map && reply.outcome.out_of_band_map_kept) job.out_of_band_map->Pin();
+  job.out_of_band_map.reset();  // the session's, until it closes
   buffer.Reserve(reply.outcome.needed_bytes);
   // A stopped job that did not return a value was stopped, whatever the
   // stop exception became on its way out (it may even have hit the

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/mapped_file.h"
 #include "daemon/python/job_runner.h"
 
 namespace ei {
@@ -84,10 +85,14 @@ struct Job {
   /// The job's out-of-band buffers (PROTOCOL.md, "Large data"), if any.
   UniqueFd out_of_band_fd;
   std::vector<std::size_t> out_of_band_lengths;
+  /// The session's mapping of that file, when it is the client's reused one.
+  std::shared_ptr<MappedFile> out_of_band_map;
   bool share_result = false;  // its client takes descriptors (hello "fds")
   /// The connection that submitted it (0: none); it owns the anonymous
   /// queues the job creates.
   std::uint64_t connection = 0;
+  /// The connection's result region, when its client reuses one.
+  python::LendResultSpace lend_result;
   /// Set when the job's connection closed: the job is dropped unrun.
   std::shared_ptr<const std::atomic<bool>> abandoned;
 

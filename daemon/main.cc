@@ -7,7 +7,6 @@
 // the config on the I/O loop. Under systemd, the listening socket may come
 // from socket activation and the service manager hears READY/STATUS/
 // STOPPING/WATCHDOG (service_notifier.h).
-#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -30,6 +29,7 @@
 #include "daemon/latency_recorder.h"
 #include "daemon/log.h"
 #include "daemon/job_queue_service.h"
+#include "daemon/memory_trimmer.h"
 #include "daemon/queue_store.h"
 #include "daemon/python/runtime.h"
 #include "daemon/reload.h"
@@ -50,6 +50,10 @@ namespace asio = boost::asio;
 // that stopped reading would otherwise keep its session, and so the daemon,
 // alive for ever.
 constexpr std::chrono::seconds kFlushGrace{10};
+
+// Memory freed by large transfers is kept for the next one, and given back
+// once none has moved for this long (MemoryTrimmer).
+constexpr std::chrono::milliseconds kTrimAfterIdle{1000};
 
 std::string Join(const std::vector<std::string>& items, const char* sep) {
   std::string out;
@@ -139,6 +143,8 @@ int Serve(Config config, int argc, char** argv) {
   context.latency = &latency;
   context.sessions = &sessions;
   context.queues = &queues;
+  MemoryTrimmer trimmer(io, kTrimAfterIdle);
+  context.trimmer = &trimmer;
 
   Server server(io, context);
   AccessPolicy access;
@@ -171,6 +177,7 @@ int Serve(Config config, int argc, char** argv) {
   // every job, then close each session once its replies are written, or
   // when kFlushGrace has passed.
   auto close_sessions = [&] {
+    trimmer.Stop();
     sessions.CloseAllWhenFlushed();
     keep_running.reset();
     flush_deadline.expires_after(kFlushGrace);
@@ -266,10 +273,9 @@ int main(int argc, char** argv) {
   }
   // A client that hangs up mid-write must not kill the daemon.
   ::signal(SIGPIPE, SIG_IGN);
-  // Jobs move large, short-lived buffers. A fixed mmap threshold keeps
-  // glibc from raising it (it does so after each large free), so every
-  // buffer of 1 MiB or more goes back to the kernel when freed and the
-  // daemon's memory returns to its baseline after large transfers.
-  ::mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  // Jobs move large, short-lived buffers: freed ones are kept warm for the
+  // next transfer, up to a frame's worth, and trimmed once transfers stop.
+  ei::MemoryTrimmer::ConfigureAllocator(
+      static_cast<std::size_t>(parsed.config.max_frame_bytes) + (1 << 20));
   return ei::Serve(parsed.config, argc, argv);
 }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include <unordered_map>
+#include <utility>
 
 #include <boost/asio/post.hpp>
 
@@ -138,6 +139,9 @@ void Session::Dispatch(Frame& frame) {
               "the first request must be hello, not " + type, /*fatal=*/true);
     return;
   }
+  if (result_region_ != nullptr && frame.header.value("free_region", false) == true) {
+    result_region_->FreeFromClient();
+  }
   if (type != "run" && frame.header.value("fd", false) == true && !received_fds_.empty()) {
     received_fds_.pop_front();  // only run takes one; drop it, do not pass it on
   }
@@ -159,8 +163,13 @@ void Session::OnHello(Frame& frame) {
               /*fatal=*/true);
     return;
   }
-  greeted_ = true;
+  // Interpreter threads read result_region_ once jobs exist, so it is set
+  // only by the first hello, before any job.
+  const bool first = !std::exchange(greeted_, true);
   takes_fds_ = frame.header.value("fds", false) == true;
+  if (first && takes_fds_ && frame.header.value("regions", false) == true) {
+    result_region_ = std::make_shared<ResultRegion>(context_.limits.max_frame_bytes);
+  }
   const Json& client = frame.header["client"];
   log::Info("client hello: connection " + std::to_string(id_) + " is " +
             (client.is_string() ? client.get<std::string>() : std::string("an unnamed client")));
@@ -289,6 +298,8 @@ void Session::Close() {
     jobs_.clear();
   }
   definitions_.clear();
+  if (result_region_ != nullptr) result_region_->Close();
+  argument_map_.reset();  // unmapped now, or when its running job ends
   // Its blocked puts and gets end unanswered; its anonymous queues go.
   queue_timers_.clear();
   queue_waits_.clear();
@@ -305,6 +316,9 @@ void Session::Close() {
   }
   log::Info("connection closed: connection " + std::to_string(id_));
   context_.sessions->Remove(shared_from_this());
+  // Memory kept warm for this client's large transfers goes back now (jobs
+  // of it still running trim again when they end: OnJobDone).
+  if (moved_large_.load() && context_.trimmer != nullptr) context_.trimmer->TrimNow();
 }
 
 }  // namespace ei

@@ -20,10 +20,13 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/interpreter_pool.h"
+#include "daemon/job_reply.h"
 #include "daemon/job_totals.h"
 #include "daemon/latency_recorder.h"
+#include "daemon/memory_trimmer.h"
 #include "daemon/python/unique_fd.h"
 #include "daemon/queue_store.h"
+#include "daemon/result_region.h"
 #include "daemon/status_report.h"
 #include "proto/frame_codec.h"
 
@@ -55,6 +58,7 @@ struct DaemonContext {
   LatencyRecorder* latency = nullptr;
   SessionManager* sessions = nullptr;
   QueueStore* queues = nullptr;  // I/O thread only
+  MemoryTrimmer* trimmer = nullptr;
   bool stopping = false;  // set on the I/O thread when shutdown starts
   bool queue_full_logged = false;  // I/O thread: max_queue_depth was hit, logged once
 };
@@ -118,8 +122,11 @@ class Session : public std::enable_shared_from_this<Session> {
                       std::optional<JobControl::Clock::time_point>* deadline,
                       std::vector<python::Definition>* definitions);
   void Wire(std::uint64_t request_id, std::optional<JobControl::Clock::time_point> deadline,
-            bool output, Job* job);
-  void OnJobDone(std::uint64_t request_id, Clock::time_point received, JobReply reply);
+            bool output, bool large, Job* job);
+  void OnJobDone(std::uint64_t request_id, Clock::time_point received, bool large,
+                 JobReply reply);
+  void NoteLarge();
+  void Count(JobReplyFrame::Count count);
   void OnOutput(std::uint64_t request_id, std::string_view stream, std::string_view text);
   void OnLeaseGranted(std::uint64_t request_id, const LeaseGrant& grant);
 
@@ -152,6 +159,10 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<UniqueFd> received_fds_;  // SCM_RIGHTS, in arrival order
   bool greeted_ = false;
   bool takes_fds_ = false;  // hello said "fds": true
+  // Large results go here while it is free (hello said "regions": true).
+  std::shared_ptr<ResultRegion> result_region_;
+  // The client's reused argument file, mapped (I/O thread only).
+  std::shared_ptr<MappedFile> argument_map_;
   bool closing_ = false;  // no more reads; close once every reply is written
   bool closed_ = false;   // I/O thread's view; writers check send_closed_
   std::set<std::uint64_t> leases_;
@@ -183,6 +194,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // This connection's blocked queue puts and gets, by request id, so that a
   // queue_cancel can withdraw them. I/O thread only.
   std::unordered_map<std::uint64_t, QueueStore::WaiterId> queue_waits_;
+  // Large data moved on this connection: its memory is trimmed when it closes.
+  std::atomic<bool> moved_large_{false};
   const std::shared_ptr<std::atomic<bool>> abandoned_ = std::make_shared<std::atomic<bool>>(false);
 };
 

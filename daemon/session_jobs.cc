@@ -63,8 +63,15 @@ void Session::OnRun(Frame& frame) {
   job.payload = std::move(frame.payload);
   job.share_result = takes_fds_;
   job.connection = id_;
+  if (result_region_ != nullptr) {
+    job.lend_result = [region = result_region_](std::size_t size, int* fd) {
+      return region->Lend(size, fd);
+    };
+  }
+  const bool large = job.out_of_band_fd || job.payload.size() >= MemoryTrimmer::kLargeBytes;
+  if (large) NoteLarge();
   const std::uint64_t request_id = id.get<std::uint64_t>();
-  Wire(request_id, deadline, frame.header.value("output", false) == true, &job);
+  Wire(request_id, deadline, frame.header.value("output", false) == true, large, &job);
   if (QueueJob(id, lease, request_id, job)) ++context_.totals->submitted;
 }
 
@@ -157,6 +164,15 @@ bool Session::TakeOutOfBand(const Json& header, Job* job) {
                   " bytes) do not fit the file sent with it, or pass max_frame_bytes");
     return false;
   }
+  if (header.value("region", false) == true) {
+    // The client's reused file: mapped once for this connection (again
+    // when it has grown, or when a job kept a view of the old mapping).
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (argument_map_ == nullptr || !argument_map_->Covers(st.st_dev, st.st_ino, size)) {
+      argument_map_ = MappedFile::Map(job->out_of_band_fd.get(), st.st_dev, st.st_ino, size);
+    }
+    job->out_of_band_map = argument_map_;
+  }
   return true;
 }
 
@@ -195,11 +211,12 @@ bool Session::ReadRunOptions(const Json& header,
 
 // Wires a job's answer and output back to this session's I/O thread.
 void Session::Wire(std::uint64_t request_id, std::optional<JobControl::Clock::time_point> deadline,
-                   bool output, Job* job) {
+                   bool output, bool large, Job* job) {
   job->abandoned = abandoned_;
   // Called on the thread that answers the job, which writes the reply.
-  auto on_done = [self = shared_from_this(), request_id, received = Clock::now()](JobReply reply) {
-    self->OnJobDone(request_id, received, std::move(reply));
+  auto on_done = [self = shared_from_this(), request_id, large,
+                  received = Clock::now()](JobReply reply) {
+    self->OnJobDone(request_id, received, large, std::move(reply));
   };
   job->control = std::make_shared<JobControl>(std::move(on_done), deadline);
   if (output) {
@@ -215,15 +232,46 @@ void Session::OnOutput(std::uint64_t request_id, std::string_view stream, std::s
 }
 
 // Any thread: the answering interpreter, the watchdog, or the I/O thread.
-void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, JobReply reply) {
+void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, bool large,
+                        JobReply reply) {
   {
     std::lock_guard lock(jobs_mu_);
     jobs_.erase(request_id);
     last_job_done_ = Clock::now();
   }
   context_.latency->Record(Clock::now() - received);
+  const python::JobOutcome& outcome = reply.outcome;
+  const bool out_of_band_done = outcome.out_of_band_done;
+  const bool lent = outcome.result_lent, pinned = outcome.result_space_pinned;
   JobReplyFrame frame = MakeJobReply(request_id, std::move(reply), context_.limits);
-  switch (frame.count) {
+  large = large || frame.fd || frame.payload.size() >= MemoryTrimmer::kLargeBytes;
+  if (abandoned_->load()) {
+    // Nobody reads the reply, and nobody sends this connection a job again:
+    // its memory goes back before the job counts as done.
+    if (lent && !pinned) result_region_->TakeBack();
+    const JobReplyFrame::Count count = frame.count;
+    frame = {};
+    if (large && context_.trimmer != nullptr) context_.trimmer->TrimNow();
+    Count(count);
+    return;
+  }
+  if (out_of_band_done) frame.header["oob_done"] = true;
+  if (lent && pinned) {
+    result_region_->Pin();
+  } else if (lent && frame.fd) {
+    result_region_->GiveToClient();
+    frame.header["region"] = true;
+  } else if (lent) {
+    result_region_->TakeBack();
+  }
+  Count(frame.count);
+  if (large) NoteLarge();
+  Send(std::move(frame.header), std::move(frame.payload), std::move(frame.fd));
+}
+
+// Counts an answered job in the totals.
+void Session::Count(JobReplyFrame::Count count) {
+  switch (count) {
     case JobReplyFrame::Count::kCompleted: ++context_.totals->completed; break;
     case JobReplyFrame::Count::kFailed: ++context_.totals->failed; break;
     case JobReplyFrame::Count::kCancelled:
@@ -235,7 +283,12 @@ void Session::OnJobDone(std::uint64_t request_id, Clock::time_point received, Jo
       ++context_.totals->timeouts;
       break;
   }
-  Send(std::move(frame.header), std::move(frame.payload), std::move(frame.fd));
+}
+
+// Any thread: large data moved on this connection.
+void Session::NoteLarge() {
+  moved_large_.store(true);
+  if (context_.trimmer != nullptr) context_.trimmer->NoteLarge();
 }
 
 // {"type": "cancel", "id": 8, "job": 7}

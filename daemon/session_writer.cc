@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -54,32 +55,41 @@ bool Session::OverOutputLimitLocked(std::size_t frame_bytes) {
 }
 
 // Writes queued frames until the queue is empty or the socket is full.
+// Replies that queued up while the socket was busy go out together: one
+// sendmsg takes up to kBatchFrames of them (a frame with a descriptor only
+// at the front, since the descriptor goes with the batch's first bytes).
 void Session::FlushLocked() {
+  constexpr std::size_t kBatchFrames = 64;
   const int fd = socket_.native_handle();
   while (!out_.empty()) {
-    OutFrame& frame = out_.front();
-    iovec parts[2];
-    int count = 0;
-    if (frame.sent < frame.head.size()) {
-      parts[count++] = {frame.head.data() + frame.sent, frame.head.size() - frame.sent};
-    }
-    const std::size_t payload_sent = frame.sent > frame.head.size() ? frame.sent - frame.head.size() : 0;
-    if (payload_sent < frame.payload.size()) {
-      parts[count++] = {frame.payload.data() + payload_sent, frame.payload.size() - payload_sent};
+    iovec parts[2 * kBatchFrames];
+    std::size_t count = 0;
+    for (std::size_t i = 0; i < out_.size() && i < kBatchFrames; ++i) {
+      OutFrame& frame = out_[i];
+      if (i > 0 && frame.fd) break;
+      if (frame.sent < frame.head.size()) {
+        parts[count++] = {frame.head.data() + frame.sent, frame.head.size() - frame.sent};
+      }
+      const std::size_t payload_sent =
+          frame.sent > frame.head.size() ? frame.sent - frame.head.size() : 0;
+      if (payload_sent < frame.payload.size()) {
+        parts[count++] = {frame.payload.data() + payload_sent,
+                          frame.payload.size() - payload_sent};
+      }
     }
     msghdr message{};
     message.msg_iov = parts;
-    message.msg_iovlen = static_cast<std::size_t>(count);
+    message.msg_iovlen = count;
     // A descriptor goes with the frame's first bytes (SCM_RIGHTS).
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    if (frame.fd) {
+    if (out_.front().fd) {
       message.msg_control = control;
       message.msg_controllen = sizeof control;
       cmsghdr* c = CMSG_FIRSTHDR(&message);
       c->cmsg_level = SOL_SOCKET;
       c->cmsg_type = SCM_RIGHTS;
       c->cmsg_len = CMSG_LEN(sizeof(int));
-      const int passed = frame.fd.get();
+      const int passed = out_.front().fd.get();
       std::memcpy(CMSG_DATA(c), &passed, sizeof passed);
     }
     const ssize_t n = count == 0 ? 0 : ::sendmsg(fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -100,10 +110,20 @@ void Session::FlushLocked() {
       out_bytes_ = 0;
       break;
     }
-    if (n > 0) frame.fd.reset();  // the peer has its copy now
-    frame.sent += static_cast<std::size_t>(n);
+    if (n > 0) out_.front().fd.reset();  // the peer has its copy now
     out_bytes_ -= static_cast<std::size_t>(n);
-    if (frame.sent == frame.head.size() + frame.payload.size()) out_.pop_front();
+    std::size_t written = static_cast<std::size_t>(n);
+    // Frames the bytes completed leave the queue; the last may be partial.
+    while (!out_.empty()) {
+      OutFrame& frame = out_.front();
+      const std::size_t left = frame.head.size() + frame.payload.size() - frame.sent;
+      const std::size_t taken = std::min(left, written);
+      frame.sent += taken;
+      written -= taken;
+      if (taken < left) break;
+      out_.pop_front();
+      if (written == 0) break;
+    }
   }
   if (close_when_flushed_) {
     close_when_flushed_ = false;

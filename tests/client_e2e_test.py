@@ -25,6 +25,8 @@ from extrainterpreters import (  # noqa: E402
 # sub-interpreter refuses to load them. Which exist depends on the build.
 SINGLE_PHASE_MODULES = ["_testsinglephase", "readline", "_curses", "_tkinter"]
 
+WAIT = 60.0  # seconds; a bound for waits that end at once when all is well
+
 
 class ResultTest(harness.DaemonTestCase):
 
@@ -59,6 +61,44 @@ class ResultTest(harness.DaemonTestCase):
             extrainterpreters.run(jobs.add, 1, 1)
             self.assertIs(extrainterpreters._client._default_client(), first)
         self.addCleanup(first.close)
+
+
+class BatchedSendsTest(harness.DaemonTestCase):
+    """Requests made while others are in flight go out together, in order."""
+
+    def test_requests_queued_behind_a_send_go_out_in_one(self):
+        outbox = self.client._outbox
+        real = outbox._sock
+        held, release, sends = threading.Event(), threading.Event(), []
+
+        class HeldSocket:
+            """Holds the writer's first send until every request is queued."""
+
+            def sendall(self, data):
+                sends.append(data)
+                if len(sends) == 1:
+                    held.set()
+                    release.wait(WAIT)
+                real.sendall(data)
+
+        outbox._sock = HeldSocket()
+        flag = self.release_file()
+        # In flight until the flag file appears: every later request is
+        # queued behind it.
+        waiting = self.client.submit(jobs.wait_for_file, flag, "first")
+        first = self.client.submit(jobs.add, 0, 1)
+        self.assertTrue(held.wait(WAIT), "the writer never sent")
+        # By value: each needs a define, which must reach the daemon first.
+        futures = [self.client.submit(lambda n: n * 2, n) for n in range(100)]
+        release.set()
+        self.assertEqual([f.result(WAIT) for f in futures],
+                         [n * 2 for n in range(100)])
+        self.assertEqual(first.result(WAIT), 1)
+        harness.touch(flag)
+        self.assertEqual(waiting.result(WAIT), "first")
+        # The writer's first send had one frame; the 100 runs (and the
+        # define) queued behind it went out in the second.
+        self.assertEqual(len(sends), 2, [len(data) for data in sends])
 
 
 class FrameLimitTest(harness.DaemonTestCase):

@@ -309,3 +309,39 @@ def call_item(data, key, *args):
     self-contained, so a job can rebuild them."""
     import pickle
     return pickle.loads(data)[key](*args)
+
+
+class Keeper:
+    """Holds a view of a buffer it was unpickled from: pickled out of band
+    (pickle protocol 5), it keeps the sender's shared memory in use."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __reduce_ex__(self, protocol):
+        import pickle
+        return _keeper, (pickle.PickleBuffer(self.data),)
+
+
+def _keeper(buffer):
+    kept = Keeper.__new__(Keeper)
+    kept.data = memoryview(buffer)
+    return kept
+
+
+def keep(kept, *rest):
+    """Keeps ``kept`` (a Keeper) in this interpreter; the sha-256 of its data."""
+    _state["kept"] = kept
+    return kept_sha()
+
+
+def kept_sha():
+    """The sha-256 of the data of the Keeper that ``keep`` kept here."""
+    import hashlib
+    return hashlib.sha256(_state["kept"].data).hexdigest()
+
+
+def keeper_and_bytes(size, seed):
+    """A large result whose first item keeps a view of the file it came in."""
+    data = pattern(size, seed)
+    return Keeper(data), data

@@ -29,13 +29,14 @@ def open_fds():
 class LargeDataTest(harness.DaemonTestCase):
 
     def received_with_fd(self):
-        """Records, per result frame from now on, whether a memfd came with it."""
+        """Records, per result frame from now on, whether a memfd came with
+        it (the client maps it before it dispatches the frame)."""
         seen = []
         dispatch = self.client._dispatch
 
         def recording(frame):
             if frame.header.get("type") == "result":
-                seen.append(frame.fd >= 0)
+                seen.append(frame.views is not None)
             return dispatch(frame)
         self.client._dispatch = recording
         return seen
@@ -69,7 +70,10 @@ class LargeDataTest(harness.DaemonTestCase):
                          ("bytes", 2 * MIB, sha(view)))
 
     def test_no_descriptor_leaks_in_the_client(self):
-        self.client.run(jobs.pattern, 2 * MIB)  # warm up
+        # Warm up: the connection keeps one file (and its mapping's
+        # descriptor) for large arguments from the first one on.
+        self.client.run(jobs.pattern, 2 * MIB)
+        self.client.run(jobs.describe_buffer, jobs.pattern(2 * MIB))
         before = open_fds()
         for seed in range(20):
             self.client.run(jobs.describe_buffer, jobs.pattern(2 * MIB, seed))
@@ -82,6 +86,69 @@ class LargeDataTest(harness.DaemonTestCase):
                     self.daemon.socket_path) as client:
                 return await client.run(jobs.pattern, 4 * MIB, 2)
         self.assertEqual(asyncio.run(main()), jobs.pattern(4 * MIB, 2))
+
+    def replies(self, client=None):
+        """Records the header of every result frame from now on."""
+        client = client or self.client
+        seen = []
+        dispatch = client._dispatch
+
+        def recording(frame):
+            if frame.header.get("type") == "result":
+                seen.append(frame.header)
+            return dispatch(frame)
+        client._dispatch = recording
+        return seen
+
+    def test_large_arguments_reuse_one_file_per_connection(self):
+        seen = self.replies()
+        for seed in range(3):
+            data = jobs.pattern(8 * MIB, seed)
+            self.assertEqual(self.client.run(jobs.describe_buffer, data),
+                             ("bytes", 8 * MIB, sha(data)))
+            if seed == 0:
+                region = self.client._region
+        # The daemon was done with the file after each job, so the client
+        # wrote the next argument into the same one.
+        self.assertEqual([h.get("oob_done") for h in seen], [True] * 3)
+        self.assertIsNotNone(region)
+        self.assertIs(self.client._region, region)
+
+    def test_an_argument_a_job_keeps_is_never_overwritten(self):
+        seen = self.replies()
+        first = jobs.pattern(2 * MIB, 1)
+        with extrainterpreters.Interpreter(client=self.client) as interp:
+            # The Keeper's buffer travels out of band next to a large bytes,
+            # and the job keeps a view of it in the interpreter.
+            self.assertEqual(interp.run(jobs.keep, jobs.Keeper(first),
+                                        jobs.pattern(2 * MIB, 2)), sha(first))
+            for seed in range(3, 6):
+                data = jobs.pattern(2 * MIB, seed)
+                self.assertEqual(interp.run(jobs.describe_buffer, data)[2], sha(data))
+            self.assertEqual(interp.run(jobs.kept_sha), sha(first))
+        self.assertNotIn("oob_done", seen[0])  # the client dropped that file
+        self.assertEqual([h.get("oob_done") for h in seen[1:4]], [True] * 3)
+
+    def test_large_results_reuse_the_daemons_file(self):
+        seen = self.replies()
+        for seed in range(3):
+            data = self.client.run(jobs.pattern, 8 * MIB, seed)
+            self.assertEqual(sha(data), sha(jobs.pattern(8 * MIB, seed)))
+        self.assertEqual([(h.get("fd"), h.get("region")) for h in seen],
+                         [(True, True)] * 3)
+
+    def test_a_result_the_client_keeps_is_never_overwritten(self):
+        seen = self.replies()
+        kept, data = self.client.run(jobs.keeper_and_bytes, 2 * MIB, 1)
+        self.assertEqual(bytes(kept.data), jobs.pattern(2 * MIB, 1))
+        # The client still uses the daemon's file, so it never says it is
+        # free: later results come in new files, and the kept view holds.
+        for seed in range(2, 5):
+            self.assertEqual(self.client.run(jobs.pattern, 2 * MIB, seed),
+                             jobs.pattern(2 * MIB, seed))
+        self.assertEqual(bytes(kept.data), jobs.pattern(2 * MIB, 1))
+        self.assertEqual(data, jobs.pattern(2 * MIB, 1))
+        self.assertEqual([h.get("region") for h in seen], [True, None, None, None])
 
     def test_daemon_memory_returns_after_a_client_dies_mid_transfer(self):
         daemon = self.start_daemon()

@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include <unistd.h>
+
 #include "daemon/python/error.h"
 #include "daemon/python/function_loader_source.h"
 #include "daemon/python/shm_source.h"
@@ -11,9 +13,13 @@
 
 namespace ei::python {
 
-// Lets the emit builtin reach the runner's current output sink.
+// Lets the emit and reserve builtins reach the runner's current job.
 struct EmitAccess {
   static const OutputSink* Sink(JobRunner* runner) { return runner->output_; }
+  static const LendResultSpace* Lend(JobRunner* runner) { return runner->lend_; }
+  static PyObject** LentView(JobRunner* runner) { return &runner->lent_view_; }
+  static const OutOfBand* Job(JobRunner* runner) { return runner->out_of_band_; }
+  static PyObject** MappedView(JobRunner* runner) { return &runner->mapped_view_; }
 };
 
 namespace {
@@ -39,6 +45,56 @@ PyObject* Emit(PyObject* self, PyObject* args) {
 }
 
 PyMethodDef kEmitDef = {"emit", Emit, METH_VARARGS, "Sends a job's output to its client."};
+
+// reserve(size) -> (writable memoryview, fd) or None: the connection's
+// result region for _shm.share (PROTOCOL.md, "Large data"). Once per job.
+PyObject* Reserve(PyObject* self, PyObject* args) {
+  Py_ssize_t size = 0;
+  if (!PyArg_ParseTuple(args, "n", &size)) return nullptr;
+  auto* runner = static_cast<JobRunner*>(PyCapsule_GetPointer(self, kCapsuleName));
+  if (runner == nullptr) return nullptr;
+  const LendResultSpace* lend = EmitAccess::Lend(runner);
+  PyObject** lent_view = EmitAccess::LentView(runner);
+  int fd = -1;
+  char* space = nullptr;
+  if (size > 0 && lend != nullptr && *lend && *lent_view == nullptr) {
+    space = (*lend)(static_cast<std::size_t>(size), &fd);
+  }
+  if (space == nullptr) Py_RETURN_NONE;
+  *lent_view = PyMemoryView_FromMemory(space, size, PyBUF_WRITE);
+  PyObject* result = *lent_view != nullptr ? Py_BuildValue("(Oi)", *lent_view, fd) : nullptr;
+  if (result == nullptr) ::close(fd);
+  return result;
+}
+
+PyMethodDef kReserveDef = {"reserve", Reserve, METH_VARARGS,
+                           "Lends the connection's result region to this job."};
+
+// mapped() -> read-only memoryview or None: the session's mapping of the
+// job's argument file, for _shm.views. Once per job.
+PyObject* Mapped(PyObject* self, PyObject*) {
+  auto* runner = static_cast<JobRunner*>(PyCapsule_GetPointer(self, kCapsuleName));
+  if (runner == nullptr) return nullptr;
+  const OutOfBand* job = EmitAccess::Job(runner);
+  PyObject** view = EmitAccess::MappedView(runner);
+  if (job == nullptr || job->mapped == nullptr || *view != nullptr) Py_RETURN_NONE;
+  *view = PyMemoryView_FromMemory(const_cast<char*>(job->mapped),
+                                  static_cast<Py_ssize_t>(job->mapped_size), PyBUF_READ);
+  Py_XINCREF(*view);
+  return *view;
+}
+
+PyMethodDef kMappedDef = {"mapped", Mapped, METH_NOARGS,
+                          "The session's mapping of this job's argument file."};
+
+// True when nothing but `view` itself (one reference, held by the runner)
+// uses the memory it shows: every memoryview made from it registers with
+// its managed buffer, and anything that exports a buffer from one of them
+// holds one.
+bool Unused(PyObject* view) {
+  auto* memory = reinterpret_cast<PyMemoryViewObject*>(view);
+  return Py_REFCNT(view) == 1 && memory->exports == 0 && memory->mbuf->exports == 1;
+}
 
 // Compiles `source` and installs it as module `name`; a new reference.
 PyObject* InstallModule(const char* name, const char* source, const char* filename) {
@@ -176,7 +232,18 @@ Status JobRunner::Load(const std::vector<std::string>& preload) {
   Py_XDECREF(module);
   PyObject* capsule = cancelled_type_ != nullptr ? PyCapsule_New(this, kCapsuleName, nullptr) : nullptr;
   if (capsule != nullptr) emit_ = PyCFunction_New(&kEmitDef, capsule);
+  PyObject* reserve = emit_ != nullptr ? PyCFunction_New(&kReserveDef, capsule) : nullptr;
+  PyObject* mapped = reserve != nullptr ? PyCFunction_New(&kMappedDef, capsule) : nullptr;
   Py_XDECREF(capsule);
+  PyObject* shm_module = mapped != nullptr ? PyImport_ImportModule(kShmName) : nullptr;
+  if (shm_module != nullptr && PyObject_SetAttrString(shm_module, "reserve", reserve) == 0 &&
+      PyObject_SetAttrString(shm_module, "mapped", mapped) == 0) {
+    settle_ = PyObject_GetAttrString(shm_module, "settle_received");
+  }
+  Py_XDECREF(shm_module);
+  Py_XDECREF(mapped);
+  Py_XDECREF(reserve);
+  if (settle_ == nullptr) Py_CLEAR(emit_);
   if (emit_ == nullptr) {
     return Status::Error(DescribeError("cannot load the worker bootstrap", FetchError()));
   }
@@ -207,20 +274,59 @@ JobOutcome JobRunner::Run(char* buffer, std::size_t capacity, std::size_t size,
     return Internal("cannot pass the job's buffer lengths");
   }
   output_ = &output;
+  lend_ = &out_of_band.lend;
+  out_of_band_ = &out_of_band;
   PyObject* result =
       PyObject_CallFunction(run_job_, "OnOOiOO", view, static_cast<Py_ssize_t>(size), defs,
                             output ? emit_ : Py_None, out_of_band.fd, lengths,
                             out_of_band.share_result ? Py_True : Py_False);
   output_ = nullptr;
+  lend_ = nullptr;
+  out_of_band_ = nullptr;
   Py_DECREF(lengths);
   Py_DECREF(defs);
   Py_DECREF(view);
-  if (result == nullptr) return Internal("the worker bootstrap failed");
   JobOutcome outcome;
-  const bool read = ReadResult(result, buffer, capacity, &outcome);
-  Py_DECREF(result);
-  if (!read) return Internal("the worker bootstrap returned a malformed outcome");
+  const bool read = result != nullptr && ReadResult(result, buffer, capacity, &outcome);
+  Py_XDECREF(result);
+  if (!read) {
+    outcome = Internal(result == nullptr ? "the worker bootstrap failed"
+                                         : "the worker bootstrap returned a malformed outcome");
+  }
+  SettleOutOfBand(out_of_band, &outcome);
   return outcome;
+}
+
+// After a job: whether the client may reuse its arguments' file, and
+// whether the lent result space is free of views.
+void JobRunner::SettleOutOfBand(const OutOfBand& out_of_band, JobOutcome* outcome) {
+  if (out_of_band.fd >= 0) {
+    PyObject* done = PyObject_CallNoArgs(settle_);
+    outcome->out_of_band_done = done == Py_True;
+    if (done == nullptr) PyErr_Clear();
+    Py_XDECREF(done);
+  }
+  if (mapped_view_ != nullptr) {
+    if (Unused(mapped_view_)) {
+      PyObject* released = PyObject_CallMethod(mapped_view_, "release", nullptr);
+      if (released == nullptr) PyErr_Clear();
+      Py_XDECREF(released);
+    } else {
+      outcome->out_of_band_done = false;
+      outcome->out_of_band_map_kept = true;
+    }
+    Py_CLEAR(mapped_view_);
+  }
+  if (lent_view_ != nullptr) {
+    outcome->result_lent = true;
+    PyObject* released = PyObject_CallMethod(lent_view_, "release", nullptr);
+    if (released == nullptr) {
+      PyErr_Clear();  // something still exports it
+      outcome->result_space_pinned = true;
+    }
+    Py_XDECREF(released);
+    Py_CLEAR(lent_view_);
+  }
 }
 
 PyObject* JobRunner::timeout_type() { return PyExc_TimeoutError; }
@@ -229,6 +335,9 @@ void JobRunner::Unload() {
   Py_CLEAR(run_job_);
   Py_CLEAR(cancelled_type_);
   Py_CLEAR(emit_);
+  Py_CLEAR(settle_);
+  Py_CLEAR(lent_view_);
+  Py_CLEAR(mapped_view_);
 }
 
 }  // namespace ei::python

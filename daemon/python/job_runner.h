@@ -30,13 +30,34 @@ struct JobOutcome {
   std::vector<std::size_t> result_out_of_band;
   /// Threads the job started that were still running when it ended.
   int threads_left = 0;
+  /// The job had out-of-band buffers and nothing it made still uses them:
+  /// the client may write that file again (`oob_done`).
+  bool out_of_band_done = false;
+  /// The result's buffers went into space from `OutOfBand::lend` (and
+  /// `result_fd` is a descriptor of it, when kOk).
+  bool result_lent = false;
+  /// That space is still seen by a view the job kept: it must stay mapped.
+  bool result_space_pinned = false;
+  /// Something the job made still uses `OutOfBand::mapped`: it must stay
+  /// mapped.
+  bool out_of_band_map_kept = false;
 };
+
+/// Lends a job reusable space for its result's buffers: at least `size`
+/// writable bytes, and a new descriptor of the file that holds them in
+/// `*fd`; or nullptr (the job then takes a new memfd).
+using LendResultSpace = std::function<char*(std::size_t size, int* fd)>;
 
 /// A job's out-of-band buffers: a memfd (or -1) and the buffers' lengths.
 struct OutOfBand {
   int fd = -1;
   std::vector<std::size_t> lengths;
   bool share_result = false;  // the client takes a result's buffers in a memfd
+  LendResultSpace lend;       // may be empty
+  /// The session's read-only mapping of the file, or nullptr (the job maps
+  /// it itself).
+  const char* mapped = nullptr;
+  std::size_t mapped_size = 0;
 };
 
 /// A function definition a job uses: its digest and its pickle.
@@ -76,11 +97,17 @@ class JobRunner {
 
  private:
   friend struct EmitAccess;
+  void SettleOutOfBand(const OutOfBand& out_of_band, JobOutcome* outcome);
 
   _object* run_job_ = nullptr;         // _extrainterpreters_worker.run_job
   _object* cancelled_type_ = nullptr;  // _extrainterpreters_worker.JobCancelled
   _object* emit_ = nullptr;            // a builtin that calls output_
+  _object* settle_ = nullptr;          // _extrainterpreters_shm.settle_received
   const OutputSink* output_ = nullptr;  // set only while a job runs
+  const LendResultSpace* lend_ = nullptr;  // set only while a job runs
+  const OutOfBand* out_of_band_ = nullptr;  // set only while a job runs
+  _object* mapped_view_ = nullptr;      // the view of OutOfBand::mapped, while a job runs
+  _object* lent_view_ = nullptr;        // the view of lent space, while a job runs
 };
 
 }  // namespace ei::python

@@ -14,10 +14,14 @@ Data flow (compare ``concurrent/futures/process.py``)::
     Future.result()  <------------------
 
 Requests are pipelined: replies come back in any order and are matched by
-id. Exactly one thread reads (the reader), and writers take the send lock
-for one whole frame, so frames never interleave. When the connection ends
-for any reason, every Future still waiting fails with the reason, so no
-caller is ever left hanging.
+id. One thread at a time reads (whoever holds the read lock: a caller of
+``run()`` waiting for its own reply, or the reader thread, started with the
+first request nobody waits for that way), and writers take the send lock
+for one whole frame, so frames never interleave. A request made while
+others are in flight is queued instead of sent (``_outbox``): a writer
+thread sends everything queued so far in one system call. When the
+connection ends for any reason, every Future still waiting fails with the
+reason, so no caller is ever left hanging.
 
 Futures' done callbacks run on the reader thread, as callbacks run on a
 worker thread in ``concurrent.futures``; a callback that waits for another
@@ -40,11 +44,12 @@ import pickle
 import platform
 import re
 import math
+import select
 import socket
 import sys
 import threading
 
-from . import _byvalue, _codec, _queue_local, _shm
+from . import _byvalue, _codec, _outbox, _queue_local, _shm
 from ._errors import (DaemonConnectionError, ExtraInterpretersError,
                       JobTimeout, ProtocolError, RemoteError,
                       _RemoteTraceback)
@@ -100,23 +105,36 @@ class Client:
         # every reply. A thread waiting in run() reads for itself (one thread
         # hand-off less per job); the reader thread reads only while some
         # request is pending that no such thread waits for. Both guarded by
-        # _lock; _turn is notified when that count grows, when the read lock
-        # is let go, and when a waited-for reply arrives.
+        # _lock. _reader_work is notified when that count grows (and at
+        # shutdown); _turn, which callers in _wait use, when the read lock is
+        # let go and when a waited-for reply arrives. Two conditions, so that
+        # a run() does not wake the reader thread for nothing.
         self._read_lock = threading.Lock()
         self._claimed = set()  # ids of pending requests a caller reads for
         self._turn = threading.Condition(self._lock)
+        self._reader_work = threading.Condition(self._lock)
         self._next_id = 1  # Only touched under _send_lock.
         self._closed_error = None  # Makes the error for a closed connection.
         self._limits = _codec.Limits()
         self._decoder = _codec.FrameDecoder(self._limits)  # Reader's own.
         self._received_fds = collections.deque()  # Reader's own (SCM_RIGHTS).
+        # Large arguments go in a reused memory file (_shm.Region) while no
+        # other job has it: _region_job is the job that has it (or None).
+        # The daemon's result region is freed with the next request once
+        # this side is done with it (_free_region). All guarded by _lock.
+        self._region = None
+        self._region_job = None
+        self._free_region = False
         self._refusals = {}  # digest -> (qualname, refusal); under _lock
         self._hello = None
         self._sock = _connect(self._socket_path)
-        self._reader = threading.Thread(
-            target=self._read_loop, daemon=True,
-            name=f"extrainterpreters-reader {self._socket_path}")
-        self._reader.start()
+        self._outbox = _outbox.Outbox(
+            self._sock, lambda exc: self._shutdown(self._lost(f"send failed: {exc}")),
+            f"extrainterpreters-writer {self._socket_path}")
+        # Started by the first request that no caller reads for itself; a
+        # client that only ever calls run() needs none. Under _lock.
+        self._reader = None
+        self._finished = False  # _finish ran; under _lock
         try:
             self._handshake(connect_timeout)
         except BaseException:
@@ -198,10 +216,15 @@ class Client:
         """
         self._shutdown(lambda: DaemonConnectionError(
             self._socket_path, "client closed", connected=True))
-        # The reader closes the socket on its way out. A done callback may
-        # call close() on the reader thread, which must not join itself.
-        if self._reader is not threading.current_thread():
-            self._reader.join()
+        # The reader closes the socket on its way out (or this thread does,
+        # when there is none). A done callback may call close() on the
+        # reader thread, which must not join itself.
+        with self._lock:
+            reader = self._reader
+        if reader is None:
+            self._finish()
+        elif reader is not threading.current_thread():
+            reader.join()
 
     def __enter__(self):
         return self
@@ -229,6 +252,7 @@ class Client:
         if lease is not None:
             header["lease"] = lease
         fd = -1
+        region = None
         if collector is not None and collector.buffers:
             # Large buffers go in a memfd (PROTOCOL.md, "Large data"),
             # within the same limit as a frame.
@@ -238,21 +262,55 @@ class Client:
                     f"the job's large buffers ({size} bytes) exceed the "
                     f"daemon's max_frame_bytes {self._limits.max_frame_bytes}",
                     code="too_large")
-            fd, header["oob"] = _shm.share(collector.buffers)
+            region = self._take_region()
+            if region is not None:
+                fd = region.fd
+                header["oob"] = region.fill(collector.buffers)
+                header["region"] = True  # sent again: the daemon may keep it mapped
+            else:
+                fd, header["oob"] = _shm.share(collector.buffers)
             header["fd"] = True
+        sent = False
         try:
-            return self._send_with_definitions(header, job, fn, timeout,
-                                               output, fd, claimed)
+            future = self._send_with_definitions(
+                header, job, fn, timeout, output, fd, claimed,
+                region=region is not None)
+            sent = True
+            return future
         finally:
-            if fd >= 0:
+            if region is not None:
+                if not sent:
+                    self._give_back_region(region, reuse=True)
+            elif fd >= 0:
                 os.close(fd)  # the daemon has its own copy once sent
 
+    def _take_region(self):
+        """The connection's argument region, if no job has it now."""
+        with self._lock:
+            if self._region_job is not None or self._closed_error is not None:
+                return None
+            if self._region is None:
+                self._region = _shm.Region()
+            self._region_job = -1  # taken; the request id comes in _request
+            return self._region
+
+    def _give_back_region(self, region, reuse):
+        """The region's job is over: keep it for the next, or (when the
+        daemon may still read it) drop it."""
+        with self._lock:
+            if self._region is region:
+                self._region_job = None
+                if not reuse:
+                    self._region = None
+        if not reuse:
+            region.close()  # the daemon's mapping keeps what it still uses
+
     def _send_with_definitions(self, header, job, fn, timeout, output, fd,
-                               claimed):
+                               claimed, region=False):
         """Send the job's definitions this connection lacks, then the job."""
         if not job.definitions:
             return self._send_job(header, job.payload, timeout, output, fd,
-                                  claimed)
+                                  claimed, region)
         defines = self._define(job.definitions)
         header["uses"] = [d.digest for d in job.definitions]
         for definition, define_future in defines:
@@ -261,7 +319,7 @@ class Client:
             if define_future.done() and define_future.exception():
                 raise _refused(fn, definition, define_future.exception())
         future = self._send_job(header, job.payload, timeout, output, fd,
-                                claimed)
+                                claimed, region)
         for definition, define_future in defines:
             define_future.add_done_callback(functools.partial(
                 self._check_defined, future, fn, definition))
@@ -337,7 +395,7 @@ class Client:
         settle(job, exception=_refused(fn, definition, refusal))
 
     def _send_job(self, header, payload, timeout, output, fd=-1,
-                  claimed=False):
+                  claimed=False, region=False):
         """Send a ``run`` request with its options; return its JobFuture."""
         header = dict(header)
         if timeout is not None:
@@ -345,7 +403,8 @@ class Client:
         if self._output if output is None else output:
             header["output"] = True
         future = self._request(header, _decode_result, payload,
-                               future=JobFuture(), fd=fd, claimed=claimed)
+                               future=JobFuture(), fd=fd, claimed=claimed,
+                               region=region)
         job_id = future.job_id
         future._set_stopper(lambda: self._stop_job(job_id, future))
         return future
@@ -381,13 +440,14 @@ class Client:
     # -- sending ------------------------------------------------------------
 
     def _request(self, header, decode, payload=b"", *, future=None, fd=-1,
-                 claimed=False):
+                 claimed=False, region=False):
         """Send ``header`` with a fresh id; return the Future of its reply.
 
         ``decode(frame)`` turns the reply frame into the Future's value, or
         returns a ``_Raised`` to make the Future raise. A ``JobFuture``
         passed as ``future`` is used instead of a new one and gets the
-        request id as ``job_id``.
+        request id as ``job_id``. ``region``: ``fd`` is the argument
+        region, which this request now has.
         """
         if future is None:
             future = concurrent.futures.Future()
@@ -398,20 +458,39 @@ class Client:
             if isinstance(future, JobFuture):
                 future.job_id = request_id
             future.request_id = request_id  # for queue_cancel (_queue)
-            head, body = _codec.encode_frame_parts(
-                dict(header, id=request_id), payload, self._limits)
+            header = dict(header, id=request_id)
+            with self._lock:
+                if self._free_region:
+                    header["free_region"] = True
+            head, body = _codec.encode_frame_parts(header, payload,
+                                                   self._limits)
             with self._lock:
                 if self._closed_error is not None:
                     raise self._closed_error()
+                self._free_region = False
+                if region:
+                    self._region_job = request_id
                 self._pending[request_id] = (future, decode)
+                in_flight = len(self._pending) > 1
                 if claimed:
                     self._claimed.add(request_id)
                 else:
-                    self._turn.notify_all()  # the reader thread has work
+                    self._reader_work.notify()  # the reader thread has work
+                    if self._reader is None:
+                        self._reader = threading.Thread(
+                            target=self._read_loop, daemon=True,
+                            name=f"extrainterpreters-reader {self._socket_path}")
+                        self._reader.start()
+            small = len(body) < _COPY_PAYLOAD_BELOW
+            if fd < 0 and small and (in_flight or self._outbox.busy()):
+                # Others are in flight: this frame goes with the next batch.
+                self._outbox.add(head + body)
+                return future
+            self._outbox.wait_empty()  # frames stay in order
             try:
                 if fd >= 0:
                     _shm.send_with_fd(self._sock, (head, body), fd)
-                elif len(body) < _COPY_PAYLOAD_BELOW:
+                elif small:
                     self._sock.sendall(head + body)
                 else:
                     self._sock.sendall(head)
@@ -422,14 +501,15 @@ class Client:
 
     def _handshake(self, timeout):
         header = {"type": "hello", "protocol": PROTOCOL_VERSION,
-                  "client": _client_string(), "fds": True}
-        future = self._request(header, self._decode_hello)
-        try:
-            future.result(timeout)
-        except TimeoutError:
+                  "client": _client_string(), "fds": True, "regions": True}
+        # Read by this thread (claimed): no hand-off between threads on the
+        # way to a new client's first result.
+        future = self._request(header, self._decode_hello, claimed=True)
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        if not ready:
             raise DaemonConnectionError(
-                self._socket_path,
-                f"no hello reply within {timeout} seconds") from None
+                self._socket_path, f"no hello reply within {timeout} seconds")
+        self._wait(future)
 
     def _decode_hello(self, frame):
         """Check the hello reply and adopt the daemon's limits.
@@ -446,17 +526,32 @@ class Client:
         """The reader thread: reads while some pending request has no caller
         reading for it (``_wait``), then waits for such a request again."""
         while True:
-            with self._turn:
-                self._turn.wait_for(lambda: self._closed_error is not None
-                                    or len(self._pending) > len(self._claimed))
+            with self._reader_work:
+                self._reader_work.wait_for(
+                    lambda: self._closed_error is not None
+                    or len(self._pending) > len(self._claimed))
             with self._read_lock:
                 if self.closed or not self._read_once():
                     break
             self._notify_turn()
+        self._finish()
+
+    def _finish(self):
+        """Closes the socket and what belongs to the connection, once: on
+        the reader thread's way out, or in close() when it never started."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        self._outbox.close()
         with self._read_lock, self._send_lock:
             self._sock.close()
             while self._received_fds:
                 os.close(self._received_fds.popleft())
+            with self._lock:
+                region, self._region = self._region, None
+            if region is not None:
+                region.close()
         self._notify_turn()
 
     def _read_once(self):
@@ -527,9 +622,19 @@ class Client:
                                 f"file descriptor: {frame.header!r:.300}")
         fd = self._received_fds.popleft()
         try:
-            self._dispatch(frame._replace(fd=fd))
+            views = _shm.map_views(fd, frame.header.get("oob") or [])
+        except (OSError, ValueError, TypeError) as exc:
+            views = exc  # the job's result fails with it (_decode_result)
         finally:
             os.close(fd)
+        self._dispatch(frame._replace(views=views))
+        if isinstance(views, Exception):
+            return
+        # The daemon's result region is free again for its next result once
+        # nothing made from it here still uses it.
+        if _shm.release(views) and frame.header.get("region") is True:
+            with self._lock:
+                self._free_region = True
 
     def _dispatch(self, frame):
         """Complete the Future the frame answers; raise on fatal errors."""
@@ -541,6 +646,13 @@ class Client:
         is_error = header["type"] == "error"
         fatal = is_error and (header.get("fatal") is True
                               or request_id is None)
+        with self._lock:
+            region = (self._region if request_id is not None
+                      and request_id == self._region_job else None)
+        if region is not None:
+            # The daemon read the job's arguments, and may say it is done
+            # with the region (PROTOCOL.md, "Large data").
+            self._give_back_region(region, reuse=header.get("oob_done") is True)
         with self._lock:
             entry = self._pop_pending(request_id)
             if entry is None and request_id in self._abandoned:
@@ -618,6 +730,7 @@ class Client:
             pending, self._pending = self._pending, {}
             self._claimed.clear()
             self._turn.notify_all()
+            self._reader_work.notify_all()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -828,10 +941,9 @@ def _decode_result(frame):
             raise ProtocolError(f"result of job {header['id']} has status "
                                 f"'ok' but no payload")
         try:
-            buffers = None
-            if frame.fd >= 0:
-                buffers = _shm.views(frame.fd, header.get("oob") or [])
-            return pickle.loads(frame.payload, buffers=buffers)
+            if isinstance(frame.views, Exception):
+                raise frame.views  # mapping the buffers' file failed
+            return pickle.loads(frame.payload, buffers=frame.views)
         except Exception as exc:
             raise RemoteError(
                 f"the result of job {header['id']} does not unpickle in the "

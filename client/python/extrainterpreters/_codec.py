@@ -60,12 +60,14 @@ class Limits(NamedTuple):
 class Frame(NamedTuple):
     """One decoded frame: the JSON header as a dict, and the payload.
 
-    ``fd`` is the descriptor that came with it (``"fd": true``), or -1.
+    ``fd`` is the descriptor that came with it (``"fd": true``), or -1;
+    ``views``, when set, are read-only views of its out-of-band buffers.
     """
 
     header: dict
     payload: bytes = b""
     fd: int = -1
+    views: list = None
 
 
 def encode_frame(header, payload=b"", limits=Limits()):

@@ -7,10 +7,18 @@ memory file (``memfd``), whose descriptor travels with the ``run`` frame
 (``SCM_RIGHTS``); the daemon maps it and unpickles from it in place. Large
 results come back the same way. The kernel frees a memfd when both sides have
 closed it, so nothing outlives the connection.
+
+Writing into a new memfd costs a page fault per 4 KiB, several times the
+copy itself. So each side keeps one file per connection that it reuses
+(``Region``, and the daemon's result region, lent to jobs through
+``reserve``): its pages are faulted in once, and the receiver says when it
+is done with it (PROTOCOL.md: ``oob_done``, ``region``, ``free_region``).
+A transfer that finds the region in use takes a new memfd as before.
 """
 
 import mmap
 import os
+import sys
 # _pickle rather than pickle.py: the daemon embeds this module in every
 # interpreter, where pickle.py (re, enum...) would cost memory.
 from _pickle import PickleBuffer
@@ -104,8 +112,45 @@ class Collector:
         return False
 
 
+# Set by the daemon in its interpreters: reserve(size) -> (writable
+# memoryview, fd) of the connection's result region, or None when it is in
+# use. The caller releases the view and owns the descriptor.
+reserve = None
+
+# mmap flags of a mapping whose pages are all faulted in at once: one call
+# instead of a fault per page.
+_POPULATE = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _copy_into(view, buffers):
+    """Copies ``buffers`` back to back into ``view``: their lengths."""
+    lengths, offset = [], 0
+    for buffer in buffers:
+        with buffer.raw() as raw:
+            view[offset:offset + raw.nbytes] = raw
+            offset += raw.nbytes
+            lengths.append(raw.nbytes)
+    return lengths
+
+
 def share(buffers):
-    """Writes ``buffers`` back to back into a new memfd: (fd, lengths)."""
+    """Writes ``buffers`` back to back into the daemon's result region when
+    it is free (``reserve``), else into a new memfd: (fd, lengths)."""
+    if reserve is not None:
+        total = 0
+        for buffer in buffers:
+            with buffer.raw() as raw:
+                total += raw.nbytes
+        lent = reserve(total)
+        if lent is not None:
+            view, fd = lent
+            try:
+                return fd, _copy_into(view, buffers)
+            except BaseException:
+                os.close(fd)
+                raise
+            finally:
+                view.release()
     fd = os.memfd_create("extrainterpreters-job", os.MFD_CLOEXEC)
     try:
         lengths = []
@@ -121,21 +166,131 @@ def share(buffers):
         raise
 
 
-def views(fd, lengths):
+class Region:
+    """A memory file this side reuses for the large buffers it sends.
+
+    Grown on demand; its pages are faulted in when it grows (MAP_POPULATE),
+    so filling it again costs only the copy. Whoever holds it sends ``fd``
+    with the frame and keeps it open.
+    """
+
+    def __init__(self):
+        self.fd = os.memfd_create("extrainterpreters-region", os.MFD_CLOEXEC)
+        self._map = None
+        self._size = 0
+
+    def fill(self, buffers):
+        """Copies ``buffers`` back to back from offset 0: their lengths."""
+        total = 0
+        for buffer in buffers:
+            with buffer.raw() as raw:
+                total += raw.nbytes
+        if total > self._size:
+            self._grow(total)
+        with memoryview(self._map) as view:
+            return _copy_into(view, buffers)
+
+    def _grow(self, size):
+        size = max(size, 2 * self._size)
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        os.ftruncate(self.fd, size)
+        self._map = mmap.mmap(self.fd, size, flags=_POPULATE)
+        self._size = size
+
+    def close(self):
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class _Views(list):
+    """The views of one received file, and its mapping (``mmap``)."""
+
+    __slots__ = ("mmap",)
+
+
+def map_views(fd, lengths):
     """Read-only views of the buffers in a received memfd.
 
     The mmap (which holds its own copy of the descriptor) lives as long as
     any view of it does; the caller still closes ``fd``.
     """
+    out = _Views()
+    out.mmap = None
     total = sum(lengths)
     if total == 0:
-        return [memoryview(b"") for _ in lengths]
-    whole = memoryview(mmap.mmap(fd, total, prot=mmap.PROT_READ))
-    out, offset = [], 0
-    for length in lengths:
-        out.append(whole[offset:offset + length])
-        offset += length
+        out.extend(memoryview(b"") for _ in lengths)
+        return out
+    out.mmap = mmap.mmap(fd, total, prot=mmap.PROT_READ, flags=_POPULATE)
+    with memoryview(out.mmap) as whole:
+        offset = 0
+        for length in lengths:
+            out.append(whole[offset:offset + length])
+            offset += length
     return out
+
+
+def release(views):
+    """Releases ``views`` (from ``map_views``) and their mapping; True
+    unless something still uses the mapping (an object made from a view,
+    or a view itself), in which case its file must not be written again."""
+    done = True
+    for view in views:
+        # The list, the loop variable and getrefcount's own argument.
+        if sys.getrefcount(view) > 3:
+            done = False
+            continue
+        try:
+            view.release()
+        except BufferError:
+            done = False
+    if done and views.mmap is not None:
+        try:
+            views.mmap.close()  # refused while any view of it is left
+        except BufferError:
+            done = False
+    return done
+
+
+_received = []  # views() of the job running in this interpreter
+
+
+# Set by the daemon in its interpreters: mapped() -> a read-only memoryview
+# of the session's mapping of the job's file (the client's reused one), or
+# None. The daemon checks after the job that nothing still uses it.
+mapped = None
+
+
+def views(fd, lengths):
+    """``map_views`` for the daemon's interpreters, which run one job at a
+    time: the views are kept until ``settle_received``."""
+    whole = mapped() if mapped is not None else None
+    if whole is not None and whole.nbytes >= sum(lengths):
+        out = _Views()
+        out.mmap = None
+        offset = 0
+        for length in lengths:
+            out.append(whole[offset:offset + length])
+            offset += length
+    else:
+        out = map_views(fd, lengths)
+    del whole
+    _received.append(out)
+    return out
+
+
+def settle_received():
+    """After a job: True if nothing it made still uses the views of its
+    buffers (the client may then write that file again)."""
+    done = True
+    while _received:
+        done = release(_received.pop()) and done
+    return done
 
 
 def send_with_fd(sock, parts, fd):

@@ -1,0 +1,49 @@
+// A read-only mapping of a client's reused argument file (PROTOCOL.md,
+// "Large data"), kept by its session from one job to the next.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <memory>
+
+namespace ei {
+
+/// Mapping a 64 MiB file (with its pages populated) and unmapping it again
+/// costs about 2 ms per job; the client writes its arguments into the same
+/// file each time, so its session maps it once. Unmapped when the last
+/// holder (the session, a running job) lets go, unless pinned.
+class MappedFile {
+ public:
+  /// Maps `size` bytes of `fd` read-only, pages populated; nullptr if that
+  /// fails (the job then maps the file itself).
+  static std::shared_ptr<MappedFile> Map(int fd, dev_t device, ino_t inode, std::size_t size);
+
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  /// Whether this maps at least `size` bytes of that file.
+  bool Covers(dev_t device, ino_t inode, std::size_t size) const {
+    return device == device_ && inode == inode_ && size <= size_ && !pinned_.load();
+  }
+
+  /// A job kept a view of the mapping: it stays mapped until the daemon exits.
+  void Pin() { pinned_.store(true); }
+
+  const char* data() const { return map_; }
+  std::size_t size() const { return size_; }
+
+ private:
+  MappedFile(const char* map, dev_t device, ino_t inode, std::size_t size)
+      : map_(map), device_(device), inode_(inode), size_(size) {}
+
+  const char* const map_;
+  const dev_t device_;
+  const ino_t inode_;
+  const std::size_t size_;
+  std::atomic<bool> pinned_{false};
+};
+
+}  // namespace ei
