@@ -4,6 +4,7 @@
 
 #include <cassert>
 #include <mutex>
+#include <string>
 
 namespace ei::python {
 namespace {
@@ -32,17 +33,32 @@ PyInterpreterConfig IsolatedConfig() {
 
 }  // namespace
 
+// CPython creates interpreters unreliably when two threads do it at once:
+// 3.12 corrupts memory (parts of interpreter start-up, such as builtins,
+// codecs and static types, are not yet isolated; pybind11's
+// subinterpreter.h serialises too), and 3.13 now and then fails with
+// "Failed to import encodings module" (CPython gh-128381, gh-131485). So
+// interpreters are made one at a time, the lock taken before the main GIL
+// so no thread waits for it while holding that GIL, and a failed attempt
+// is retried: a pool that cannot start a worker is worse than a slow start.
 std::unique_ptr<SubInterpreter> SubInterpreter::Create(Status* status) {
-  assert(CurrentOrNull() == nullptr);
-#if PY_VERSION_HEX < 0x030D0000
-  // CPython 3.12 corrupts memory when two threads create interpreters at
-  // once: parts of interpreter start-up (builtins, codecs, static types) are
-  // not yet isolated. Create one at a time there, taking the lock before the
-  // main GIL so no thread waits for it while holding that GIL. (pybind11's
-  // subinterpreter.h does the same; fixed in 3.13.)
+  constexpr int kAttempts = 3;
   static std::mutex one_at_a_time;
   std::lock_guard<std::mutex> creating(one_at_a_time);
-#endif
+  for (int attempt = 1;; ++attempt) {
+    std::unique_ptr<SubInterpreter> made = TryCreate(status);
+    if (made != nullptr || attempt == kAttempts) {
+      if (made == nullptr) {
+        *status = Status::Error(status->message() + " (" + std::to_string(kAttempts) +
+                                " attempts)");
+      }
+      return made;
+    }
+  }
+}
+
+std::unique_ptr<SubInterpreter> SubInterpreter::TryCreate(Status* status) {
+  assert(CurrentOrNull() == nullptr);
   // Creating an interpreter needs an attached thread state of the main
   // interpreter on this thread; it is dropped again once the new one exists.
   PyThreadState* main_state = PyThreadState_New(PyInterpreterState_Main());

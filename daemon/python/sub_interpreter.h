@@ -19,7 +19,7 @@ class SubInterpreter {
   /// Creates an isolated sub-interpreter (own GIL, own allocator, strict
   /// extension checks, no fork, no exec) on the calling thread. Returns with
   /// no GIL held. The Runtime must be initialised; the calling thread must
-  /// not hold any GIL.
+  /// not hold any GIL. One at a time, retried (sub_interpreter.cc says why).
   static std::unique_ptr<SubInterpreter> Create(Status* status);
 
   /// Ends the interpreter. Must run on the thread that created it, with no
@@ -57,6 +57,7 @@ class SubInterpreter {
   };
 
  private:
+  static std::unique_ptr<SubInterpreter> TryCreate(Status* status);
   SubInterpreter(_ts* thread_state, std::int64_t id, unsigned long thread_ident)
       : thread_state_(thread_state), id_(id), thread_ident_(thread_ident) {}
 
