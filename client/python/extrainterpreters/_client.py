@@ -405,21 +405,25 @@ class Client:
         future = self._request(header, _decode_result, payload,
                                future=JobFuture(), fd=fd, claimed=claimed,
                                region=region)
-        job_id = future.job_id
-        future._set_stopper(lambda: self._stop_job(job_id, future))
+        # The stopper names the job by id, not by its Future: a Future that
+        # refers to itself through its stopper is a reference cycle, which
+        # would keep its result (and a shared-memory mapping the result
+        # wraps, with its descriptor) alive until the garbage collector
+        # runs, rather than until the caller lets go of it.
+        future._set_stopper(functools.partial(self._stop_job, future.job_id))
         return future
 
-    def _stop_job(self, job_id, future):
+    def _stop_job(self, job_id):
         """Stop waiting for a job and ask the daemon to stop it.
 
         Returns False if the job's reply came first. Runs on the thread
         that called ``cancel()``, which may be the reader (a done callback).
+        Request ids are never reused, so a pending entry under ``job_id``
+        is the job's own.
         """
         with self._lock:
-            entry = self._pending.get(job_id)
-            if entry is None or entry[0] is not future:
+            if self._pop_pending(job_id) is None:
                 return False
-            self._pop_pending(job_id)
             self._abandoned.add(job_id)
         try:
             self._request({"type": "cancel", "job": job_id},
