@@ -5,6 +5,7 @@ ones the real daemon never should: out-of-order replies, fatal errors,
 replies to unknown ids, a connection cut in the middle of a frame.
 """
 
+import gc
 import json
 import os
 import pickle
@@ -16,6 +17,7 @@ import tempfile
 import threading
 import unittest
 import unittest.mock
+import weakref
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402  (makes the client importable outside Bazel)
@@ -317,6 +319,37 @@ class FakeDaemonTest(unittest.TestCase):
         with self.assertRaises(DaemonConnectionError) as cm:
             future.result(IO_TIMEOUT)
         self.assertIn("client closed", str(cm.exception))
+
+    def test_a_finished_job_is_not_kept_by_the_client(self):
+        # Its result may wrap shared memory: dropping the Future must free
+        # it at once, also when the job's definition was answered after the
+        # job was sent (its Future waits on the define's, which the client
+        # keeps for the connection), and without the garbage collector.
+        may_reply = threading.Event()
+
+        def script(peer):
+            hello = peer.receive()  # a daemon on this Python takes lambdas
+            peer.send(dict(HELLO_REPLY, id=hello.header["id"],
+                           python="%d.%d.0" % sys.version_info[:2]))
+            frames = [peer.receive()]
+            while frames[-1].header["type"] != "run":
+                frames.append(peer.receive())
+            may_reply.wait(IO_TIMEOUT)
+            for frame in frames[:-1]:
+                peer.send({"type": "define", "id": frame.header["id"],
+                           "digest": frame.header["digest"]})
+            peer.send({"type": "result", "id": frames[-1].header["id"],
+                       "status": "ok"}, pickle.dumps(42))
+            peer.wait_for_close()
+        client = self.connect(script, answer_hello=False)
+        gc.disable()
+        self.addCleanup(gc.enable)
+        future = client.submit(lambda: 0)  # a lambda is sent by value
+        may_reply.set()
+        self.assertEqual(future.result(IO_TIMEOUT), 42)
+        finished = weakref.ref(future)
+        del future
+        self.assertIsNone(finished())
 
 
 class ConnectErrorTest(unittest.TestCase):

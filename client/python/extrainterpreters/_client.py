@@ -48,6 +48,7 @@ import select
 import socket
 import sys
 import threading
+import weakref
 
 from . import _byvalue, _codec, _outbox, _queue_local, _shm
 from ._errors import (DaemonConnectionError, ExtraInterpretersError,
@@ -313,16 +314,22 @@ class Client:
                                   claimed, region)
         defines = self._define(job.definitions)
         header["uses"] = [d.digest for d in job.definitions]
+        what = _describe(fn)
         for definition, define_future in defines:
             # Mostly the refusal is back before the run is sent; a later
             # one fails the job in _check_defined.
             if define_future.done() and define_future.exception():
-                raise _refused(fn, definition, define_future.exception())
+                raise _refused(what, definition.qualname, definition.digest,
+                               define_future.exception())
         future = self._send_job(header, job.payload, timeout, output, fd,
                                 claimed, region)
+        # The define's Future keeps its callbacks for the connection, so
+        # they hold neither the job's Future (nor its result) nor ``fn``.
+        job_ref = weakref.ref(future)
         for definition, define_future in defines:
             define_future.add_done_callback(functools.partial(
-                self._check_defined, future, fn, definition))
+                self._check_defined, job_ref, what, definition.qualname,
+                definition.digest))
         return future
 
     def _define(self, definitions):
@@ -376,23 +383,25 @@ class Client:
         explained.__cause__ = refusal
         return explained
 
-    def _check_defined(self, job, fn, definition, define_future):
-        """Fail ``job`` at once if the daemon refused a definition it uses.
+    def _check_defined(self, job_ref, what, qualname, digest, define_future):
+        """Fail the job (``job_ref()``) at once if the daemon refused a
+        definition it uses.
 
         Its own reply (``unknown_definition``) would say less; it is dropped
         like a cancelled job's. (If that reply was read before this callback
         was attached, the job keeps it: it still names the digest.)
         """
         refusal = define_future.exception()
-        if refusal is None:
-            return
+        job = job_ref()
+        if refusal is None or job is None:
+            return  # A job nobody refers to any more has been answered.
         with self._lock:
             entry = self._pending.get(job.job_id)
             if entry is None or entry[0] is not job:
                 return  # Answered already, or the connection ended.
             self._pop_pending(job.job_id)
             self._abandoned.add(job.job_id)
-        settle(job, exception=_refused(fn, definition, refusal))
+        settle(job, exception=_refused(what, qualname, digest, refusal))
 
     def _send_job(self, header, payload, timeout, output, fd=-1,
                   claimed=False, region=False):
@@ -405,21 +414,25 @@ class Client:
         future = self._request(header, _decode_result, payload,
                                future=JobFuture(), fd=fd, claimed=claimed,
                                region=region)
-        job_id = future.job_id
-        future._set_stopper(lambda: self._stop_job(job_id, future))
+        # The stopper names the job by id, not by its Future: a Future that
+        # refers to itself through its stopper is a reference cycle, which
+        # would keep its result (and a shared-memory mapping the result
+        # wraps, with its descriptor) alive until the garbage collector
+        # runs, rather than until the caller lets go of it.
+        future._set_stopper(functools.partial(self._stop_job, future.job_id))
         return future
 
-    def _stop_job(self, job_id, future):
+    def _stop_job(self, job_id):
         """Stop waiting for a job and ask the daemon to stop it.
 
         Returns False if the job's reply came first. Runs on the thread
         that called ``cancel()``, which may be the reader (a done callback).
+        Request ids are never reused, so a pending entry under ``job_id``
+        is the job's own.
         """
         with self._lock:
-            entry = self._pending.get(job_id)
-            if entry is None or entry[0] is not future:
+            if self._pop_pending(job_id) is None:
                 return False
-            self._pop_pending(job_id)
             self._abandoned.add(job_id)
         try:
             self._request({"type": "cancel", "job": job_id},
@@ -823,11 +836,12 @@ def _bytecode_check(hello):
     return check
 
 
-def _refused(fn, definition, refusal):
-    """The error of a job whose definition the daemon refused."""
+def _refused(what, qualname, digest, refusal):
+    """The error of a job (running ``what``, from ``_describe``) whose
+    definition the daemon refused."""
     error = RemoteError(
-        f"cannot run {_describe(fn)}: the daemon refused the definition of "
-        f"{definition.qualname} ({definition.digest}) it uses: {refusal}",
+        f"cannot run {what}: the daemon refused the definition of "
+        f"{qualname} ({digest}) it uses: {refusal}",
         code=getattr(refusal, "code", None))
     error.__cause__ = refusal
     return error

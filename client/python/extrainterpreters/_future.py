@@ -74,7 +74,12 @@ class JobFuture(concurrent.futures.Future):
         return True
 
     def _set_stopper(self, stopper):
-        """Attach how to stop the job; if already cancelled, stop it now."""
+        """Attach how to stop the job; if already cancelled, stop it now.
+
+        ``stopper`` must not refer to this Future: the cycle would keep the
+        job's result (and shared memory it may wrap) alive until the
+        garbage collector runs, instead of until the caller drops it.
+        """
         with self._condition:
             cancelled = self._state in _CANCELLED_STATES
             self._stopper = None if cancelled else stopper
