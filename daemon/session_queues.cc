@@ -232,8 +232,10 @@ void Session::PutBack(const Json& id, std::uint64_t queue, std::vector<char> ite
 
 // {"type": "queue_cancel", "id": 15, "request": 12}: withdraws the waiting
 // put or get 12 of this connection, which is answered first with
-// "cancelled" (a put's item never stored). "unknown" when it is not
-// waiting: it was answered already, or its answer is on its way.
+// "cancelled" (a put's item never stored). "answered" when it was answered
+// but its answer is still on its way (it follows this reply); "unknown"
+// when this connection has no such wait: answered before (that answer came
+// first), or never received.
 void Session::OnQueueCancel(Frame& frame) {
   const Json& id = frame.header["id"];
   const Json request = frame.header.value("request", Json(nullptr));
@@ -246,6 +248,9 @@ void Session::OnQueueCancel(Frame& frame) {
   std::string state = "unknown";
   if (auto it = queue_waits_.find(waiting); it != queue_waits_.end()) {
     const QueueStore::WaiterId waiter = it->second;
+    // A job's put or get may have answered it on its own thread just now:
+    // the answer, handed to this thread, is then still on its way.
+    state = "answered";
     EndQueueWait(waiting);
     if (context_.queues->CancelWaiter(waiter)) {
       state = "withdrawn";

@@ -619,6 +619,12 @@ class Client:
                                     or not self._read_lock.locked())
         return future.result()
 
+    def _abandon(self, request_id):
+        """Forget a request the daemon never received: True if it was still
+        pending (its Future is then left unanswered for good)."""
+        with self._lock:
+            return self._pop_pending(request_id) is not None
+
     def _pop_pending(self, request_id):
         """Takes a request's entry (or None) out of the table; ``_lock`` held."""
         self._claimed.discard(request_id)

@@ -240,8 +240,11 @@ class Queue:
         """Send one request and wait for its reply on the client's reader
         thread, mapping ``queue_empty`` / ``queue_full`` to the standard
         exceptions. An interrupted wait is withdrawn first (``_withdraw``)."""
-        future = self._client._request(header, decode, payload)
+        # The Future exists before the request does, so an interruption
+        # that lands while the request is being sent is withdrawn too.
+        future = concurrent.futures.Future()
         try:
+            self._client._request(header, decode, payload, future=future)
             return future.result()
         except RemoteError as exc:
             _raise_standard(exc)
@@ -253,8 +256,9 @@ class Queue:
     async def _call_async(self, header, payload, decode):
         """``_call`` for asyncio: the reply is awaited, not waited for."""
         import asyncio
-        future = self._client._request(header, decode, payload)
+        future = concurrent.futures.Future()
         try:
+            self._client._request(header, decode, payload, future=future)
             return await asyncio.wrap_future(future)
         except RemoteError as exc:
             _raise_standard(exc)
@@ -325,7 +329,11 @@ class Queue:
         even if the caller is interrupted again while waiting for it.
         """
         settled = concurrent.futures.Future()
-        request = f"{header['type']} {future.request_id} on {self!r}"
+        request_id = getattr(future, "request_id", None)
+        if request_id is None:  # interrupted before it had an id: never sent
+            settled.set_result(None)
+            return settled
+        request = f"{header['type']} {request_id} on {self!r}"
 
         def on_answer(answer):
             if answer.exception() is not None:
@@ -336,12 +344,20 @@ class Queue:
             else:
                 self._give_back(answer.result(), request, settled)
 
+        def on_cancel_reply(reply):
+            # "unknown" while the request is still unanswered: the daemon
+            # never got it (the interruption came before it was sent), as
+            # an answer would have come first. Nothing will answer it now.
+            if (reply.exception() is None and reply.result() == "unknown"
+                    and self._client._abandon(request_id)):
+                settled.set_result(None)
+
         future.add_done_callback(on_answer)
         if not future.done():
             try:
                 self._client._request(
-                    {"type": "queue_cancel", "request": future.request_id},
-                    _decode_cancel).add_done_callback(_consume)
+                    {"type": "queue_cancel", "request": request_id},
+                    _decode_cancel).add_done_callback(on_cancel_reply)
             except ExtraInterpretersError:
                 pass  # The connection is gone, and its waits with it.
         return settled
@@ -418,11 +434,6 @@ def _answered(future, exc):
 def _add_note(exc, note):
     if note:
         exc.add_note(note)
-
-
-def _consume(future):
-    """Retrieve a fire-and-forget reply so that nothing is left unread."""
-    future.exception()
 
 
 def _check_maxsize(maxsize):

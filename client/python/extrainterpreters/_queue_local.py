@@ -89,8 +89,9 @@ class _Transport:
 
     _hello = None  # by-value items: the job's Python is the daemon's
 
-    def _request(self, header, decode, payload=b""):
-        future = concurrent.futures.Future()
+    def _request(self, header, decode, payload=b"", *, future=None):
+        if future is None:
+            future = concurrent.futures.Future()
         try:
             reply = self._answer(header, payload)
         except _daemon.QueueError as error:
