@@ -64,8 +64,8 @@ class Queue:
 
     A Queue pickles as a reference to the daemon's queue, not a copy: pass
     one to a job as an argument (or put it into another queue) and the job
-    uses the same queue. Unpickled in a client, it uses the shared client of
-    the default socket.
+    uses the same queue. Unpickled in a client, it uses the client whose
+    reply held it (for an AsyncClient, the shared Client of its socket).
     """
 
     _local = False  # True inside a job, where calls skip the socket protocol
@@ -331,16 +331,16 @@ class Queue:
         settled = concurrent.futures.Future()
         request_id = getattr(future, "request_id", None)
         if request_id is None:  # interrupted before it had an id: never sent
-            settled.set_result(None)
+            _settle(settled, None)
             return settled
         request = f"{header['type']} {request_id} on {self!r}"
 
         def on_answer(answer):
             if answer.exception() is not None:
-                settled.set_result(None)  # withdrawn, or failed anyway
+                _settle(settled, None)  # withdrawn, or failed anyway
             elif header["type"] != "queue_get":
-                settled.set_result(f"{request}: the item was stored before "
-                                   f"the wait could be withdrawn")
+                _settle(settled, f"{request}: the item was stored before "
+                                 f"the wait could be withdrawn")
             else:
                 self._give_back(answer.result(), request, settled)
 
@@ -350,7 +350,7 @@ class Queue:
             # an answer would have come first. Nothing will answer it now.
             if (reply.exception() is None and reply.result() == "unknown"
                     and self._client._abandon(request_id)):
-                settled.set_result(None)
+                _settle(settled, None)
 
         future.add_done_callback(on_answer)
         if not future.done():
@@ -359,14 +359,18 @@ class Queue:
                     {"type": "queue_cancel", "request": request_id},
                     _decode_cancel).add_done_callback(on_cancel_reply)
             except ExtraInterpretersError:
-                pass  # The connection is gone, and its waits with it.
+                # The connection is gone, and its waits with it: its pending
+                # requests are failed (on_answer runs), and one it refused
+                # before sending is never answered.
+                self._client._abandon(request_id)
+                _settle(settled, None)
         return settled
 
     def _give_back(self, item, request, settled):
         """Return an item nobody received to the front of the queue."""
         def on_returned(returned):
             error = returned.exception()
-            settled.set_result(None if error is None else (
+            _settle(settled, None if error is None else (
                 f"{request}: the item it received after the wait was "
                 f"withdrawn could not be returned to the queue and is "
                 f"lost: {error}"))
@@ -375,8 +379,8 @@ class Queue:
                 {"type": "queue_put", "queue": self._id, "front": True},
                 _decode_empty, item).add_done_callback(on_returned)
         except ExtraInterpretersError as error:
-            settled.set_result(f"{request}: the item it received after the "
-                               f"wait was withdrawn is lost: {error}")
+            _settle(settled, f"{request}: the item it received after the "
+                             f"wait was withdrawn is lost: {error}")
 
 
 class _SelfContained:
@@ -423,6 +427,14 @@ def _raise_standard(error):
     if error.code == "queue_full":
         raise _queue.Full(error.message) from None
     raise error
+
+
+def _settle(settled, note):
+    """Complete ``settled`` unless another path did first."""
+    try:
+        settled.set_result(note)
+    except concurrent.futures.InvalidStateError:
+        pass
 
 
 def _answered(future, exc):
