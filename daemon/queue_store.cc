@@ -72,26 +72,39 @@ void QueueStore::AdmitPutters(Queue& queue) {
   }
 }
 
+// What every put does first: the queue must exist and the item be able to
+// fit, and the oldest waiting getter, if any, takes the item at once. The
+// outcome when that settled the put; else nullopt, with `*queue` set.
+std::optional<QueueStore::Outcome> QueueStore::BeginPut(std::uint64_t id, Item& item,
+                                                        Queue** queue) {
+  auto it = queues_.find(id);
+  if (it == queues_.end()) {
+    return Outcome{Status::kUnknown, {}, 0, "queue " + std::to_string(id) + " does not exist"};
+  }
+  if (item.size() > limits_.max_bytes) {
+    return Outcome{Status::kTooLarge, {}, 0,
+                   "an item of " + std::to_string(item.size()) + " bytes can never fit " +
+                       Label(id, it->second) + ": max_queue_bytes is " +
+                       std::to_string(limits_.max_bytes)};
+  }
+  std::deque<Getter>& getters = it->second.getters;
+  if (!getters.empty()) {
+    Getter getter = std::move(getters.front());
+    getters.pop_front();
+    waiter_index_.erase(getter.id);
+    getter.done(Status::kOk, std::move(item), "");
+    return Outcome{};
+  }
+  *queue = &it->second;
+  return std::nullopt;
+}
+
 QueueStore::Outcome QueueStore::Put(std::uint64_t id, Item item, bool block,
                                     std::uint64_t caller, PutDone done) {
   std::lock_guard lock(mu_);
-  auto it = queues_.find(id);
-  if (it == queues_.end()) {
-    return {Status::kUnknown, {}, 0, "queue " + std::to_string(id) + " does not exist"};
-  }
-  Queue& queue = it->second;
-  if (item.size() > limits_.max_bytes) {
-    return {Status::kTooLarge, {}, 0,
-            "an item of " + std::to_string(item.size()) + " bytes can never fit " +
-                Label(id, queue) + ": max_queue_bytes is " + std::to_string(limits_.max_bytes)};
-  }
-  if (!queue.getters.empty()) {
-    Getter getter = std::move(queue.getters.front());
-    queue.getters.pop_front();
-    waiter_index_.erase(getter.id);
-    getter.done(Status::kOk, std::move(item), "");
-    return {};
-  }
+  Queue* found = nullptr;
+  if (auto settled = BeginPut(id, item, &found)) return *std::move(settled);
+  Queue& queue = *found;
   // Waiting putters go first, so items keep the order their puts came in.
   if (queue.putters.empty() && Fits(queue, item.size())) {
     Store(queue, std::move(item));
@@ -115,23 +128,9 @@ QueueStore::Outcome QueueStore::Put(std::uint64_t id, Item item, bool block,
 // to the front; any getter waiting now would have received it anyway.
 QueueStore::Outcome QueueStore::PutBack(std::uint64_t id, Item item) {
   std::lock_guard lock(mu_);
-  auto it = queues_.find(id);
-  if (it == queues_.end()) {
-    return {Status::kUnknown, {}, 0, "queue " + std::to_string(id) + " does not exist"};
-  }
-  Queue& queue = it->second;
-  if (item.size() > limits_.max_bytes) {
-    return {Status::kTooLarge, {}, 0,
-            "an item of " + std::to_string(item.size()) + " bytes can never fit " +
-                Label(id, queue) + ": max_queue_bytes is " + std::to_string(limits_.max_bytes)};
-  }
-  if (!queue.getters.empty()) {
-    Getter getter = std::move(queue.getters.front());
-    queue.getters.pop_front();
-    waiter_index_.erase(getter.id);
-    getter.done(Status::kOk, std::move(item), "");
-    return {};
-  }
+  Queue* found = nullptr;
+  if (auto settled = BeginPut(id, item, &found)) return *std::move(settled);
+  Queue& queue = *found;
   if (queue.items.size() >= 2 * queue.capacity ||
       queue.bytes + item.size() > 2 * limits_.max_bytes) {
     return {Status::kFull, {}, 0,

@@ -141,6 +141,7 @@ class QueueStore {
     std::deque<Putter> putters;  // only while the queue is full
   };
 
+  std::optional<Outcome> BeginPut(std::uint64_t id, Item& item, Queue** queue);
   bool Fits(const Queue& queue, std::size_t item_bytes) const;
   void Store(Queue& queue, Item item);
   void AdmitPutters(Queue& queue);
