@@ -66,6 +66,17 @@ QueueCallResult Stopped(JobWakeup& wakeup, std::uint64_t queue) {
   return result;
 }
 
+// The current worker's wakeup; `local` off interpreter threads (tests).
+JobWakeup& WakeupOr(JobWakeup& local) {
+  JobWakeup* current = JobWakeup::Current();
+  return current != nullptr ? *current : local;
+}
+
+// A call that may wait: blocking, and not with a timeout of 0.
+bool Waits(bool block, const std::optional<double>& timeout) {
+  return block && !(timeout && *timeout == 0);
+}
+
 bool IsFired(JobWakeup& wakeup) {
   std::lock_guard lock(wakeup.mutex());
   return wakeup.fired() != nullptr;
@@ -105,47 +116,52 @@ QueueCallResult JobQueueService::Open(const std::string& name) {
   return result;
 }
 
+// A job's put or get that waits: the store's answer lands in an Answer
+// and wakes the waiting thread.
+struct JobQueueService::Pending {
+  std::shared_ptr<Answer> answer = std::make_shared<Answer>();
+  JobWakeup& wakeup;
+
+  void Hand(Status status, QueueStore::Item item, const std::string& why) const {
+    std::lock_guard lock(wakeup.mutex());
+    answer->status = status;
+    answer->item = std::move(item);
+    answer->why = why;
+    answer->done.store(true, std::memory_order_release);
+    wakeup.cv().notify_all();
+  }
+};
+
 QueueCallResult JobQueueService::Put(std::uint64_t queue, std::vector<char> item, bool block,
                                      std::optional<double> timeout) {
   JobWakeup local;
-  JobWakeup& wakeup = JobWakeup::Current() != nullptr ? *JobWakeup::Current() : local;
+  JobWakeup& wakeup = WakeupOr(local);
   if (IsFired(wakeup)) return Stopped(wakeup, queue);
-  const bool waits = block && !(timeout && *timeout == 0);
-  std::shared_ptr<Answer> answer;
+  const bool waits = Waits(block, timeout);
+  std::optional<Pending> pending;
   QueueStore::PutDone done;
   if (waits) {  // only then: a try spares the allocations
-    answer = std::make_shared<Answer>();
-    done = [answer, &wakeup](Status status, const std::string& why) {
-      std::lock_guard lock(wakeup.mutex());
-      answer->status = status;
-      answer->why = why;
-      answer->done.store(true, std::memory_order_release);
-      wakeup.cv().notify_all();
-    };
+    pending.emplace(Pending{.wakeup = wakeup});
+    done = [p = *pending](Status status, const std::string& why) { p.Hand(status, {}, why); };
   }
   auto outcome = store_.Put(queue, std::move(item), waits, QueueStore::kJobCaller, done);
   if (outcome.status == Status::kOk) return {};
   if (outcome.status != Status::kWaiting) return Failed(CodeOf(outcome.status), outcome.why);
-  return Await(answer, wakeup, outcome.waiter, queue, timeout, "queue_full", "full");
+  return Await(pending->answer, wakeup, outcome.waiter, queue, timeout, "queue_full", "full");
 }
 
 QueueCallResult JobQueueService::Get(std::uint64_t queue, bool block,
                                      std::optional<double> timeout) {
   JobWakeup local;
-  JobWakeup& wakeup = JobWakeup::Current() != nullptr ? *JobWakeup::Current() : local;
+  JobWakeup& wakeup = WakeupOr(local);
   if (IsFired(wakeup)) return Stopped(wakeup, queue);
-  const bool waits = block && !(timeout && *timeout == 0);
-  std::shared_ptr<Answer> answer;
+  const bool waits = Waits(block, timeout);
+  std::optional<Pending> pending;
   QueueStore::GetDone done;
   if (waits) {
-    answer = std::make_shared<Answer>();
-    done = [answer, &wakeup](Status status, QueueStore::Item item, const std::string& why) {
-      std::lock_guard lock(wakeup.mutex());
-      answer->status = status;
-      answer->item = std::move(item);
-      answer->why = why;
-      answer->done.store(true, std::memory_order_release);
-      wakeup.cv().notify_all();
+    pending.emplace(Pending{.wakeup = wakeup});
+    done = [p = *pending](Status status, QueueStore::Item item, const std::string& why) {
+      p.Hand(status, std::move(item), why);
     };
   }
   auto outcome = store_.Get(queue, waits, QueueStore::kJobCaller, done);
@@ -155,7 +171,7 @@ QueueCallResult JobQueueService::Get(std::uint64_t queue, bool block,
     return result;
   }
   if (outcome.status != Status::kWaiting) return Failed(CodeOf(outcome.status), outcome.why);
-  return Await(answer, wakeup, outcome.waiter, queue, timeout, "queue_empty", "empty");
+  return Await(pending->answer, wakeup, outcome.waiter, queue, timeout, "queue_empty", "empty");
 }
 
 // The waiter stays in the store until it is answered or withdrawn here; a

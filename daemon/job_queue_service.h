@@ -30,6 +30,7 @@ class JobQueueService : public python::QueueService {
 
  private:
   struct Answer;
+  struct Pending;
   python::QueueCallResult Await(const std::shared_ptr<Answer>& answer, JobWakeup& wakeup,
                                 QueueStore::WaiterId waiter, std::uint64_t queue,
                                 std::optional<double> timeout, const char* timeout_code,

@@ -79,6 +79,18 @@ def pool_workers(status):
     return [w for w in status["workers"] if w["kind"] == "pool"]
 
 
+def queue_exists(q):
+    """Whether the daemon still has the queue of ``q`` (an
+    ``extrainterpreters.Queue``); any error but ``unknown_queue`` raises."""
+    try:
+        q.info()
+        return True
+    except extrainterpreters.RemoteError as exc:
+        if exc.code != "unknown_queue":
+            raise
+        return False
+
+
 def wait_until(predicate, timeout=30.0, message="condition"):
     """Poll ``predicate()`` until it returns a true value; return that value.
 

@@ -244,14 +244,8 @@ class QueueTest(harness.DaemonTestCase):
         child.send_signal(signal.SIGKILL)
         child.wait(RUN_TIMEOUT)
 
-        def gone():
-            try:
-                q.qsize()
-                return False
-            except RemoteError as exc:
-                self.assertEqual(exc.code, "unknown_queue")
-                return True
-        harness.wait_until(gone, message=f"{q!r} to go with its killed owner")
+        harness.wait_until(lambda: not harness.queue_exists(q),
+                           message=f"{q!r} to go with its killed owner")
         self.assertEqual(self.client.status()["queues"]["waiters"], 0)
         self.assertIsNone(self.daemon.process.poll())
 

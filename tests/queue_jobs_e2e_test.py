@@ -196,15 +196,7 @@ class QueuesInJobsTest(harness.DaemonTestCase):
         q = Queue._attach(made._id, client=self.client)
         self.assertEqual(q.info()["size"], 1)
         submitter.close()
-        harness.wait_until(lambda: not self._exists(q), message=f"{q!r} to go")
-
-    def _exists(self, q):
-        try:
-            q.info()
-            return True
-        except RemoteError as exc:
-            self.assertEqual(exc.code, "unknown_queue")
-            return False
+        harness.wait_until(lambda: not harness.queue_exists(q), message=f"{q!r} to go")
 
     def test_errors_inside_a_job_name_the_queue_and_keep_their_code(self):
         with self.assertRaises(RemoteError) as caught:
