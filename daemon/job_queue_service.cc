@@ -8,10 +8,10 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
-#include <thread>
 #include <utility>
 
 #include "daemon/job_wakeup.h"
+#include "daemon/spin_mutex.h"
 
 namespace ei {
 
@@ -31,14 +31,6 @@ namespace {
 
 // How long a waiting job spins before it sleeps.
 constexpr std::chrono::microseconds kSpin(50);
-
-void Relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#else
-  std::this_thread::yield();
-#endif
-}
 
 QueueCallResult Failed(const char* code, std::string why) {
   QueueCallResult result;
@@ -186,9 +178,9 @@ QueueCallResult JobQueueService::Await(const std::shared_ptr<Answer>& answer,
   // within microseconds, and sleeping would cost the answering side a futex
   // wake and this side a wake-up, tens of microseconds each on a VM.
   const auto spin_end = std::chrono::steady_clock::now() + kSpin;
-  while (!answer->done.load(std::memory_order_acquire) &&
-         std::chrono::steady_clock::now() < spin_end) {
-    Relax();
+  for (unsigned i = 1; !answer->done.load(std::memory_order_acquire); ++i) {
+    SpinThenBlockMutex::Relax();
+    if (i % 64 == 0 && std::chrono::steady_clock::now() >= spin_end) break;
   }
   std::unique_lock lock(wakeup.mutex());
   auto ended = [&] { return answer->done.load() || wakeup.fired() != nullptr; };

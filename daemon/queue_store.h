@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/spin_mutex.h"
+
 namespace ei {
 
 /// Bounds on what queues may hold (Config: max_queues, max_queue_items,
@@ -151,7 +153,7 @@ class QueueStore {
   static std::string Label(std::uint64_t id, const Queue& queue);
 
   const QueueLimits limits_;
-  mutable std::mutex mu_;  // guards everything below
+  mutable SpinThenBlockMutex mu_;  // guards everything below
   std::map<std::uint64_t, Queue> queues_;  // by id, so listings come oldest first
   std::unordered_map<std::string, std::uint64_t> names_;
   std::unordered_map<WaiterId, std::uint64_t> waiter_index_;  // waiter -> its queue

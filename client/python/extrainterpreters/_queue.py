@@ -41,6 +41,8 @@ from ._errors import ExtraInterpretersError, ProtocolError, RemoteError
 
 __all__ = ["Queue"]
 
+_dumps, _loads = pickle.dumps, pickle.loads  # protocol 5 given by position: no keyword parsing
+
 
 class Queue:
     """A FIFO queue in the daemon, shared by every client that opens it.
@@ -126,7 +128,7 @@ class Queue:
             if timeout is not None:
                 timeout = _check_timeout(block, timeout)
             try:
-                payload = pickle.dumps(item, protocol=5)
+                payload = _dumps(item, 5)
             except Exception:
                 payload = self._dump_item(item)  # by value, or a clear error
             _queue_local.put(self._id, payload, block, timeout)
@@ -142,7 +144,7 @@ class Queue:
                 timeout = _check_timeout(block, timeout)
             data = _queue_local.get(self._id, block, timeout)
             try:
-                return pickle.loads(data)
+                return _loads(data)
             except Exception:
                 return self._load_item(data)  # raises the clear error
         header = {"type": "queue_get", "queue": self._id, "block": bool(block),
