@@ -58,10 +58,11 @@ QueueCallResult Stopped(JobWakeup& wakeup, std::uint64_t queue) {
   return result;
 }
 
-// The current worker's wakeup; `local` off interpreter threads (tests).
-JobWakeup& WakeupOr(JobWakeup& local) {
+// The current worker's wakeup; off interpreter threads (tests), `local`,
+// made only then.
+JobWakeup& WakeupOr(std::optional<JobWakeup>& local) {
   JobWakeup* current = JobWakeup::Current();
-  return current != nullptr ? *current : local;
+  return current != nullptr ? *current : local.emplace();
 }
 
 // A call that may wait: blocking, and not with a timeout of 0.
@@ -126,7 +127,7 @@ struct JobQueueService::Pending {
 
 QueueCallResult JobQueueService::Put(std::uint64_t queue, std::vector<char> item, bool block,
                                      std::optional<double> timeout) {
-  JobWakeup local;
+  std::optional<JobWakeup> local;
   JobWakeup& wakeup = WakeupOr(local);
   if (IsFired(wakeup)) return Stopped(wakeup, queue);
   const bool waits = Waits(block, timeout);
@@ -144,7 +145,7 @@ QueueCallResult JobQueueService::Put(std::uint64_t queue, std::vector<char> item
 
 QueueCallResult JobQueueService::Get(std::uint64_t queue, bool block,
                                      std::optional<double> timeout) {
-  JobWakeup local;
+  std::optional<JobWakeup> local;
   JobWakeup& wakeup = WakeupOr(local);
   if (IsFired(wakeup)) return Stopped(wakeup, queue);
   const bool waits = Waits(block, timeout);

@@ -131,7 +131,10 @@ class Queue:
                 payload = _dumps(item, 5)
             except Exception:
                 payload = self._dump_item(item)  # by value, or a clear error
-            _queue_local.put(self._id, payload, block, timeout)
+            try:
+                _queue_local.queue_put(self._id, payload, block, timeout)
+            except _queue_local.QueueError as error:
+                _queue_local.raise_for(error)
             return
         header = {"type": "queue_put", "queue": self._id, "block": bool(block),
                   "timeout": _check_timeout(block, timeout)}
@@ -142,7 +145,10 @@ class Queue:
         if self._local:
             if timeout is not None:
                 timeout = _check_timeout(block, timeout)
-            data = _queue_local.get(self._id, block, timeout)
+            try:
+                data = _queue_local.queue_get(self._id, block, timeout)
+            except _queue_local.QueueError as error:
+                _queue_local.raise_for(error)
             try:
                 return _loads(data)
             except Exception:

@@ -1,6 +1,6 @@
 """Queue requests made inside a job, answered in-process.
 
-    job: q.get() --> get() ------------------> _extrainterpreters.queue_get
+    job: q.get() --> queue_get ---------------> _extrainterpreters.queue_get
          q.info() --> TRANSPORT._request(header) --^  (GIL released; waits
                                                    on a condition variable)
 
@@ -8,8 +8,10 @@ Inside the daemon's interpreters the built-in module ``_extrainterpreters``
 reaches the daemon's queues directly. ``TRANSPORT`` stands in for a
 ``Client`` there: it takes the same request headers as the socket protocol
 and returns finished futures holding frame-like replies, so ``Queue`` has
-one code path for both; ``put`` and ``get``, the hot ones, skip it. The call itself blocks (with the GIL released),
-and a job's cancellation or timeout ends it with the job's stop exception.
+one code path for both; ``put`` and ``get``, the hot ones, skip it and
+call ``queue_put`` / ``queue_get`` themselves. A call blocks (with the GIL
+released), and a job's cancellation or timeout ends it with the job's
+stop exception.
 Outside the daemon, the module is absent and ``inside_daemon()`` is False.
 """
 
@@ -24,8 +26,8 @@ try:
 except ImportError:
     _daemon = None
 
-__all__ = ["TRANSPORT", "get", "inside_daemon", "put", "unpickling_for",
-           "unpickling_client"]
+__all__ = ["TRANSPORT", "QueueError", "inside_daemon", "queue_get", "queue_put",
+           "raise_for", "unpickling_for", "unpickling_client"]
 
 # What a Queue unpickled on this thread should talk through: the Client (or
 # the socket path of the AsyncClient) whose reply is being unpickled.
@@ -50,23 +52,9 @@ def inside_daemon():
     return _daemon is not None and hasattr(_daemon, "queue_get")
 
 
-def put(queue, payload, block, timeout):
-    """Queue.put's own path in a job: the module call, nothing around it."""
-    try:
-        _queue_put(queue, payload, block, timeout)
-    except _QueueError as error:
-        _raise(error)
-
-
-def get(queue, block, timeout):
-    """Queue.get's own path in a job: the item's pickle."""
-    try:
-        return _queue_get(queue, block, timeout)
-    except _QueueError as error:
-        _raise(error)
-
-
-def _raise(error):
+def raise_for(error):
+    """Raise what a ``QueueError(code, message)`` of the module means:
+    ``queue.Empty``, ``queue.Full``, or ``RemoteError`` with its code."""
     code, message = error.args
     if code == "queue_empty":
         raise _stdlib_queue.Empty(message) from None
@@ -129,8 +117,10 @@ class _Transport:
         pass
 
 
+# Queue.put and Queue.get call these straight from a job: no frame between.
 if inside_daemon():
     TRANSPORT = _Transport()
-    _queue_put, _queue_get, _QueueError = _daemon.queue_put, _daemon.queue_get, _daemon.QueueError
+    queue_put, queue_get, QueueError = _daemon.queue_put, _daemon.queue_get, _daemon.QueueError
 else:
-    TRANSPORT = None
+    TRANSPORT = queue_put = queue_get = None
+    QueueError = ()  # catches nothing
