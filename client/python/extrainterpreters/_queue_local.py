@@ -113,9 +113,6 @@ class _Transport:
             return _Reply({"type": kind})
         raise ProtocolError(f"{kind!r} is not a request a job can make in-process")
 
-    def close(self):
-        pass
-
 
 # Queue.put and Queue.get call these straight from a job: no frame between.
 if inside_daemon():
