@@ -8,10 +8,10 @@ source bazel/install_deps.sh
 ei_install_deps
 
 echo "Building..."
-bazel build --noshow_progress //daemon:extrainterpretersd //daemon:extrainterpretersctl \
+bazel build --noshow_progress //daemon:extrainterpretersd //cli:extrainterpretersctl \
   //client/python/examples:parallel_example 2>&1 | grep -vE '^(INFO|Target|  bazel-bin)' || true
 bin=bazel-bin/daemon
-ctl="$bin/extrainterpretersctl"
+ctl=bazel-bin/cli/extrainterpretersctl
 state_dir=.run
 mkdir -p "$state_dir"
 log="$state_dir/extrainterpretersd.log"

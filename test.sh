@@ -11,6 +11,9 @@ if [ -n "${CI:-}" ]; then
   trap 'bazel shutdown >/dev/null 2>&1 || true' EXIT
 fi
 
+# The daemon's layering (daemon/README.md) is a property of the build graph.
+bazel/check_layering.sh
+
 log=$(mktemp)
 status=0
 bazel test //... --test_summary=short "$@" 2>&1 | tee "$log" || status=$?

@@ -99,14 +99,18 @@ package(default_visibility = ["//visibility:public"])
 
 load("@bazel_tools//tools/python:toolchain.bzl", "py_runtime_pair")
 
+# Only the daemon's Python layer includes Python.h or links libpython: the
+# layering of daemon/README.md, enforced by the build.
 cc_library(
     name = "python_headers",
     hdrs = glob(["include/**/*.h"]),
     includes = ["include"],
+    visibility = ["@//daemon/python:__pkg__"],
 )
 
 cc_library(
     name = "libpython",
+    visibility = ["@//daemon/python:__pkg__"],
     linkopts = [
         "-L{libdir}",
         "-l{libname}",

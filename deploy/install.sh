@@ -32,14 +32,14 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 build_binaries() {
-  local bin=$repo/bazel-bin/daemon
-  if [ ! -x "$bin/extrainterpretersd" ] || [ ! -x "$bin/extrainterpretersctl" ]; then
+  local bin=$repo/bazel-bin/daemon ctl_bin=$repo/bazel-bin/cli
+  if [ ! -x "$bin/extrainterpretersd" ] || [ ! -x "$ctl_bin/extrainterpretersctl" ]; then
     say "building the daemon and the CLI with Bazel"
     (cd "$repo" && source bazel/install_deps.sh && ei_install_deps &&
-       bazel build --noshow_progress //daemon:extrainterpretersd //daemon:extrainterpretersctl)
+       bazel build --noshow_progress //daemon:extrainterpretersd //cli:extrainterpretersctl)
   fi
   install -D -m 0755 "$bin/extrainterpretersd" "$prefix/bin/extrainterpretersd"
-  install -D -m 0755 "$bin/extrainterpretersctl" "$prefix/bin/extrainterpretersctl"
+  install -D -m 0755 "$ctl_bin/extrainterpretersctl" "$prefix/bin/extrainterpretersctl"
   say "installed $prefix/bin/extrainterpretersd and $prefix/bin/extrainterpretersctl"
 }
 

@@ -37,22 +37,27 @@ STOP_TIMEOUT = 60.0
 POLL_INTERVAL = 0.02
 
 
+# Where each built program lives in the tree (and in Bazel's runfiles).
+_PROGRAM_FOLDERS = {"extrainterpretersd": "daemon", "extrainterpretersctl": "cli"}
+
+
 def built_binary(name, override_variable):
-    """Path of one of the built programs under test (daemon/<name>).
+    """Path of one of the built programs under test (daemon/ or cli/).
 
     ``$<override_variable>`` wins; under Bazel the runfiles hold it.
     """
     override = os.environ.get(override_variable)
     if override:
         return override
+    folder = _PROGRAM_FOLDERS[name]
     srcdir = os.environ.get("TEST_SRCDIR")
     if srcdir:
-        path = os.path.join(srcdir, "extrainterpreters", "daemon", name)
+        path = os.path.join(srcdir, "extrainterpreters", folder, name)
         if os.path.exists(path):
             return path
     raise RuntimeError(
         f"cannot find {name}: run under `bazel test`, or set "
-        f"{override_variable}=/path/to/bazel-bin/daemon/{name}")
+        f"{override_variable}=/path/to/bazel-bin/{folder}/{name}")
 
 
 def daemon_binary():

@@ -30,7 +30,7 @@ struct QueueCallResult {
 };
 
 /// The daemon's queues as jobs see them. Implemented outside this package
-/// (daemon/job_queue_service.h); called on interpreter threads.
+/// (daemon/queues/in_job_service.h); called on interpreter threads.
 class QueueService {
  public:
   virtual ~QueueService() = default;

@@ -1,7 +1,8 @@
 // Turns the current Python exception into plain data, once, at the boundary.
 #pragma once
 
-#include "daemon/python/status.h"
+#include "daemon/base/job_outcome.h"
+#include "daemon/base/status.h"
 
 namespace ei::python {
 

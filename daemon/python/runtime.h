@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/python/status.h"
+#include "daemon/base/status.h"
 
 namespace ei::python {
 

@@ -6,7 +6,7 @@
 #include <functional>
 #include <memory>
 
-#include "daemon/python/status.h"
+#include "daemon/base/status.h"
 
 struct _ts;      // PyThreadState
 struct _is;      // PyInterpreterState

@@ -1,0 +1,41 @@
+#include "daemon/app/reload.h"
+
+#include <gtest/gtest.h>
+
+namespace ei {
+namespace {
+
+TEST(PlanReload, AppliesWorkersAndAccessAndDefersTheRest) {
+  Config running;
+  running.socket = "/run/extrainterpreters/ei.sock";
+  running.workers = 2;
+  Config wanted = running;
+  EXPECT_TRUE(PlanReload(running, wanted).applied.empty());
+  EXPECT_TRUE(PlanReload(running, wanted).needs_restart.empty());
+  wanted.workers = 4;
+  wanted.allow_groups = {"extrainterpreters"};
+  wanted.socket = "/run/other.sock";
+  wanted.max_frame_bytes = 1 << 20;
+  ReloadPlan plan = PlanReload(running, wanted);
+  EXPECT_EQ(plan.applied,
+            (std::vector<std::string>{"workers 2 -> 4", "allow_groups [] -> [extrainterpreters]"}));
+  EXPECT_EQ(plan.needs_restart,
+            (std::vector<std::string>{"socket /run/extrainterpreters/ei.sock -> /run/other.sock",
+                                      "max_frame_bytes 268435456 -> 1048576"}));
+}
+
+TEST(PlanReload, TheDefaultMaxInterpretersFollowsWorkersSilently) {
+  Config running;
+  running.workers = 2;
+  running.max_interpreters = 8;
+  Config wanted = running;
+  wanted.workers = 3;
+  wanted.max_interpreters = 12;
+  EXPECT_TRUE(PlanReload(running, wanted).needs_restart.empty());
+  wanted.max_interpreters = 10;
+  EXPECT_EQ(PlanReload(running, wanted).needs_restart,
+            (std::vector<std::string>{"max_interpreters 8 -> 10"}));
+}
+
+}  // namespace
+}  // namespace ei
