@@ -1,23 +1,18 @@
 #include "daemon/net/session.h"
 
-#include <sys/socket.h>
-
 #include <cerrno>
 #include <cstring>
-
 #include <unordered_map>
 #include <utility>
 
-#include <boost/asio/post.hpp>
-
 #include "daemon/base/log.h"
 #include "daemon/base/version.h"
+#include "daemon/net/fd_passing.h"
 #include "daemon/net/job_reply.h"
 #include "daemon/net/session_manager.h"
 
 namespace ei {
 
-namespace asio = boost::asio;
 using Json = nlohmann::json;
 using proto::Frame;
 
@@ -29,10 +24,15 @@ Session::Session(Socket socket, DaemonContext& context, std::uint64_t connection
       context_(context),
       id_(connection_id),
       decoder_(context.limits),
-      timer_(socket_.get_executor()) {}
+      writer_(socket_, context.connection_limits.max_output_buffer, connection_id),
+      deadlines_(*this),
+      leases_(*this),
+      jobs_(*this, leases_),
+      queues_(*this) {}
 
 void Session::Start() {
-  NoteBytes(/*frame_done=*/true);  // starts the idle clock
+  writer_.Start(weak_from_this(), [this] { Close(); });
+  deadlines_.NoteBytes(/*frame_done=*/true);  // starts the idle clock
   ReadMore();
 }
 
@@ -48,7 +48,7 @@ void Session::ReadMore() {
 void Session::OnReadable(const boost::system::error_code& error) {
   if (closed_ || closing_) return;
   if (error) {
-    if (error != asio::error::operation_aborted) {
+    if (error != boost::asio::error::operation_aborted) {
       log::Info("connection error: connection " + std::to_string(id_) + ": " + error.message());
     }
     Close();
@@ -61,45 +61,32 @@ void Session::OnReadable(const boost::system::error_code& error) {
   if (!closing_ && !closed_) ReadMore();
 }
 
-// One recvmsg: false when there is nothing more to read now (or the
+// One read: false when there is nothing more to read now (or the
 // connection ended).
 bool Session::ReceiveSome() {
-  constexpr std::size_t kMaxFds = 16;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-  iovec part{read_buffer_.data(), read_buffer_.size()};
-  msghdr message{};
-  message.msg_iov = &part;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  const ssize_t n = ::recvmsg(socket_.native_handle(), &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (n < 0 && errno == EINTR) return true;
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
-  if (n <= 0) {
+  const Received got =
+      ReceiveWithFds(socket_.native_handle(), read_buffer_.data(), read_buffer_.size(),
+                     &received_fds_);
+  if (got.bytes < 0 && got.error == EINTR) return true;
+  if (got.bytes < 0 && (got.error == EAGAIN || got.error == EWOULDBLOCK)) return false;
+  if (got.bytes <= 0) {
     // 0 is the client hanging up.
-    if (n < 0) log::Info("connection error: connection " + std::to_string(id_) + ": " +
-                         std::strerror(errno));
+    if (got.bytes < 0) {
+      log::Info("connection error: connection " + std::to_string(id_) + ": " +
+                std::strerror(got.error));
+    }
     Close();
     return false;
   }
-  for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int fd = -1;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      received_fds_.emplace_back(fd);
-    }
-  }
-  if ((message.msg_flags & MSG_CTRUNC) != 0 || received_fds_.size() > kMaxFds) {
+  if (got.fds_truncated || received_fds_.size() > kMaxFdsPerRead) {
     SendError(nullptr, "bad_frame",
-              "more than " + std::to_string(kMaxFds) +
+              "more than " + std::to_string(kMaxFdsPerRead) +
                   " file descriptors were sent without frames that take them",
               /*fatal=*/true);
     return false;
   }
-  Consume(static_cast<std::size_t>(n));
-  return static_cast<std::size_t>(n) == read_buffer_.size();
+  Consume(static_cast<std::size_t>(got.bytes));
+  return static_cast<std::size_t>(got.bytes) == read_buffer_.size();
 }
 
 void Session::Consume(std::size_t size) {
@@ -108,7 +95,7 @@ void Session::Consume(std::size_t size) {
     std::size_t used = 0;
     auto result = decoder_.Feed(read_buffer_.data() + offset, size - offset, &used);
     offset += used;
-    NoteBytes(result == proto::FrameDecoder::Result::kFrame);
+    deadlines_.NoteBytes(result == proto::FrameDecoder::Result::kFrame);
     if (result == proto::FrameDecoder::Result::kFrame) {
       Frame frame = decoder_.TakeFrame();
       Dispatch(frame);
@@ -121,17 +108,26 @@ void Session::Consume(std::size_t size) {
   }
 }
 
-// One small handler per message type; PROTOCOL.md has every field.
+// One small handler per message type, grouped by family in the
+// *_requests files; PROTOCOL.md has every field.
 void Session::Dispatch(Frame& frame) {
+  using Handler = void (*)(Session&, Frame&);
   static const std::unordered_map<std::string, Handler> kHandlers = {
-      {"hello", &Session::OnHello},     {"run", &Session::OnRun},
-      {"lease", &Session::OnLease},     {"release", &Session::OnRelease},
-      {"status", &Session::OnStatus},   {"ping", &Session::OnPing},
-      {"cancel", &Session::OnCancel},   {"define", &Session::OnDefine},
-      {"queue_create", &Session::OnQueueCreate}, {"queue_open", &Session::OnQueueOpen},
-      {"queue_put", &Session::OnQueuePut},       {"queue_get", &Session::OnQueueGet},
-      {"queue_delete", &Session::OnQueueDelete}, {"queue_info", &Session::OnQueueInfo},
-      {"queue_cancel", &Session::OnQueueCancel},
+      {"hello", [](Session& s, Frame& f) { s.OnHello(f); }},
+      {"status", [](Session& s, Frame& f) { s.OnStatus(f); }},
+      {"ping", [](Session& s, Frame& f) { s.OnPing(f); }},
+      {"run", [](Session& s, Frame& f) { s.jobs_.OnRun(f); }},
+      {"cancel", [](Session& s, Frame& f) { s.jobs_.OnCancel(f); }},
+      {"define", [](Session& s, Frame& f) { s.jobs_.OnDefine(f); }},
+      {"lease", [](Session& s, Frame& f) { s.leases_.OnLease(f); }},
+      {"release", [](Session& s, Frame& f) { s.leases_.OnRelease(f); }},
+      {"queue_create", [](Session& s, Frame& f) { s.queues_.OnCreate(f); }},
+      {"queue_open", [](Session& s, Frame& f) { s.queues_.OnOpen(f); }},
+      {"queue_put", [](Session& s, Frame& f) { s.queues_.OnPut(f); }},
+      {"queue_get", [](Session& s, Frame& f) { s.queues_.OnGet(f); }},
+      {"queue_delete", [](Session& s, Frame& f) { s.queues_.OnDelete(f); }},
+      {"queue_info", [](Session& s, Frame& f) { s.queues_.OnInfo(f); }},
+      {"queue_cancel", [](Session& s, Frame& f) { s.queues_.OnCancel(f); }},
   };
   const std::string type = frame.header["type"].get<std::string>();
   if (!greeted_ && type != "hello") {
@@ -150,7 +146,7 @@ void Session::Dispatch(Frame& frame) {
     SendError(frame.header["id"], "unknown_type", "unknown request type \"" + type + "\"");
     return;
   }
-  (this->*(it->second))(frame);
+  it->second(*this, frame);
 }
 
 // {"type": "hello", "id": 1, "protocol": 1, "client": "..."}
@@ -173,6 +169,8 @@ void Session::OnHello(Frame& frame) {
   const Json& client = frame.header["client"];
   log::Info("client hello: connection " + std::to_string(id_) + " is " +
             (client.is_string() ? client.get<std::string>() : std::string("an unnamed client")));
+  const ConnectionLimits& connection = context_.connection_limits;
+  const QueueLimits& queues = context_.queues->limits();
   Send({{"type", "hello"},
         {"id", frame.header["id"]},
         {"protocol", kProtocolVersion},
@@ -188,66 +186,15 @@ void Session::OnHello(Frame& frame) {
           {"max_interpreters", context_.pool->Snapshot().max_interpreters},
           {"max_definitions", context_.max_definitions},
           {"cancel_grace_seconds", context_.cancel_grace_seconds},
-          {"max_connections", context_.connection_limits.max_connections},
-          {"max_jobs_per_connection", context_.connection_limits.max_jobs_per_connection},
-          {"max_queue_depth", context_.connection_limits.max_queue_depth},
-          {"frame_deadline_seconds", context_.connection_limits.frame_deadline_seconds},
-          {"idle_timeout_seconds", context_.connection_limits.idle_timeout_seconds},
-          {"max_output_buffer", context_.connection_limits.max_output_buffer},
-          {"max_queues", context_.queues->limits().max_queues},
-          {"max_queue_items", context_.queues->limits().max_items},
-          {"max_queue_bytes", context_.queues->limits().max_bytes}}}});
-}
-
-// {"type": "lease", "id": 2}
-void Session::OnLease(Frame& frame) {
-  const std::uint64_t request_id = frame.header["id"].get<std::uint64_t>();
-  context_.pool->Lease([self = shared_from_this(), request_id](LeaseGrant grant) {
-    asio::post(self->socket_.get_executor(),
-               [self, request_id, grant]() { self->OnLeaseGranted(request_id, grant); });
-  });
-}
-
-void Session::OnLeaseGranted(std::uint64_t request_id, const LeaseGrant& grant) {
-  if (!grant.ok) {
-    SendError(Json(request_id), grant.error_code, grant.message);
-    return;
-  }
-  if (closed_) {
-    // The client left while the lease was being made: give it straight back.
-    context_.pool->Release(grant.lease_id, [] {});
-    return;
-  }
-  leases_.insert(grant.lease_id);
-  log::Info("lease granted: lease " + std::to_string(grant.lease_id) + " to connection " +
-            std::to_string(id_) + " on interpreter " + std::to_string(grant.interpreter_id));
-  Send({{"type", "lease"},
-        {"id", request_id},
-        {"lease", grant.lease_id},
-        {"interpreter", grant.interpreter_id}});
-}
-
-// {"type": "release", "id": 3, "lease": 5}
-void Session::OnRelease(Frame& frame) {
-  const Json& id = frame.header["id"];
-  const Json& lease = frame.header["lease"];
-  if (!lease.is_number_unsigned()) {
-    SendError(id, "bad_request", "release needs an unsigned integer \"lease\", not " + lease.dump());
-    return;
-  }
-  const std::uint64_t lease_id = lease.get<std::uint64_t>();
-  if (leases_.erase(lease_id) == 0) {
-    SendError(id, "unknown_lease", "lease " + lease.dump() + " is not held by this connection");
-    return;
-  }
-  auto reply = [self = shared_from_this(), id, lease_id]() {
-    asio::post(self->socket_.get_executor(), [self, id, lease_id]() {
-      if (!self->closed_) self->Send({{"type", "release"}, {"id", id}, {"lease", lease_id}});
-    });
-  };
-  if (!context_.pool->Release(lease_id, reply)) {
-    SendError(id, "unknown_lease", "lease " + lease.dump() + " has already ended");
-  }
+          {"max_connections", connection.max_connections},
+          {"max_jobs_per_connection", connection.max_jobs_per_connection},
+          {"max_queue_depth", connection.max_queue_depth},
+          {"frame_deadline_seconds", connection.frame_deadline_seconds},
+          {"idle_timeout_seconds", connection.idle_timeout_seconds},
+          {"max_output_buffer", connection.max_output_buffer},
+          {"max_queues", queues.max_queues},
+          {"max_queue_items", queues.max_items},
+          {"max_queue_bytes", queues.max_bytes}}}});
 }
 
 // {"type": "status", "id": 4}
@@ -268,57 +215,38 @@ void Session::SendError(const Json& request_id, std::string_view code, std::stri
   if (fatal) CloseWhenFlushed();
 }
 
+UniqueFd Session::TakeReceivedFd() {
+  if (received_fds_.empty()) return UniqueFd();
+  UniqueFd fd = std::move(received_fds_.front());
+  received_fds_.pop_front();
+  return fd;
+}
+
+bool Session::Busy(Clock::time_point* last_done) {
+  // A put or get blocked on a queue is a request in flight, like a job.
+  const bool jobs = jobs_.InFlight(last_done);
+  return jobs || context_.queues->IsWaiting(id_);
+}
+
 void Session::CloseWhenFlushed() {
   if (closed_) return;
   closing_ = true;
-  {
-    std::lock_guard lock(send_mu_);
-    if (!out_.empty()) {
-      close_when_flushed_ = true;  // FlushLocked posts Close once empty
-      return;
-    }
-  }
-  Close();
+  if (writer_.FlushedOrCloseLater()) Close();
 }
 
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
   closing_ = true;
-  abandoned_->store(true);
-  timer_.cancel();
-  for (std::uint64_t lease : leases_) context_.pool->Release(lease, [] {});
-  if (!leases_.empty()) {
-    log::Info("leases released: " + std::to_string(leases_.size()) + " of connection " +
-              std::to_string(id_) + ", which closed");
-  }
-  leases_.clear();
-  {
-    std::lock_guard lock(jobs_mu_);
-    jobs_.clear();
-  }
-  definitions_.clear();
+  deadlines_.Cancel();
+  jobs_.Close();  // first: a lease's queued jobs must see they are abandoned
+  leases_.Close();
   if (result_region_ != nullptr) result_region_->Close();
-  argument_map_.reset();  // unmapped now, or when its running job ends
-  // Its blocked puts and gets end unanswered; its anonymous queues go.
-  queue_timers_.clear();
-  queue_waits_.clear();
-  context_.queues->DropOwner(id_);
-  {
-    // Under send_mu_: no interpreter thread may write to the descriptor
-    // once it is closed (its number could be reused at once).
-    std::lock_guard lock(send_mu_);
-    send_closed_ = true;
-    out_.clear();
-    out_bytes_ = 0;
-    boost::system::error_code ignored;
-    socket_.close(ignored);
-  }
+  queues_.Close();
+  writer_.CloseSocket();
   log::Info("connection closed: connection " + std::to_string(id_));
   context_.sessions->Remove(shared_from_this());
-  // Memory kept warm for this client's large transfers goes back now (jobs
-  // of it still running trim again when they end: OnJobDone).
-  if (moved_large_.load() && context_.trimmer != nullptr) context_.trimmer->TrimNow();
+  jobs_.TrimIfLarge();
 }
 
 }  // namespace ei
