@@ -18,7 +18,16 @@ using Disposition = JobReply::Disposition;
 using Role = InterpreterSnapshot::Role;
 
 InterpreterPool::InterpreterPool(PoolOptions options, JobTotals* totals)
-    : options_(std::move(options)), totals_(totals), workers_(options_.workers) {}
+    : options_(std::move(options)),
+      totals_(totals),
+      workers_(options_.workers),
+      stopper_(
+          options_.cancel_grace,
+          [this](Worker* it) {
+            it->MarkRetired();
+            ++totals_->retired_stuck;  // before the answer, so status agrees with it
+          },
+          [this](Worker* it) { Retire(it); }) {}
 
 InterpreterPool::~InterpreterPool() { Shutdown(); }
 
@@ -62,49 +71,12 @@ void InterpreterPool::AnswerShuttingDown(Job& job) {
 }
 
 void InterpreterPool::Submit(Job job) {
-  Track(job.control);
+  stopper_.Track(job.control);
   if (!pool_queue_->Push(job)) AnswerShuttingDown(job);
 }
 
-// Deadlines: at the job's deadline a queued job is answered as timed out, a
-// running one is told to stop.
-void InterpreterPool::Track(const std::shared_ptr<JobControl>& control) {
-  if (!control->deadline()) return;
-  watchdog_.Schedule(*control->deadline(), [this, weak = std::weak_ptr<JobControl>(control)] {
-    std::shared_ptr<JobControl> control = weak.lock();
-    if (control == nullptr || control->answered()) return;
-    if (control->RequestStop(JobControl::Stop::kTimeout) == JobControl::State::kRunning) {
-      StopRunning(control);
-    }
-  });
-}
-
 JobControl::State InterpreterPool::Cancel(const std::shared_ptr<JobControl>& control) {
-  const JobControl::State state = control->RequestStop(JobControl::Stop::kCancel);
-  if (state == JobControl::State::kRunning) StopRunning(control);
-  return state;
-}
-
-void InterpreterPool::StopRunning(const std::shared_ptr<JobControl>& control) {
-  Worker* worker = control->worker();
-  if (worker == nullptr) return;  // finished meanwhile
-  worker->Interrupt(control);
-  watchdog_.Schedule(JobControl::Clock::now() + options_.cancel_grace,
-                     [this, weak = std::weak_ptr<JobControl>(control)] {
-                       if (auto control = weak.lock()) OnGraceOver(control);
-                     });
-}
-
-void InterpreterPool::OnGraceOver(const std::shared_ptr<JobControl>& control) {
-  JobReply reply;
-  reply.disposition = control->stop() == JobControl::Stop::kCancel ? Disposition::kCancelled
-                                                                   : Disposition::kTimedOut;
-  reply.given_up = true;
-  Worker* stuck = control->GiveUp(std::move(reply), [this](Worker* it) {
-    it->MarkRetired();
-    ++totals_->retired_stuck;  // before the answer, so status agrees with it
-  });
-  if (stuck != nullptr) Retire(stuck);
+  return stopper_.Cancel(control);
 }
 
 // A retired interpreter leaves the pool (or its lease) at once; its thread
@@ -220,7 +192,7 @@ InterpreterPool::LeaseSubmit InterpreterPool::SubmitToLease(std::uint64_t lease_
   if (it == leases_.end()) {
     return lost_leases_.contains(lease_id) ? LeaseSubmit::kLost : LeaseSubmit::kUnknown;
   }
-  Track(job.control);
+  stopper_.Track(job.control);
   if (!it->second->queue().Push(job)) AnswerShuttingDown(job);
   return LeaseSubmit::kQueued;
 }
@@ -303,18 +275,7 @@ int InterpreterPool::Shutdown() {
     }
     shutting_down_ = true;
     waiting.swap(waiting_leases_);
-    unrun = pool_queue_->CloseAndTake();
-    for (auto& it : pool_) all.push_back(std::move(it));
-    for (auto& [id, it] : leases_) all.push_back(std::move(it));
-    if (spare_) all.push_back(std::move(spare_));
-    for (auto& it : retiring_) all.push_back(std::move(it));
-    pool_.clear();
-    leases_.clear();
-    retiring_.clear();
-    for (auto& it : all) {
-      std::vector<Job> taken = it->queue().CloseAndTake();
-      for (Job& job : taken) unrun.push_back(std::move(job));
-    }
+    TakeEverythingLocked(&all, &unrun);
   }
   for (auto& done : waiting) {
     done({false, 0, -1, "shutting_down", "cannot lease an interpreter: the daemon is shutting down"});
@@ -327,15 +288,7 @@ int InterpreterPool::Shutdown() {
   // (retired) while we wait here, which is what lets the wait end.
   int let_go = 0;
   for (auto& it : all) {
-    bool exited;
-    {
-      std::unique_lock lock(mu_);
-      exit_cv_.wait(lock, [&] { return exited_.contains(it.get()) || it->retired(); });
-      exited = exited_.contains(it.get());
-    }
-    if (exited) {
-      it->Join();
-    } else {
+    if (!AwaitExit(*it)) {
       // Stuck in a job for good: never joined, never destroyed (its thread
       // still uses it). The process ends without finalizing Python.
       it->Abandon();
@@ -343,10 +296,41 @@ int InterpreterPool::Shutdown() {
       ++let_go;
     }
   }
-  watchdog_.Stop();
+  stopper_.Stop();
   std::lock_guard lock(mu_);
   exited_.clear();
   return let_go;
+}
+
+// Every interpreter, and every job still queued anywhere, leaves the pool.
+void InterpreterPool::TakeEverythingLocked(std::vector<std::unique_ptr<Interpreter>>* all,
+                                           std::vector<Job>* unrun) {
+  *unrun = pool_queue_->CloseAndTake();
+  for (auto& it : pool_) all->push_back(std::move(it));
+  for (auto& [id, it] : leases_) all->push_back(std::move(it));
+  if (spare_) all->push_back(std::move(spare_));
+  for (auto& it : retiring_) all->push_back(std::move(it));
+  pool_.clear();
+  leases_.clear();
+  retiring_.clear();
+  for (auto& it : *all) {
+    for (Job& job : it->queue().CloseAndTake()) unrun->push_back(std::move(job));
+  }
+}
+
+// Waits until `interpreter`'s thread is past its last callback (and joins
+// it: true) or it was retired, stuck in a job (false).
+bool InterpreterPool::AwaitExit(Interpreter& interpreter) {
+  bool exited;
+  {
+    std::unique_lock lock(mu_);
+    exit_cv_.wait(lock, [&] {
+      return exited_.contains(&interpreter) || interpreter.retired();
+    });
+    exited = exited_.contains(&interpreter);
+  }
+  if (exited) interpreter.Join();
+  return exited;
 }
 
 std::size_t InterpreterPool::QueueDepth() const {

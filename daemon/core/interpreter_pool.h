@@ -20,7 +20,7 @@
 #include "daemon/core/job_totals.h"
 #include "daemon/core/run_queue.h"
 #include "daemon/core/scheduler.h"
-#include "daemon/core/watchdog.h"
+#include "daemon/core/job_stopper.h"
 
 namespace ei {
 
@@ -94,12 +94,12 @@ class InterpreterPool : public Scheduler {
   void OnRetire(Interpreter& interpreter);
   void StartPoolWorkerLocked();
   void StartSpareLocked();
-  void Track(const std::shared_ptr<JobControl>& control);
-  void StopRunning(const std::shared_ptr<JobControl>& control);
-  void OnGraceOver(const std::shared_ptr<JobControl>& control);
   void Retire(Worker* worker);
   LeaseGrant AssignSpareLocked();
   void ReapLocked();
+  void TakeEverythingLocked(std::vector<std::unique_ptr<Interpreter>>* all,
+                            std::vector<Job>* unrun);
+  bool AwaitExit(Interpreter& interpreter);
   static void AnswerShuttingDown(Job& job);
   void OnLeaveJobDone(std::int64_t interpreter_id);
 
@@ -126,7 +126,7 @@ class InterpreterPool : public Scheduler {
   bool ready_reported_ = false;
   bool shutting_down_ = false;
 
-  Watchdog watchdog_;  // last: its callbacks use the members above
+  JobStopper stopper_;  // last: its callbacks use the members above
 };
 
 }  // namespace ei

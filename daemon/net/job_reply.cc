@@ -47,6 +47,41 @@ JobReplyFrame Stopped(const Json& id, const std::string& job, const JobReply& re
                cancelled ? Count::kCancelled : Count::kTimedOut);
 }
 
+// A job that returned: its pickled result, and its large buffers' memfd.
+JobReplyFrame Returned(const Json& id, const std::string& job, JobOutcome& out,
+                       const proto::Limits& limits) {
+  Json header = {{"type", "result"}, {"id", id}, {"status", "ok"}};
+  std::uint64_t out_of_band = 0;
+  for (std::size_t n : out.result_out_of_band) out_of_band += n;
+  if (!FitsInFrame(header, out.payload.size(), limits) || out_of_band > limits.max_frame_bytes) {
+    return Error(id, "result_too_large",
+                 "the result of " + job + " is " +
+                     std::to_string(out.payload.size() + out_of_band) +
+                     " bytes pickled, more than a frame may carry (max_frame_bytes " +
+                     std::to_string(limits.max_frame_bytes) + ")");
+  }
+  if (out.result_fd) {
+    header["fd"] = true;
+    header["oob"] = out.result_out_of_band;
+  }
+  return {std::move(header), std::move(out.payload), std::move(out.result_fd), Count::kCompleted};
+}
+
+// A job that raised: the exception as data, and pickled when it fits.
+JobReplyFrame Raised(const Json& id, JobOutcome& out, const proto::Limits& limits) {
+  Json header = {{"type", "result"},
+                 {"id", id},
+                 {"status", "raised"},
+                 {"exception",
+                  {{"type", out.error.type},
+                   {"message", out.error.message},
+                   {"traceback", out.error.traceback}}}};
+  // An exception too big to send pickled still arrives as data: the client
+  // raises RemoteError from the header, as for an unpicklable one.
+  if (!FitsInFrame(header, out.payload.size(), limits)) out.payload.clear();
+  return {std::move(header), std::move(out.payload), UniqueFd(), Count::kFailed};
+}
+
 }  // namespace
 
 Json ErrorHeader(const Json& request_id, std::string_view code, std::string message, bool fatal,
@@ -87,38 +122,10 @@ JobReplyFrame MakeJobReply(std::uint64_t request_id, JobReply reply, const proto
   out.error.traceback = Clip(out.error.traceback, text_limit, /*keep_end=*/true);
   const std::string why = out.error.message + " (" + out.error.type + ")";
   switch (out.kind) {
-    case JobOutcome::Kind::kOk: {
-      Json header = {{"type", "result"}, {"id", id}, {"status", "ok"}};
-      std::uint64_t out_of_band = 0;
-      for (std::size_t n : out.result_out_of_band) out_of_band += n;
-      if (!FitsInFrame(header, out.payload.size(), limits) ||
-          out_of_band > limits.max_frame_bytes) {
-        return Error(id, "result_too_large",
-                     "the result of " + job + where + " is " +
-                         std::to_string(out.payload.size() + out_of_band) +
-                         " bytes pickled, more than a frame may carry (max_frame_bytes " +
-                         std::to_string(limits.max_frame_bytes) + ")");
-      }
-      if (out.result_fd) {
-        header["fd"] = true;
-        header["oob"] = out.result_out_of_band;
-      }
-      return {std::move(header), std::move(out.payload), std::move(out.result_fd),
-              Count::kCompleted};
-    }
-    case JobOutcome::Kind::kRaised: {
-      Json header = {{"type", "result"},
-                     {"id", id},
-                     {"status", "raised"},
-                     {"exception",
-                      {{"type", out.error.type},
-                       {"message", out.error.message},
-                       {"traceback", out.error.traceback}}}};
-      // An exception too big to send pickled still arrives as data: the
-      // client raises RemoteError from the header, as for an unpicklable one.
-      if (!FitsInFrame(header, out.payload.size(), limits)) out.payload.clear();
-      return {std::move(header), std::move(out.payload), UniqueFd(), Count::kFailed};
-    }
+    case JobOutcome::Kind::kOk:
+      return Returned(id, job + where, out, limits);
+    case JobOutcome::Kind::kRaised:
+      return Raised(id, out, limits);
     case JobOutcome::Kind::kLoadFailed:
       return Error(id, "job_load_failed", "cannot unpickle " + job + where + ": " + why,
                    &out.error);

@@ -1,0 +1,96 @@
+// The --help text: every flag, with its default and what it does.
+#include "daemon/app/config.h"
+
+namespace ei {
+
+std::string UsageText() {
+  return R"(Usage: extrainterpretersd [FLAGS]
+
+Runs Python jobs sent over a Unix socket in a warm pool of CPython
+sub-interpreters, each with its own GIL. Stays in the foreground and logs one
+line per event to stderr; stop it with SIGTERM or SIGINT, reload the --config
+file with SIGHUP (workers, allow_users and allow_groups change at once; the
+rest is logged as needing a restart). Under systemd it takes its socket from
+socket activation and speaks the notify protocol (docs/operations.md).
+
+Flags (each also a key of the --config file, with _ for -; flags win):
+  --socket PATH            Unix socket to listen on. Default:
+                           $EXTRAINTERPRETERS_SOCKET, else
+                           $XDG_RUNTIME_DIR/extrainterpreters/ei.sock, else
+                           /run/extrainterpreters/ei.sock.
+  --workers N              Pool interpreters (one OS thread each) that run
+                           jobs sent without a lease. Default: number of CPUs.
+  --max-interpreters N     Pool interpreters plus leased ones, at most.
+                           Default: 4 x workers.
+  --preload MOD[,MOD...]   Modules imported in every interpreter when it is
+                           created, before it takes jobs. A module that fails
+                           to import stops the daemon at start.
+  --buffer-size BYTES      Initial shared buffer per interpreter; it grows on
+                           demand up to --max-frame-bytes. Default: 10M.
+  --max-frame-bytes BYTES  Largest frame accepted or sent (prefix, header and
+                           payload). Default: 256M.
+  --max-header-bytes BYTES Largest JSON header accepted. Default: 64k.
+  --python-path DIR[:DIR]  Directories put first on sys.path of every
+                           interpreter, so jobs can import their modules.
+  --cancel-grace SECONDS   How long a cancelled or timed-out job may take to
+                           stop before its interpreter is retired and
+                           replaced. Default: 5.
+  --max-jobs-per-interpreter N
+                           Replace a pool interpreter with a fresh one after
+                           it ran N jobs. Default: 0 (never).
+  --max-definitions N      Functions shipped by value that one connection
+                           may define. Default: 4096.
+  --allow-users U[,U...]   Users (names or uids) who may connect, besides
+                           root and the daemon's own user. Default: none.
+  --allow-groups G[,G...]  Groups (names or gids) whose members may connect;
+                           a user's supplementary groups count. Default: none.
+                           Anyone else gets an access_denied error and is
+                           disconnected before a byte is read.
+
+Limits (past each, the client gets an error frame; docs/operations.md):
+  --max-connections N      Open client connections, at most; one more gets a
+                           busy error and is closed. Lowered at start to fit
+                           RLIMIT_NOFILE, keeping descriptors in reserve for
+                           interpreters and shared memory. Default: 1024.
+  --max-jobs-per-connection N
+                           Jobs in flight (queued or running) on one
+                           connection; a run past it gets a busy error.
+                           Default: 10000.
+  --max-queue-depth N      Jobs queued and not yet started, pool and leases
+                           together; a run past it gets a busy error.
+                           Default: 100000.
+  --frame-deadline SECONDS A started frame must finish arriving within this;
+                           else too_slow and the connection is closed.
+                           Default: 30.
+  --idle-timeout SECONDS   Close a connection after this long with no frame
+                           and no job in flight. Default: 0 (never).
+  --max-output-buffer BYTES
+                           Replies waiting for a client that does not read
+                           them, besides the one being written; past it the
+                           client is dropped. A reply is always taken when
+                           none waits, however large. Default: 64M.
+  --max-queues N           Queues (named and anonymous) the daemon holds;
+                           one more gets queue_limit. Default: 1024.
+  --max-queue-items N      Items one queue holds; a queue's maxsize of 0
+                           means this. Past it a put waits or gets
+                           queue_full, as the caller chose. Default: 100000.
+  --max-queue-bytes BYTES  Bytes of pickled items one queue holds; past it,
+                           as for max-queue-items. Default: 256M.
+  --config FILE            JSON object with any of the keys: socket, workers,
+                           max_interpreters, preload (list or "a,b"),
+                           buffer_size, max_frame_bytes, max_header_bytes,
+                           python_path (list or "a:b"), cancel_grace,
+                           max_jobs_per_interpreter, max_definitions,
+                           allow_users, allow_groups (lists or "a,b"),
+                           max_connections, max_jobs_per_connection,
+                           max_queue_depth, frame_deadline, idle_timeout,
+                           max_output_buffer, max_queues, max_queue_items,
+                           max_queue_bytes.
+  --version                Print the version and the embedded Python, exit.
+  -h, --help               Print this help, exit.
+
+BYTES take an optional k, M or G suffix (binary multiples).
+)";
+}
+
+}  // namespace ei
