@@ -50,7 +50,7 @@ import sys
 import threading
 import weakref
 
-from . import _byvalue, _codec, _outbox, _queue_local, _shm
+from . import _byvalue, _codec, _fdpass, _outbox, _queue_local, _shm
 from ._errors import (DaemonConnectionError, ExtraInterpretersError,
                       JobTimeout, ProtocolError, RemoteError,
                       _RemoteTraceback)
@@ -502,7 +502,7 @@ class Client:
             self._outbox.wait_empty()  # frames stay in order
             try:
                 if fd >= 0:
-                    _shm.send_with_fd(self._sock, (head, body), fd)
+                    _fdpass.send_with_fd(self._sock, (head, body), fd)
                 elif small:
                     self._sock.sendall(head + body)
                 else:
@@ -574,7 +574,7 @@ class Client:
         having failed with the reason.
         """
         try:
-            data = _shm.receive(self._sock, _RECV_SIZE, self._received_fds)
+            data = _fdpass.receive(self._sock, _RECV_SIZE, self._received_fds)
             if not data:
                 self._shutdown(self._eof_error())
                 return False
