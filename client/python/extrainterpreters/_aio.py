@@ -25,6 +25,7 @@ running one has an exception raised inside it by the daemon.
 import asyncio
 
 from . import _client, _codec, _queue_local
+from ._byvalue_version import bytecode_check
 from ._errors import DaemonConnectionError, ProtocolError, RemoteError
 from ._paths import resolve_socket_path
 
@@ -123,7 +124,7 @@ class AsyncClient:
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
         job = _client._dump_job(fn, tuple(args), dict(kwargs or {}),
-                                _client._bytecode_check(self._hello))
+                                bytecode_check(self._hello))
         header = {"type": "run"}
         if timeout is not None:
             header["timeout"] = _client._check_timeout(timeout)

@@ -54,6 +54,7 @@ from . import _byvalue, _codec, _fdpass, _outbox, _queue_local, _shm
 from ._errors import (DaemonConnectionError, ExtraInterpretersError,
                       JobTimeout, ProtocolError, RemoteError,
                       _RemoteTraceback)
+from ._byvalue_version import bytecode_check
 from ._future import JobFuture, settle
 from ._paths import resolve_socket_path
 from ._version import __version__
@@ -248,7 +249,7 @@ class Client:
         if _shm.may_be_large(args, kwargs):
             args, kwargs = _shm.wrap_large(args, kwargs)
             collector = _shm.Collector()
-        job = _dump_job(fn, args, kwargs, _bytecode_check(self._hello), collector)
+        job = _dump_job(fn, args, kwargs, bytecode_check(self._hello), collector)
         header = {"type": "run"}
         if lease is not None:
             header["lease"] = lease
@@ -821,25 +822,6 @@ def _dump_job(fn, args, kwargs, check=None, buffer_callback=None):
         raise pickle.PicklingError(
             f"cannot send a call of {_describe(fn)} to the daemon: the "
             f"function or its arguments do not pickle: {exc}") from exc
-
-
-def _bytecode_check(hello):
-    """A ``check`` for ``_dump_job``: by value only to the same minor version.
-
-    Bytecode is only valid on the minor version that compiled it; the
-    daemon's version is in its ``hello`` reply.
-    """
-    daemon = ".".join(str(hello.get("python")).split(".")[:2])
-    client = "%d.%d" % sys.version_info[:2]
-
-    def check(obj):
-        if daemon != client:
-            raise _byvalue.VersionMismatch(
-                f"cannot ship {obj.__qualname__} by value: this client runs "
-                f"Python {client} and the daemon runs {daemon}; bytecode "
-                f"only moves between equal minor versions (define it in a "
-                f"module the daemon can import instead)")
-    return check
 
 
 def _refused(what, qualname, digest, refusal):

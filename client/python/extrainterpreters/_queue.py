@@ -35,6 +35,7 @@ import sys
 
 from . import _queue_local
 from ._errors import ExtraInterpretersError, ProtocolError, RemoteError
+from ._loader_refs import LOADER_MODULE, LoaderFunction
 
 # Inside a job (the daemon provides this package there), the client, the
 # by-value pickler and asyncio are imported only when a call needs them.
@@ -291,10 +292,10 @@ class Queue:
             except Exception:
                 pass
         from . import _byvalue
-        from ._client import _bytecode_check
+        from ._byvalue_version import bytecode_check
         hello = getattr(self._client, "_hello", None)
         try:
-            dumped = _byvalue.dump(item, _bytecode_check(hello) if hello else None)
+            dumped = _byvalue.dump(item, bytecode_check(hello) if hello else None)
         except _byvalue.VersionMismatch:
             raise
         except Exception as exc:
@@ -311,9 +312,9 @@ class Queue:
         definitions needs the loader module, which a daemon interpreter has
         and a client imports here under the same name."""
         local = self._client is _queue_local.TRANSPORT  # loader there already
-        if not local and _LOADER_MODULE not in sys.modules:
+        if not local and LOADER_MODULE not in sys.modules:
             from . import _function_loader
-            sys.modules.setdefault(_LOADER_MODULE, _function_loader)
+            sys.modules.setdefault(LOADER_MODULE, _function_loader)
         previous = None if local else _queue_local.unpickling_for(self._client)
         try:
             return pickle.loads(data)
@@ -401,8 +402,7 @@ class _SelfContained:
         self.payload, self.blobs = payload, blobs
 
     def __reduce__(self):
-        from . import _byvalue
-        return _byvalue._LoaderFunction("loads"), (self.payload, self.blobs)
+        return LoaderFunction("loads"), (self.payload, self.blobs)
 
 
 def _reopen(queue_id, name, maxsize):
@@ -420,9 +420,6 @@ def _reopen(queue_id, name, maxsize):
     return self
 
 
-# The name the daemon's interpreters know the by-value loader by (as
-# _byvalue.LOADER_MODULE, which this module does not import up front).
-_LOADER_MODULE = "_extrainterpreters_loader"
 # The requests that may wait in the daemon, and so may need withdrawing.
 _WAITS = ("queue_get", "queue_put")
 
