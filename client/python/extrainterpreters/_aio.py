@@ -24,10 +24,13 @@ running one has an exception raised inside it by the daemon.
 
 import asyncio
 
-from . import _client, _codec, _queue_local
+from . import _codec, _queue_local, _session
 from ._byvalue_version import bytecode_check
 from ._errors import DaemonConnectionError, ProtocolError, RemoteError
 from ._paths import resolve_socket_path
+from ._replies import (Raised, decode_ping, decode_result, decode_status,
+                       error_from_header, expect_type, write_output)
+from ._run_request import add_options, dump_job
 
 __all__ = ["AsyncClient"]
 
@@ -45,7 +48,7 @@ class AsyncClient:
     """
 
     def __init__(self, socket_path=None, *,
-                 connect_timeout=_client._DEFAULT_CONNECT_TIMEOUT,
+                 connect_timeout=_session.DEFAULT_CONNECT_TIMEOUT,
                  output=True):
         self._socket_path = resolve_socket_path(socket_path)
         self._connect_timeout = connect_timeout
@@ -86,11 +89,10 @@ class AsyncClient:
                 self._socket_path)
         except OSError as exc:
             raise DaemonConnectionError(self._socket_path,
-                                        _client._connect_reason(exc)) from None
+                                        _session.connect_reason(exc)) from None
         self._reader_task = asyncio.get_running_loop().create_task(
             self._read_loop(reader))
-        header = {"type": "hello", "protocol": _client.PROTOCOL_VERSION,
-                  "client": _client._client_string()}
+        header = _session.hello_request()
         try:
             try:
                 reply = await asyncio.wait_for(
@@ -101,7 +103,7 @@ class AsyncClient:
                     self._socket_path,
                     f"no hello reply within {self._connect_timeout} "
                     f"seconds") from None
-            self._limits = _client._check_hello(reply.header)
+            self._limits = _session.check_hello(reply.header)
             self._decoder.limits = self._limits
             self._hello = reply.header
         except BaseException:
@@ -123,18 +125,15 @@ class AsyncClient:
         (as ``Client.submit_with``)."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
-        job = _client._dump_job(fn, tuple(args), dict(kwargs or {}),
-                                bytecode_check(self._hello))
+        job = dump_job(fn, tuple(args), dict(kwargs or {}),
+                       bytecode_check(self._hello))
         header = {"type": "run"}
-        if timeout is not None:
-            header["timeout"] = _client._check_timeout(timeout)
-        if self._output if output is None else output:
-            header["output"] = True
+        add_options(header, timeout,
+                    self._output if output is None else output)
         if job.definitions:
             self._define(job.definitions)
             header["uses"] = [d.digest for d in job.definitions]
-        job_id, future = self._send(header, _client._decode_result,
-                                    job.payload)
+        job_id, future = self._send(header, decode_result, job.payload)
         future.add_done_callback(lambda f: self._on_job_done(job_id, f))
         return future
 
@@ -152,12 +151,11 @@ class AsyncClient:
 
     async def status(self):
         """The daemon's status document (see PROTOCOL.md), as a dict."""
-        return await self._request({"type": "status"},
-                                   _client._decode_status)
+        return await self._request({"type": "status"}, decode_status)
 
     async def ping(self):
         """Round-trip a ``ping``."""
-        await self._request({"type": "ping"}, _client._decode_ping)
+        await self._request({"type": "ping"}, decode_ping)
 
     def close(self):
         """Close the connection; waiting Futures fail. Idempotent."""
@@ -221,7 +219,7 @@ class AsyncClient:
             if digest not in self._defined:
                 self._defined.add(digest)
                 define = self._request({"type": "define", "digest": digest},
-                                       _client._expect_type("define"),
+                                       expect_type("define"),
                                        definition.blob)
                 define.add_done_callback(
                     lambda f, digest=digest: self._forget_definition(digest, f))
@@ -241,24 +239,22 @@ class AsyncClient:
         self._abandoned.add(job_id)
         if self._closed_error is None:
             cancel = self._request({"type": "cancel", "job": job_id},
-                                   _client._expect_type("cancel"))
+                                   expect_type("cancel"))
             cancel.add_done_callback(_consume)
 
     async def _read_loop(self, reader):
         make_error = None
         try:
             while True:
-                data = await reader.read(_client._RECV_SIZE)
+                data = await reader.read(_session.RECV_SIZE)
                 if not data:
-                    make_error = self._lost(
-                        "daemon closed the connection in the middle of a "
-                        "frame" if self._decoder.buffered
-                        else "daemon closed the connection")
+                    make_error = _session.eof_error(self._socket_path,
+                                                    self._decoder)
                     break
                 for frame in self._decoder.feed(data):
                     self._dispatch(frame)
         except ProtocolError as exc:
-            make_error = _client._same_protocol_error(exc)
+            make_error = _session.same_protocol_error(exc)
         except OSError as exc:
             make_error = self._lost(f"connection lost: {exc}")
         finally:
@@ -282,7 +278,7 @@ class AsyncClient:
                 f"daemon sent a {header['type']!r} reply for request id "
                 f"{request_id}, which is not waiting for one")
         if is_error:
-            error = _client._error_from_header(header)
+            error = error_from_header(header)
             if entry is not None and not entry[0].done():
                 if header.get("code") == "cancelled":
                     entry[0].cancel()  # Stopped by someone else.
@@ -303,7 +299,7 @@ class AsyncClient:
         except (ProtocolError, RemoteError) as exc:
             future.set_exception(exc)
         else:
-            if isinstance(value, _client._Raised):
+            if isinstance(value, Raised):
                 future.set_exception(value.exception)
             else:
                 future.set_result(value)
@@ -318,11 +314,10 @@ class AsyncClient:
         if (job_id not in self._pending or stream not in ("stdout", "stderr")
                 or not isinstance(data, str)):
             raise ProtocolError(f"bad output frame: {header!r:.300}")
-        _client.write_output(stream, data)
+        write_output(stream, data)
 
     def _lost(self, reason):
-        return lambda: DaemonConnectionError(self._socket_path, reason,
-                                             connected=True)
+        return _session.closed_error(self._socket_path, reason)
 
     def _fail_all(self, make_error):
         """Mark the connection ended, close it, fail every waiting Future."""
