@@ -17,19 +17,20 @@ Data flow::
 
 Nothing here blocks the loop and no thread waits for a job: writes go to
 the transport's buffer (``run`` also awaits ``drain()``), and the one
-reader task completes every Future. Cancelling a job's Future, or a task
+reader task completes every Future, through the same pending table and
+reply decoding as ``Client`` (``_replies``). Cancelling a job's Future, or a task
 awaiting it, sends ``cancel`` for the job: a queued job never runs, and a
 running one has an exception raised inside it by the daemon.
 """
 
 import asyncio
 
-from . import _codec, _queue_local, _session
+from . import _codec, _session
 from ._byvalue_version import bytecode_check
-from ._errors import DaemonConnectionError, ProtocolError, RemoteError
+from ._errors import DaemonConnectionError, ProtocolError
 from ._paths import resolve_socket_path
-from ._replies import (Raised, decode_ping, decode_result, decode_status,
-                       error_from_header, expect_type, write_output)
+from ._replies import (Pending, decode_ping, decode_result, decode_status,
+                       expect_type)
 from ._run_request import add_options, dump_job
 
 __all__ = ["AsyncClient"]
@@ -53,8 +54,10 @@ class AsyncClient:
         self._socket_path = resolve_socket_path(socket_path)
         self._connect_timeout = connect_timeout
         self._output = bool(output)
-        self._pending = {}  # request id -> (asyncio.Future, decode)
-        self._abandoned = set()  # Ids of jobs cancelled here.
+        # Only the loop touches it: no lock. A Queue in a reply uses the
+        # shared Client of this socket (_queue._reopen).
+        self._pending = Pending(_settle, _stopped,
+                                unpickling=self._socket_path)
         self._defined = set()  # Digests of definitions sent (_define).
         self._next_id = 1
         self._limits = _codec.Limits()
@@ -201,7 +204,7 @@ class AsyncClient:
         head, body = _codec.encode_frame_parts(dict(header, id=request_id),
                                                payload, self._limits)
         future = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (future, decode)
+        self._pending.add(request_id, future, decode)
         self._writer.write(head)
         if body:
             self._writer.write(body)
@@ -232,11 +235,8 @@ class AsyncClient:
         """A job's Future is done; if by cancellation, stop the job too."""
         if not future.cancelled():
             return
-        entry = self._pending.get(job_id)
-        if entry is None or entry[0] is not future:
+        if not self._pending.abandon(job_id, future):
             return  # Its reply came first, or the connection is gone.
-        del self._pending[job_id]
-        self._abandoned.add(job_id)
         if self._closed_error is None:
             cancel = self._request({"type": "cancel", "job": job_id},
                                    expect_type("cancel"))
@@ -252,69 +252,13 @@ class AsyncClient:
                                                     self._decoder)
                     break
                 for frame in self._decoder.feed(data):
-                    self._dispatch(frame)
+                    self._pending.dispatch(frame)
         except ProtocolError as exc:
             make_error = _session.same_protocol_error(exc)
         except OSError as exc:
             make_error = self._lost(f"connection lost: {exc}")
         finally:
             self._fail_all(make_error or self._lost("reader stopped"))
-
-    def _dispatch(self, frame):
-        header = frame.header
-        request_id = header["id"]
-        if header["type"] == "output":
-            self._write_output(header)
-            return
-        is_error = header["type"] == "error"
-        fatal = is_error and (header.get("fatal") is True
-                              or request_id is None)
-        entry = self._pending.pop(request_id, None)
-        if entry is None and request_id in self._abandoned:
-            self._abandoned.discard(request_id)
-            return
-        if entry is None and not fatal:
-            raise ProtocolError(
-                f"daemon sent a {header['type']!r} reply for request id "
-                f"{request_id}, which is not waiting for one")
-        if is_error:
-            error = error_from_header(header)
-            if entry is not None and not entry[0].done():
-                if header.get("code") == "cancelled":
-                    entry[0].cancel()  # Stopped by someone else.
-                else:
-                    entry[0].set_exception(error)
-            if fatal:
-                raise ProtocolError(
-                    f"daemon closed the connection: {header.get('message')}",
-                    code=header.get("code"))
-            return
-        future, decode = entry
-        if future.done():
-            return  # Cancelled; its done callback has not run yet.
-        # A Queue in the value opens its own connection to this daemon.
-        previous = _queue_local.unpickling_for(self._socket_path)
-        try:
-            value = decode(frame)
-        except (ProtocolError, RemoteError) as exc:
-            future.set_exception(exc)
-        else:
-            if isinstance(value, Raised):
-                future.set_exception(value.exception)
-            else:
-                future.set_result(value)
-        finally:
-            _queue_local.unpickling_for(previous)
-
-    def _write_output(self, header):
-        job_id = header["id"]
-        if job_id in self._abandoned:
-            return
-        stream, data = header.get("stream"), header.get("data")
-        if (job_id not in self._pending or stream not in ("stdout", "stderr")
-                or not isinstance(data, str)):
-            raise ProtocolError(f"bad output frame: {header!r:.300}")
-        write_output(stream, data)
 
     def _lost(self, reason):
         return _session.closed_error(self._socket_path, reason)
@@ -324,15 +268,31 @@ class AsyncClient:
         if self._closed_error is None:
             self._closed_error = make_error
         make_error = self._closed_error
-        pending, self._pending = self._pending, {}
+        futures = self._pending.drain()
         if self._writer is not None:
             self._writer.close()
         task = self._reader_task
         if task is not None and task is not _current_task():
             task.cancel()
-        for future, _ in pending.values():
+        for future in futures:
             if not future.done():
                 future.set_exception(make_error())
+
+
+def _settle(future, *, value=None, exception=None):
+    """Complete an asyncio Future unless it is done (cancelled) already."""
+    if future.done():
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(value)
+
+
+def _stopped(future, error):
+    """The daemon stopped the job for someone else: the Future is cancelled."""
+    if not future.done():
+        future.cancel()
 
 
 def _current_task():
