@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import byvalue_cases  # noqa: E402
 import harness  # noqa: E402,F401  (makes the client importable)
 
-from extrainterpreters import _byvalue  # noqa: E402
+from extrainterpreters import _byvalue, _byvalue_code  # noqa: E402
 
 loader = byvalue_cases.load_function_loader()
 
@@ -127,7 +127,7 @@ class CacheTest(unittest.TestCase):
     def test_second_pickling_reuses_the_definitions(self):
         fn = self.user.make_adder(1)
         first = _byvalue.dump_job(fn, (1,), {})
-        with mock.patch.object(_byvalue.marshal, "dumps") as dumps:
+        with mock.patch.object(_byvalue_code.marshal, "dumps") as dumps:
             second = _byvalue.dump_job(fn, (2,), {})
         dumps.assert_not_called()
         self.assertEqual([id(d) for d in first.definitions],
@@ -190,7 +190,7 @@ class PerCallPartsTest(unittest.TestCase):
 
     def check_many(self, fns, expected):
         first = _byvalue.dump_job(fns[0], (), {})
-        with mock.patch.object(_byvalue.marshal, "dumps") as dumps:
+        with mock.patch.object(_byvalue_code.marshal, "dumps") as dumps:
             jobs = [first] + [_byvalue.dump_job(fn, (), {}) for fn in fns[1:]]
         dumps.assert_not_called()  # every later one hit the memo
         names = sorted(d.qualname for d in first.definitions)

@@ -67,7 +67,7 @@ class BatchedSendsTest(harness.DaemonTestCase):
     """Requests made while others are in flight go out together, in order."""
 
     def test_requests_queued_behind_a_send_go_out_in_one(self):
-        outbox = self.client._outbox
+        outbox = self.client._connection._outbox
         real = outbox._sock
         held, release, sends = threading.Event(), threading.Event(), []
 

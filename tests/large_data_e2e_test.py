@@ -40,13 +40,13 @@ class LargeDataTest(harness.DaemonTestCase):
         """Records, per result frame from now on, whether a memfd came with
         it (the client maps it before it dispatches the frame)."""
         seen = []
-        dispatch = self.client._dispatch
+        dispatch = self.client._connection._dispatch
 
         def recording(frame):
             if frame.header.get("type") == "result":
                 seen.append(frame.views is not None)
             return dispatch(frame)
-        self.client._dispatch = recording
+        self.client._connection._dispatch = recording
         return seen
 
     def test_large_results_come_through_shared_memory(self):
@@ -104,13 +104,13 @@ class LargeDataTest(harness.DaemonTestCase):
         """Records the header of every result frame from now on."""
         client = client or self.client
         seen = []
-        dispatch = client._dispatch
+        dispatch = client._connection._dispatch
 
         def recording(frame):
             if frame.header.get("type") == "result":
                 seen.append(frame.header)
             return dispatch(frame)
-        client._dispatch = recording
+        client._connection._dispatch = recording
         return seen
 
     def test_large_arguments_reuse_one_file_per_connection(self):
@@ -120,12 +120,12 @@ class LargeDataTest(harness.DaemonTestCase):
             self.assertEqual(self.client.run(jobs.describe_buffer, data),
                              ("bytes", 8 * MIB, sha(data)))
             if seed == 0:
-                region = self.client._region
+                region = self.client._connection._regions._region
         # The daemon was done with the file after each job, so the client
         # wrote the next argument into the same one.
         self.assertEqual([h.get("oob_done") for h in seen], [True] * 3)
         self.assertIsNotNone(region)
-        self.assertIs(self.client._region, region)
+        self.assertIs(self.client._connection._regions._region, region)
 
     def test_an_argument_a_job_keeps_is_never_overwritten(self):
         seen = self.replies()

@@ -57,11 +57,11 @@ class QueueAsyncTest(harness.DaemonTestCase):
     @contextlib.contextmanager
     def answers_held(self):
         """The client reads no reply until the block ends."""
-        self.client._read_lock.acquire()
+        self.client._connection._read_lock.acquire()
         try:
             yield
         finally:
-            self.client._read_lock.release()
+            self.client._connection._read_lock.release()
 
     def test_many_waiting_gets_share_the_loop(self):
         q, seen = self.pair()

@@ -143,8 +143,8 @@ class QueueInterruptTest(harness.DaemonTestCase):
     def answers_held(self):
         """Keep the client from reading replies until the signal handler
         runs, so the daemon's answer crosses the interruption."""
-        self.client._read_lock.acquire()
-        self.release = self.client._read_lock.release
+        self.client._connection._read_lock.acquire()
+        self.release = self.client._connection._read_lock.release
         try:
             yield
         finally:

@@ -17,16 +17,21 @@ Data flow::
 
 Nothing here blocks the loop and no thread waits for a job: writes go to
 the transport's buffer (``run`` also awaits ``drain()``), and the one
-reader task completes every Future. Cancelling a job's Future, or a task
+reader task completes every Future, through the same pending table and
+reply decoding as ``Client`` (``_replies``). Cancelling a job's Future, or a task
 awaiting it, sends ``cancel`` for the job: a queued job never runs, and a
 running one has an exception raised inside it by the daemon.
 """
 
 import asyncio
 
-from . import _client, _codec, _queue_local
-from ._errors import DaemonConnectionError, ProtocolError, RemoteError
+from . import _codec, _session
+from ._byvalue_version import bytecode_check
+from ._errors import DaemonConnectionError, ProtocolError
 from ._paths import resolve_socket_path
+from ._replies import (Pending, decode_ping, decode_result, decode_status,
+                       expect_type)
+from ._run_request import add_options, dump_job
 
 __all__ = ["AsyncClient"]
 
@@ -44,13 +49,15 @@ class AsyncClient:
     """
 
     def __init__(self, socket_path=None, *,
-                 connect_timeout=_client._DEFAULT_CONNECT_TIMEOUT,
+                 connect_timeout=_session.DEFAULT_CONNECT_TIMEOUT,
                  output=True):
         self._socket_path = resolve_socket_path(socket_path)
         self._connect_timeout = connect_timeout
         self._output = bool(output)
-        self._pending = {}  # request id -> (asyncio.Future, decode)
-        self._abandoned = set()  # Ids of jobs cancelled here.
+        # Only the loop touches it: no lock. A Queue in a reply uses the
+        # shared Client of this socket (_queue._reopen).
+        self._pending = Pending(_settle, _stopped,
+                                unpickling=self._socket_path)
         self._defined = set()  # Digests of definitions sent (_define).
         self._next_id = 1
         self._limits = _codec.Limits()
@@ -85,11 +92,10 @@ class AsyncClient:
                 self._socket_path)
         except OSError as exc:
             raise DaemonConnectionError(self._socket_path,
-                                        _client._connect_reason(exc)) from None
+                                        _session.connect_reason(exc)) from None
         self._reader_task = asyncio.get_running_loop().create_task(
             self._read_loop(reader))
-        header = {"type": "hello", "protocol": _client.PROTOCOL_VERSION,
-                  "client": _client._client_string()}
+        header = _session.hello_request()
         try:
             try:
                 reply = await asyncio.wait_for(
@@ -100,7 +106,7 @@ class AsyncClient:
                     self._socket_path,
                     f"no hello reply within {self._connect_timeout} "
                     f"seconds") from None
-            self._limits = _client._check_hello(reply.header)
+            self._limits = _session.check_hello(reply.header)
             self._decoder.limits = self._limits
             self._hello = reply.header
         except BaseException:
@@ -122,18 +128,15 @@ class AsyncClient:
         (as ``Client.submit_with``)."""
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
-        job = _client._dump_job(fn, tuple(args), dict(kwargs or {}),
-                                _client._bytecode_check(self._hello))
+        job = dump_job(fn, tuple(args), dict(kwargs or {}),
+                       bytecode_check(self._hello))
         header = {"type": "run"}
-        if timeout is not None:
-            header["timeout"] = _client._check_timeout(timeout)
-        if self._output if output is None else output:
-            header["output"] = True
+        add_options(header, timeout,
+                    self._output if output is None else output)
         if job.definitions:
             self._define(job.definitions)
             header["uses"] = [d.digest for d in job.definitions]
-        job_id, future = self._send(header, _client._decode_result,
-                                    job.payload)
+        job_id, future = self._send(header, decode_result, job.payload)
         future.add_done_callback(lambda f: self._on_job_done(job_id, f))
         return future
 
@@ -151,12 +154,11 @@ class AsyncClient:
 
     async def status(self):
         """The daemon's status document (see PROTOCOL.md), as a dict."""
-        return await self._request({"type": "status"},
-                                   _client._decode_status)
+        return await self._request({"type": "status"}, decode_status)
 
     async def ping(self):
         """Round-trip a ``ping``."""
-        await self._request({"type": "ping"}, _client._decode_ping)
+        await self._request({"type": "ping"}, decode_ping)
 
     def close(self):
         """Close the connection; waiting Futures fail. Idempotent."""
@@ -202,7 +204,7 @@ class AsyncClient:
         head, body = _codec.encode_frame_parts(dict(header, id=request_id),
                                                payload, self._limits)
         future = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (future, decode)
+        self._pending.add(request_id, future, decode)
         self._writer.write(head)
         if body:
             self._writer.write(body)
@@ -220,7 +222,7 @@ class AsyncClient:
             if digest not in self._defined:
                 self._defined.add(digest)
                 define = self._request({"type": "define", "digest": digest},
-                                       _client._expect_type("define"),
+                                       expect_type("define"),
                                        definition.blob)
                 define.add_done_callback(
                     lambda f, digest=digest: self._forget_definition(digest, f))
@@ -233,110 +235,64 @@ class AsyncClient:
         """A job's Future is done; if by cancellation, stop the job too."""
         if not future.cancelled():
             return
-        entry = self._pending.get(job_id)
-        if entry is None or entry[0] is not future:
+        if not self._pending.abandon(job_id, future):
             return  # Its reply came first, or the connection is gone.
-        del self._pending[job_id]
-        self._abandoned.add(job_id)
         if self._closed_error is None:
             cancel = self._request({"type": "cancel", "job": job_id},
-                                   _client._expect_type("cancel"))
+                                   expect_type("cancel"))
             cancel.add_done_callback(_consume)
 
     async def _read_loop(self, reader):
         make_error = None
         try:
             while True:
-                data = await reader.read(_client._RECV_SIZE)
+                data = await reader.read(_session.RECV_SIZE)
                 if not data:
-                    make_error = self._lost(
-                        "daemon closed the connection in the middle of a "
-                        "frame" if self._decoder.buffered
-                        else "daemon closed the connection")
+                    make_error = _session.eof_error(self._socket_path,
+                                                    self._decoder)
                     break
                 for frame in self._decoder.feed(data):
-                    self._dispatch(frame)
+                    self._pending.dispatch(frame)
         except ProtocolError as exc:
-            make_error = _client._same_protocol_error(exc)
+            make_error = _session.same_protocol_error(exc)
         except OSError as exc:
             make_error = self._lost(f"connection lost: {exc}")
         finally:
             self._fail_all(make_error or self._lost("reader stopped"))
 
-    def _dispatch(self, frame):
-        header = frame.header
-        request_id = header["id"]
-        if header["type"] == "output":
-            self._write_output(header)
-            return
-        is_error = header["type"] == "error"
-        fatal = is_error and (header.get("fatal") is True
-                              or request_id is None)
-        entry = self._pending.pop(request_id, None)
-        if entry is None and request_id in self._abandoned:
-            self._abandoned.discard(request_id)
-            return
-        if entry is None and not fatal:
-            raise ProtocolError(
-                f"daemon sent a {header['type']!r} reply for request id "
-                f"{request_id}, which is not waiting for one")
-        if is_error:
-            error = _client._error_from_header(header)
-            if entry is not None and not entry[0].done():
-                if header.get("code") == "cancelled":
-                    entry[0].cancel()  # Stopped by someone else.
-                else:
-                    entry[0].set_exception(error)
-            if fatal:
-                raise ProtocolError(
-                    f"daemon closed the connection: {header.get('message')}",
-                    code=header.get("code"))
-            return
-        future, decode = entry
-        if future.done():
-            return  # Cancelled; its done callback has not run yet.
-        # A Queue in the value opens its own connection to this daemon.
-        previous = _queue_local.unpickling_for(self._socket_path)
-        try:
-            value = decode(frame)
-        except (ProtocolError, RemoteError) as exc:
-            future.set_exception(exc)
-        else:
-            if isinstance(value, _client._Raised):
-                future.set_exception(value.exception)
-            else:
-                future.set_result(value)
-        finally:
-            _queue_local.unpickling_for(previous)
-
-    def _write_output(self, header):
-        job_id = header["id"]
-        if job_id in self._abandoned:
-            return
-        stream, data = header.get("stream"), header.get("data")
-        if (job_id not in self._pending or stream not in ("stdout", "stderr")
-                or not isinstance(data, str)):
-            raise ProtocolError(f"bad output frame: {header!r:.300}")
-        _client.write_output(stream, data)
-
     def _lost(self, reason):
-        return lambda: DaemonConnectionError(self._socket_path, reason,
-                                             connected=True)
+        return _session.closed_error(self._socket_path, reason)
 
     def _fail_all(self, make_error):
         """Mark the connection ended, close it, fail every waiting Future."""
         if self._closed_error is None:
             self._closed_error = make_error
         make_error = self._closed_error
-        pending, self._pending = self._pending, {}
+        futures = self._pending.drain()
         if self._writer is not None:
             self._writer.close()
         task = self._reader_task
         if task is not None and task is not _current_task():
             task.cancel()
-        for future, _ in pending.values():
+        for future in futures:
             if not future.done():
                 future.set_exception(make_error())
+
+
+def _settle(future, *, value=None, exception=None):
+    """Complete an asyncio Future unless it is done (cancelled) already."""
+    if future.done():
+        return
+    if exception is not None:
+        future.set_exception(exception)
+    else:
+        future.set_result(value)
+
+
+def _stopped(future, error):
+    """The daemon stopped the job for someone else: the Future is cancelled."""
+    if not future.done():
+        future.cancel()
 
 
 def _current_task():

@@ -4,37 +4,24 @@
     q.put(x) --queue_put+pickle--> QueueStore: queue 3 --queue_get reply--> q.get()
                                    (items, waiting getters and putters)
 
-An item is pickled here (``pickle`` protocol 5) and copied into the daemon,
-so it outlives whoever put it. Functions and classes the daemon cannot
-import (``__main__``, lambdas, closures) are shipped by value as in jobs,
-but an item is read by other connections, so it carries their definitions
-itself (``_dump_item``) instead of naming ones sent on this connection.
-A blocked ``get`` or ``put`` is a request the daemon answers the moment an
-item or a slot arrives, or with ``queue_empty`` / ``queue_full`` when its
-timeout passes; nothing polls. The wait holds none of the client's locks:
-other threads keep using the same client meanwhile. ``get_async`` and
-``put_async`` await the same reply without blocking the event loop (the
-client's reader thread completes it).
+An item is pickled here and copied into the daemon, so it outlives whoever
+put it; one holding functions shipped by value carries their definitions
+(``_queue_items``). A blocked ``get`` or ``put`` is a request the daemon
+answers when an item or a slot arrives, or when its timeout passes; a wait
+interrupted here is withdrawn before the exception goes on
+(``_queue_requests``). ``get_async`` and ``put_async`` await the same
+reply without blocking the event loop.
 
-A wait interrupted here (Ctrl-C, any exception raised into the waiting
-thread, a cancelled asyncio task) is withdrawn (``queue_cancel``) before the
-exception goes on::
-
-    interrupted ---queue_cancel---> daemon: still waiting?  yes: "cancelled"
-                                                            no: its answer
-    get answered after all: the item goes back to the front of the queue
-                            (queue_put with "front": true), so none is lost
-    put answered after all: stored; a note on the exception says so
+Inside a job the daemon provides this package, and ``put`` and ``get``
+call it in-process (``_queue_local``): no socket, no frame.
 """
 
-import concurrent.futures
 import math
 import pickle
-import queue as _queue
-import sys
 
-from . import _queue_local
-from ._errors import ExtraInterpretersError, ProtocolError, RemoteError
+from . import _queue_items, _queue_local, _queue_requests
+from ._queue_requests import (decode_created, decode_empty, decode_header,
+                              decode_item, decode_opened)
 
 # Inside a job (the daemon provides this package there), the client, the
 # by-value pickler and asyncio are imported only when a call needs them.
@@ -99,7 +86,7 @@ class Queue:
         self = cls.__new__(cls)
         self._setup(client, socket_path)
         self._id, self._maxsize = self._make({"type": "queue_open", "name": name},
-                                             _decode_opened)
+                                             decode_opened)
         self._name = name
         return self
 
@@ -138,7 +125,7 @@ class Queue:
             return
         header = {"type": "queue_put", "queue": self._id, "block": bool(block),
                   "timeout": _check_timeout(block, timeout)}
-        self._call(header, self._dump_item(item), _decode_empty)
+        self._call(header, self._dump_item(item), decode_empty)
 
     def get(self, block=True, timeout=None):
         """Remove and return the oldest item; ``queue.Empty`` as ``queue.Queue``."""
@@ -155,7 +142,7 @@ class Queue:
                 return self._load_item(data)  # raises the clear error
         header = {"type": "queue_get", "queue": self._id, "block": bool(block),
                   "timeout": _check_timeout(block, timeout)}
-        return self._load_item(self._call(header, b"", _decode_item))
+        return self._load_item(self._call(header, b"", decode_item))
 
     async def put_async(self, item, timeout=None):
         """``put`` for asyncio: waits for room without blocking the loop.
@@ -167,7 +154,7 @@ class Queue:
         header = {"type": "queue_put", "queue": self._id, "block": True,
                   "timeout": _check_timeout(True, timeout)}
         await self._call_async(header, self._dump_item(item),
-                               _decode_empty)
+                               decode_empty)
 
     async def get_async(self, timeout=None):
         """``get`` for asyncio: waits for an item without blocking the loop.
@@ -180,7 +167,7 @@ class Queue:
         header = {"type": "queue_get", "queue": self._id, "block": True,
                   "timeout": _check_timeout(True, timeout)}
         return self._load_item(await self._call_async(header, b"",
-                                                      _decode_item))
+                                                      decode_item))
 
     def put_nowait(self, item):
         return self.put(item, block=False)
@@ -199,13 +186,13 @@ class Queue:
 
     def info(self):
         """The daemon's ``queue_info`` reply: size, maxsize, bytes, waiters..."""
-        return self._call({"type": "queue_info", "queue": self._id}, b"", _decode_header)
+        return self._call({"type": "queue_info", "queue": self._id}, b"", decode_header)
 
     def delete(self):
         """Delete the queue in the daemon (its waiters get ``queue_gone``);
         then ``close()``."""
         try:
-            self._call({"type": "queue_delete", "queue": self._id}, b"", _decode_empty)
+            self._call({"type": "queue_delete", "queue": self._id}, b"", decode_empty)
         finally:
             self.close()
 
@@ -237,172 +224,26 @@ class Queue:
             from ._client import _default_client
             self._client, self._own_client = _default_client(), False
 
+    def _call(self, header, payload, decode):
+        return _queue_requests.call(self._client, header, payload, decode,
+                                    self)
+
+    async def _call_async(self, header, payload, decode):
+        return await _queue_requests.call_async(self._client, header,
+                                                payload, decode, self)
+
+    def _dump_item(self, item):
+        return _queue_items.dump(item, self._client, self)
+
+    def _load_item(self, data):
+        return _queue_items.load(data, self._client, self)
+
     def _make(self, header, decode=None):
         try:
-            return self._call(header, b"", decode or _decode_created)
+            return self._call(header, b"", decode or decode_created)
         except BaseException:
             self.close()
             raise
-
-    def _call(self, header, payload, decode):
-        """Send one request and wait for its reply on the client's reader
-        thread, mapping ``queue_empty`` / ``queue_full`` to the standard
-        exceptions. An interrupted wait is withdrawn first (``_withdraw``)."""
-        # The Future exists before the request does, so an interruption
-        # that lands while the request is being sent is withdrawn too.
-        future = concurrent.futures.Future()
-        try:
-            self._client._request(header, decode, payload, future=future)
-            return future.result()
-        except RemoteError as exc:
-            _raise_standard(exc)
-        except BaseException as exc:
-            if header["type"] in _WAITS and not _answered(future, exc):
-                _add_note(exc, self._withdraw(future, header).result())
-            raise
-
-    async def _call_async(self, header, payload, decode):
-        """``_call`` for asyncio: the reply is awaited, not waited for."""
-        import asyncio
-        future = concurrent.futures.Future()
-        try:
-            self._client._request(header, decode, payload, future=future)
-            return await asyncio.wrap_future(future)
-        except RemoteError as exc:
-            _raise_standard(exc)
-        except BaseException as exc:
-            if header["type"] in _WAITS and not _answered(future, exc):
-                settled = self._withdraw(future, header)
-                _add_note(exc, await asyncio.wrap_future(settled))
-            raise
-
-    def _dump_item(self, item):
-        """The payload of a put: the item's pickle, self-contained.
-
-        Functions and classes shipped by value travel inside it, their
-        definition blobs next to the pickle that names them: the pickle
-        is ``_extrainterpreters_loader.loads(pickle, {digest: blob})``,
-        which a job's interpreter and a client (``_load_item``) both run.
-        Their bytecode must suit the daemon's Python (a job may get it).
-        """
-        if self._client is _queue_local.TRANSPORT:
-            try:  # the common case, without loading the by-value pickler
-                return pickle.dumps(item, protocol=5)
-            except Exception:
-                pass
-        from . import _byvalue
-        from ._client import _bytecode_check
-        hello = getattr(self._client, "_hello", None)
-        try:
-            dumped = _byvalue.dump(item, _bytecode_check(hello) if hello else None)
-        except _byvalue.VersionMismatch:
-            raise
-        except Exception as exc:
-            raise pickle.PicklingError(
-                f"cannot put a {type(item).__qualname__} into {self!r}: it "
-                f"does not pickle: {exc}") from exc
-        if not dumped.definitions:
-            return dumped.payload
-        blobs = {d.digest: d.blob for d in dumped.definitions}
-        return pickle.dumps(_SelfContained(dumped.payload, blobs), protocol=5)
-
-    def _load_item(self, data):
-        """Unpickle an item got from the queue. One holding by-value
-        definitions needs the loader module, which a daemon interpreter has
-        and a client imports here under the same name."""
-        local = self._client is _queue_local.TRANSPORT  # loader there already
-        if not local and _LOADER_MODULE not in sys.modules:
-            from . import _function_loader
-            sys.modules.setdefault(_LOADER_MODULE, _function_loader)
-        previous = None if local else _queue_local.unpickling_for(self._client)
-        try:
-            return pickle.loads(data)
-        except Exception as exc:
-            raise pickle.UnpicklingError(
-                f"an item got from {self!r} does not unpickle here ({len(data)} "
-                f"bytes, taken from the queue): {exc!r}") from exc
-        finally:
-            if not local:
-                _queue_local.unpickling_for(previous)
-
-    def _withdraw(self, future, header):
-        """Withdraw the request of ``future``, whose caller stopped waiting.
-
-        Returns a Future that completes once nothing of the request is left
-        in flight, with a note for the caller or None. The daemon answers
-        the request itself first (``cancelled``) if it was still waiting;
-        otherwise its answer stands: an item a get received is given back
-        to the front of the queue, and a stored put is noted. This runs in
-        the Future's done callback, on the reader thread, so it happens
-        even if the caller is interrupted again while waiting for it.
-        """
-        settled = concurrent.futures.Future()
-        request_id = getattr(future, "request_id", None)
-        if request_id is None:  # interrupted before it had an id: never sent
-            _settle(settled, None)
-            return settled
-        request = f"{header['type']} {request_id} on {self!r}"
-
-        def on_answer(answer):
-            if answer.exception() is not None:
-                _settle(settled, None)  # withdrawn, or failed anyway
-            elif header["type"] != "queue_get":
-                _settle(settled, f"{request}: the item was stored before "
-                                 f"the wait could be withdrawn")
-            else:
-                self._give_back(answer.result(), request, settled)
-
-        def on_cancel_reply(reply):
-            # "unknown" while the request is still unanswered: the daemon
-            # never got it (the interruption came before it was sent), as
-            # an answer would have come first. Nothing will answer it now.
-            if (reply.exception() is None and reply.result() == "unknown"
-                    and self._client._abandon(request_id)):
-                _settle(settled, None)
-
-        future.add_done_callback(on_answer)
-        if not future.done():
-            try:
-                self._client._request(
-                    {"type": "queue_cancel", "request": request_id},
-                    _decode_cancel).add_done_callback(on_cancel_reply)
-            except ExtraInterpretersError:
-                # The connection is gone, and its waits with it: its pending
-                # requests are failed (on_answer runs), and one it refused
-                # before sending is never answered.
-                self._client._abandon(request_id)
-                _settle(settled, None)
-        return settled
-
-    def _give_back(self, item, request, settled):
-        """Return an item nobody received to the front of the queue."""
-        def on_returned(returned):
-            error = returned.exception()
-            _settle(settled, None if error is None else (
-                f"{request}: the item it received after the wait was "
-                f"withdrawn could not be returned to the queue and is "
-                f"lost: {error}"))
-        try:
-            self._client._request(
-                {"type": "queue_put", "queue": self._id, "front": True},
-                _decode_empty, item).add_done_callback(on_returned)
-        except ExtraInterpretersError as error:
-            _settle(settled, f"{request}: the item it received after the "
-                             f"wait was withdrawn is lost: {error}")
-
-
-class _SelfContained:
-    """Pickles as the loader's ``loads(payload, blobs)``: an item that needs
-    definitions, with them."""
-
-    __slots__ = ("payload", "blobs")
-
-    def __init__(self, payload, blobs):
-        self.payload, self.blobs = payload, blobs
-
-    def __reduce__(self):
-        from . import _byvalue
-        return _byvalue._LoaderFunction("loads"), (self.payload, self.blobs)
 
 
 def _reopen(queue_id, name, maxsize):
@@ -418,42 +259,6 @@ def _reopen(queue_id, name, maxsize):
         self._setup(via, None)
     self._id, self._name, self._maxsize = queue_id, name, maxsize
     return self
-
-
-# The name the daemon's interpreters know the by-value loader by (as
-# _byvalue.LOADER_MODULE, which this module does not import up front).
-_LOADER_MODULE = "_extrainterpreters_loader"
-# The requests that may wait in the daemon, and so may need withdrawing.
-_WAITS = ("queue_get", "queue_put")
-
-
-def _raise_standard(error):
-    """Raise the ``queue`` module's exception for a daemon error, if it has
-    one; else the error itself. Called in its ``except`` clause."""
-    if error.code == "queue_empty":
-        raise _queue.Empty(error.message) from None
-    if error.code == "queue_full":
-        raise _queue.Full(error.message) from None
-    raise error
-
-
-def _settle(settled, note):
-    """Complete ``settled`` unless another path did first."""
-    try:
-        settled.set_result(note)
-    except concurrent.futures.InvalidStateError:
-        pass
-
-
-def _answered(future, exc):
-    """True if ``exc`` is the request's own outcome, not an interruption."""
-    return (future.done() and not future.cancelled()
-            and future.exception() is exc)
-
-
-def _add_note(exc, note):
-    if note:
-        exc.add_note(note)
 
 
 def _check_maxsize(maxsize):
@@ -473,49 +278,3 @@ def _check_timeout(block, timeout):
     if timeout < 0:
         raise ValueError("'timeout' must be a non-negative number")
     return min(float(timeout), 1e9)
-
-
-def _expect(frame, expected):
-    if frame.header.get("type") != expected:
-        raise ProtocolError(f"expected a {expected!r} reply, got "
-                            f"{frame.header!r:.300}")
-
-
-def _decode_created(frame):
-    _expect(frame, "queue_create")
-    queue_id = frame.header.get("queue")
-    if not isinstance(queue_id, int):
-        raise ProtocolError(f"queue_create reply lacks an integer 'queue': "
-                            f"{frame.header!r:.300}")
-    return queue_id
-
-
-def _decode_opened(frame):
-    _expect(frame, "queue_open")
-    queue_id, maxsize = frame.header.get("queue"), frame.header.get("maxsize")
-    if not isinstance(queue_id, int) or not isinstance(maxsize, int):
-        raise ProtocolError(f"queue_open reply lacks integer 'queue' and "
-                            f"'maxsize': {frame.header!r:.300}")
-    return queue_id, maxsize
-
-
-def _decode_empty(frame):
-    if frame.header.get("type") not in ("queue_put", "queue_delete"):
-        raise ProtocolError(f"unexpected reply {frame.header!r:.300}")
-
-
-def _decode_item(frame):
-    _expect(frame, "queue_get")
-    if not frame.payload:
-        raise ProtocolError("queue_get reply has no payload (the pickled item)")
-    return bytes(frame.payload)  # unpickled by the caller, not the reader
-
-
-def _decode_cancel(frame):
-    _expect(frame, "queue_cancel")
-    return frame.header.get("state")
-
-
-def _decode_header(frame):
-    _expect(frame, "queue_info")
-    return {k: v for k, v in frame.header.items() if k not in ("type", "id")}

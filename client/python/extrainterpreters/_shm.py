@@ -23,11 +23,11 @@ import sys
 # interpreter, where pickle.py (re, enum...) would cost memory.
 from _pickle import PickleBuffer
 
-# array and socket are imported where used: the daemon embeds this module in
-# every interpreter, which only needs share() and views().
+# The socket side (descriptors sent with frames) is _fdpass, which only the
+# client needs: the daemon embeds this module in every interpreter, where
+# share() and views() are all it uses.
 
 OUT_OF_BAND_MIN = 1 << 20  # smaller buffers stay in the pickle
-MAX_FDS = 16  # descriptors one recvmsg can bring
 _SCAN = 64  # container items looked at by may_be_large
 
 
@@ -291,31 +291,3 @@ def settle_received():
     while _received:
         done = release(_received.pop()) and done
     return done
-
-
-def send_with_fd(sock, parts, fd):
-    """sendall of ``parts`` (bytes-like), with ``fd`` on the first bytes."""
-    import array
-    import socket
-    data = memoryview(b"".join(parts))
-    sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                  array.array("i", [fd]))])
-    if sent < len(data):
-        sock.sendall(data[sent:])
-
-
-def receive(sock, size, fds):
-    """recv of up to ``size`` bytes; descriptors that came with them are
-    appended to ``fds`` (a deque)."""
-    import array
-    import socket
-    data, ancillary, flags, _ = sock.recvmsg(
-        size, socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize))
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            received = array.array("i")
-            received.frombytes(payload[:len(payload) - len(payload) % received.itemsize])
-            fds.extend(received)
-    if flags & socket.MSG_CTRUNC:
-        raise OSError("the daemon sent more file descriptors than expected")
-    return data

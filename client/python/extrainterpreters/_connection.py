@@ -1,0 +1,363 @@
+"""``Connection``: the socket of a ``Client``, shared by threads.
+
+Requests are pipelined: replies come back in any order and are matched by
+id (``_replies.Pending``). One thread at a time reads (whoever holds the
+read lock: a caller of ``wait()`` waiting for its own reply, or the reader
+thread, started with the first request nobody waits for that way), and
+writers take the send lock for one whole frame, so frames never
+interleave. A request made while others are in flight is queued instead of
+sent (``_outbox``): a writer thread sends everything queued so far in one
+system call. When the connection ends for any reason, every Future still
+waiting fails with the reason, so no caller is ever left hanging.
+
+Futures' done callbacks run on the thread that read the reply, as
+callbacks run on a worker thread in ``concurrent.futures``; a callback
+that waits for another reply from the same client would deadlock it.
+
+Large data (PROTOCOL.md): the memory files of large arguments and
+results travel as descriptors beside their frames (``_fdpass``); which
+file may be written again is ``_regions``' business.
+"""
+
+import collections
+import concurrent.futures
+import os
+import select
+import socket
+import threading
+
+from . import _codec, _fdpass, _outbox, _regions, _session, _shm
+from ._errors import DaemonConnectionError, ProtocolError
+from ._future import JobFuture, settle
+from ._replies import Pending
+
+__all__ = ["Connection"]
+
+# Below this a payload is copied behind the header to save a system call.
+_COPY_PAYLOAD_BELOW = 64 * 1024
+
+
+class Connection:
+    """A socket to the daemon that has answered ``hello``.
+
+    ``unpickling`` and ``explain`` are given to the ``Pending`` table: the
+    Client that Queues in replies use, and how it explains the failure of
+    a job whose definition was refused.
+    """
+
+    def __init__(self, socket_path, connect_timeout, *, unpickling, explain):
+        self.socket_path = socket_path
+        # Guards the pending table, _closed_error, _reader and _finished.
+        self._lock = threading.Lock()
+        self._pending = Pending(settle, _stopped, lock=self._lock,
+                                unpickling=unpickling, explain=explain)
+        self._send_lock = threading.Lock()  # Held for one whole frame.
+        # Reading: whoever holds _read_lock reads the socket and dispatches
+        # every reply. A thread waiting in wait() reads for itself (one
+        # thread hand-off less per job); the reader thread reads only while
+        # some request is pending that no such thread waits for.
+        # _reader_work is notified when that count grows (and at shutdown);
+        # _turn, which callers in wait() use, when the read lock is let go
+        # and when a waited-for reply arrives. Two conditions, so that a
+        # caller does not wake the reader thread for nothing.
+        self._read_lock = threading.Lock()
+        self._turn = threading.Condition(self._lock)
+        self._reader_work = threading.Condition(self._lock)
+        self._next_id = 1  # Only touched under _send_lock.
+        self._closed_error = None  # Makes the error for a closed connection.
+        self.limits = _codec.Limits()
+        self._decoder = _codec.FrameDecoder(self.limits)  # Reader's own.
+        self._received_fds = collections.deque()  # Reader's own (SCM_RIGHTS).
+        self._regions = _regions.Regions()
+        self.hello = None  # The daemon's hello reply header.
+        self._sock = _connect(socket_path)
+        self._outbox = _outbox.Outbox(
+            self._sock,
+            lambda exc: self._shutdown(self._lost(f"send failed: {exc}")),
+            f"extrainterpreters-writer {socket_path}")
+        # Started by the first request that no caller reads for itself; a
+        # client that only ever calls run() needs none.
+        self._reader = None
+        self._finished = False  # _finish ran
+        try:
+            self._handshake(connect_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def closed(self):
+        """True once closed, or once the connection ended."""
+        with self._lock:
+            return self._closed_error is not None
+
+    def close(self):
+        """Close the connection; waiting Futures fail. Idempotent."""
+        self._shutdown(self._lost("client closed"))
+        # The reader closes the socket on its way out (or this thread does,
+        # when there is none). A done callback may call close() on the
+        # reader thread, which must not join itself.
+        with self._lock:
+            reader = self._reader
+        if reader is None:
+            self._finish()
+        elif reader is not threading.current_thread():
+            reader.join()
+
+    def abandon(self, request_id, future=None):
+        """Stop waiting for a request: its reply, when it comes, is dropped.
+
+        With ``future``, only while that Future waits for it. Returns
+        False if the reply came first (or the connection ended).
+        """
+        with self._lock:
+            return self._pending.abandon(request_id, future)
+
+    def forget(self, request_id):
+        """Forget a request the daemon never received: True if it was still
+        pending (its Future is then left unanswered for good)."""
+        with self._lock:
+            return self._pending.take(request_id) is not None
+
+    # -- sending ------------------------------------------------------------
+
+    def request(self, header, decode, payload=b"", *, future=None, fd=-1,
+                claimed=False, region=False):
+        """Send ``header`` with a fresh id; return the Future of its reply.
+
+        ``decode(frame)`` turns the reply frame into the Future's value, or
+        returns a ``_replies.Raised`` to make the Future raise. A
+        ``JobFuture`` passed as ``future`` is used instead of a new one and
+        gets the request id as ``job_id``. ``fd`` travels with the frame;
+        ``region``: it is the argument region, which this request now has.
+        ``claimed``: the caller reads the reply itself (``wait``).
+        """
+        if future is None:
+            future = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        with self._send_lock:
+            head, body, in_flight = self._register(
+                header, payload, decode, future, claimed, region)
+            small = len(body) < _COPY_PAYLOAD_BELOW
+            if fd < 0 and small and (in_flight or self._outbox.busy()):
+                # Others are in flight: this frame goes with the next batch.
+                self._outbox.add(head + body)
+                return future
+            self._outbox.wait_empty()  # frames stay in order
+            try:
+                if fd >= 0:
+                    _fdpass.send_with_fd(self._sock, (head, body), fd)
+                elif small:
+                    self._sock.sendall(head + body)
+                else:
+                    self._sock.sendall(head)
+                    self._sock.sendall(body)
+            except OSError as exc:
+                self._shutdown(self._lost(f"send failed: {exc}"))
+        return future
+
+    def _register(self, header, payload, decode, future, claimed, region):
+        """Give the request its id and make it pending: (head, body,
+        whether others are in flight). ``_send_lock`` held."""
+        request_id = self._next_id
+        self._next_id += 1
+        if isinstance(future, JobFuture):
+            future.job_id = request_id
+        future.request_id = request_id  # for queue_cancel (_queue)
+        header = dict(header, id=request_id)
+        if self._regions.result_free():
+            header["free_region"] = True
+        head, body = _codec.encode_frame_parts(header, payload, self.limits)
+        with self._lock:
+            if self._closed_error is not None:
+                raise self._closed_error()
+            self._regions.sent(request_id, region)
+            self._pending.add(request_id, future, decode, claimed)
+            in_flight = len(self._pending) > 1
+            if not claimed:
+                self._reader_work.notify()  # the reader thread has work
+                if self._reader is None:
+                    self._reader = threading.Thread(
+                        target=self._read_loop, daemon=True,
+                        name=f"extrainterpreters-reader {self.socket_path}")
+                    self._reader.start()
+        return head, body, in_flight
+
+    def large_data(self, header, buffers):
+        """A context for sending a job with large ``buffers``: see
+        ``Regions.attach``; yields ``(fd, region)`` for ``request``."""
+        return self._regions.attach(header, buffers,
+                                    self.limits.max_frame_bytes,
+                                    lend=not self.closed)
+
+    def _handshake(self, timeout):
+        header = _session.hello_request(fds=True, regions=True)
+        # Read by this thread (claimed): no hand-off between threads on the
+        # way to a new client's first result.
+        future = self.request(header, self._decode_hello, claimed=True)
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        if not ready:
+            raise DaemonConnectionError(
+                self.socket_path, f"no hello reply within {timeout} seconds")
+        self.wait(future)
+
+    def _decode_hello(self, frame):
+        """Check the hello reply and adopt the daemon's limits.
+
+        Runs on the reading thread, which owns the decoder.
+        """
+        self.limits = _session.check_hello(frame.header)
+        self._decoder.limits = self.limits
+        self.hello = frame.header
+
+    # -- receiving ------------------------------------------------------------
+
+    def wait(self, future):
+        """``future.result()``, reading replies on the calling thread while
+        the socket is free: a claimed request's reply then reaches its
+        caller without a hand-off between threads."""
+        future.add_done_callback(self._notify_turn)
+        while not future.done():
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    while not future.done() and not self.closed:
+                        if not self._read_once():
+                            break
+                finally:
+                    self._read_lock.release()
+                    self._notify_turn()
+                break
+            with self._turn:
+                self._turn.wait_for(lambda: future.done()
+                                    or not self._read_lock.locked())
+        return future.result()
+
+    def _read_loop(self):
+        """The reader thread: reads while some pending request has no caller
+        reading for it (``wait``), then waits for such a request again."""
+        while True:
+            with self._reader_work:
+                self._reader_work.wait_for(
+                    lambda: self._closed_error is not None
+                    or self._pending.unclaimed())
+            with self._read_lock:
+                if self.closed or not self._read_once():
+                    break
+            self._notify_turn()
+        self._finish()
+
+    def _finish(self):
+        """Closes the socket and what belongs to the connection, once: on
+        the reader thread's way out, or in close() when it never started."""
+        with self._lock:
+            if self._finished:
+                return
+            self._finished = True
+        self._outbox.close()
+        with self._read_lock, self._send_lock:
+            self._sock.close()
+            while self._received_fds:
+                os.close(self._received_fds.popleft())
+            self._regions.close()
+        self._notify_turn()
+
+    def _read_once(self):
+        """One recv and the frames it completes; ``_read_lock`` held.
+
+        Returns False once the connection has ended, every waiting Future
+        having failed with the reason.
+        """
+        try:
+            data = _fdpass.receive(self._sock, _session.RECV_SIZE,
+                                   self._received_fds)
+            if not data:
+                self._shutdown(_session.eof_error(self.socket_path,
+                                                  self._decoder))
+                return False
+            for frame in self._decoder.feed(data):
+                self._dispatch_with_fd(frame)
+            return True
+        except ProtocolError as exc:
+            self._shutdown(_session.same_protocol_error(exc))
+        except OSError as exc:
+            self._shutdown(self._lost(f"connection lost: {exc}"))
+        return False
+
+    def _notify_turn(self, *_):
+        with self._turn:
+            self._turn.notify_all()
+
+    def _dispatch_with_fd(self, frame):
+        """Dispatch ``frame``, giving it the descriptor it came with, which
+        is closed afterwards (mappings made from it keep their own)."""
+        if frame.header.get("fd") is not True:
+            self._dispatch(frame)
+            return
+        if not self._received_fds:
+            raise ProtocolError(f"daemon sent a frame with \"fd\": true but no "
+                                f"file descriptor: {frame.header!r:.300}")
+        fd = self._received_fds.popleft()
+        try:
+            views = _shm.map_views(fd, frame.header.get("oob") or [])
+        except (OSError, ValueError, TypeError) as exc:
+            views = exc  # the job's result fails with it (decode_result)
+        finally:
+            os.close(fd)
+        self._dispatch(frame._replace(views=views))
+        if isinstance(views, Exception):
+            return
+        # The daemon's result region is free again for its next result once
+        # nothing made from it here still uses it.
+        if _shm.release(views) and frame.header.get("region") is True:
+            self._regions.result_released()
+
+    def _dispatch(self, frame):
+        """Hand a reply to the pending table; a reply to the job that has
+        the argument region gives it back first."""
+        if frame.header["type"] != "output":
+            self._regions.on_reply(frame.header)
+        self._pending.dispatch(frame)
+
+    def _lost(self, reason):
+        return _session.closed_error(self.socket_path, reason)
+
+    def _shutdown(self, make_error):
+        """Mark the connection ended and fail every waiting Future.
+
+        The first reason wins; later calls only repeat the socket shutdown,
+        which also wakes the reader and any writer blocked on the socket.
+        """
+        with self._lock:
+            if self._closed_error is None:
+                self._closed_error = make_error
+            make_error = self._closed_error
+            futures = self._pending.drain()
+            self._turn.notify_all()
+            self._reader_work.notify_all()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # Already shut down, or the peer is gone: both are fine.
+        for future in futures:
+            future.set_exception(make_error())
+
+
+def _stopped(future, error):
+    """A request the daemon stopped because someone else cancelled it."""
+    if isinstance(future, JobFuture):
+        future._mark_cancelled()
+    else:
+        settle(future, exception=error)
+
+
+def _connect(socket_path):
+    """Return a socket connected to ``socket_path``, or raise with the why."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(socket_path)
+    except OSError as exc:
+        reason = _session.connect_reason(exc)
+    else:
+        return sock
+    sock.close()
+    raise DaemonConnectionError(socket_path, reason)

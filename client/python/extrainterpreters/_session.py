@@ -1,0 +1,87 @@
+"""A session with the daemon as both clients see it: how it opens, how it ends.
+
+Opening: the client connects to the Unix socket and sends ``hello`` with
+the protocol version; the reply names the daemon's Python and its frame
+limits (``check_hello``). Ending: whatever ends a connection becomes one
+``DaemonConnectionError`` or ``ProtocolError`` that every waiting Future
+fails with; these functions make the callables that build it, so each
+Future gets an exception of its own.
+"""
+
+import platform
+
+from . import _codec
+from ._errors import DaemonConnectionError, ProtocolError
+from ._replies import check_reply_type
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT", "PROTOCOL_VERSION", "RECV_SIZE", "check_hello",
+    "closed_error", "connect_reason", "eof_error", "hello_request",
+    "same_protocol_error",
+]
+
+PROTOCOL_VERSION = 1
+DEFAULT_CONNECT_TIMEOUT = 30.0
+RECV_SIZE = 256 * 1024  # Bytes one read of the socket asks for.
+
+
+def hello_request(**capabilities):
+    """The ``hello`` request header, with optional capabilities
+    (``fds``, ``regions``: PROTOCOL.md, "Large data")."""
+    return {"type": "hello", "protocol": PROTOCOL_VERSION,
+            "client": (f"extrainterpreters-python/{__version__} "
+                       f"python/{platform.python_version()}"),
+            **capabilities}
+
+
+def check_hello(header):
+    """Check a ``hello`` reply header; return the daemon's ``Limits``."""
+    check_reply_type(header, "hello")
+    if header.get("protocol") != PROTOCOL_VERSION:
+        raise ProtocolError(f"daemon speaks protocol "
+                            f"{header.get('protocol')!r}, this client "
+                            f"speaks {PROTOCOL_VERSION}")
+    limits = header.get("limits")
+    if not isinstance(limits, dict):
+        raise ProtocolError(f"hello reply lacks 'limits': {header!r:.300}")
+    return _codec.Limits(
+        max_header_bytes=_limit(limits, "max_header_bytes"),
+        max_frame_bytes=_limit(limits, "max_frame_bytes"))
+
+
+def _limit(limits, key):
+    value = limits.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+        raise ProtocolError(f"hello reply has a bad limits.{key}: {value!r}")
+    return value
+
+
+def connect_reason(exc):
+    """The short phrase ``DaemonConnectionError`` gives for ``exc``."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such socket file"
+    if isinstance(exc, ConnectionRefusedError):
+        return "no daemon is listening"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
+def closed_error(socket_path, reason):
+    """Makes the error of a connection that ended for ``reason``."""
+    return lambda: DaemonConnectionError(socket_path, reason, connected=True)
+
+
+def eof_error(socket_path, decoder):
+    """Makes the error of a connection the daemon closed; ``decoder`` (a
+    ``FrameDecoder``) tells whether it stopped in the middle of a frame."""
+    if decoder.buffered:
+        return closed_error(socket_path, "daemon closed the connection in "
+                                         "the middle of a frame")
+    return closed_error(socket_path, "daemon closed the connection")
+
+
+def same_protocol_error(exc):
+    """Makes a copy of ``exc``, a ``ProtocolError``, for each Future."""
+    return lambda: ProtocolError(exc.message, code=exc.code)
