@@ -113,6 +113,12 @@ FrameDecoder::Result FrameDecoder::CheckPrefix() {
 }
 
 FrameDecoder::Result FrameDecoder::FinishHeader() {
+  // nlohmann's parser takes a NUL byte for the end of its input and ignores
+  // what follows it. No JSON text holds one (it is not whitespace, and a
+  // string must escape it), so it is refused before the parser sees it.
+  if (header_text_.find('\0') != std::string::npos) {
+    return Fail("bad_header", "the frame header is not valid JSON: it holds a NUL byte");
+  }
   nlohmann::json header = nlohmann::json::parse(header_text_, nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded()) return Fail("bad_header", "the frame header is not valid JSON");
   if (!header.is_object()) return Fail("bad_header", "the frame header is not a JSON object");
