@@ -119,6 +119,12 @@ FrameDecoder::Result FrameDecoder::FinishHeader() {
   if (header_text_.find('\0') != std::string::npos) {
     return Fail("bad_header", "the frame header is not valid JSON: it holds a NUL byte");
   }
+  // nlohmann skips a leading UTF-8 byte order mark; PROTOCOL.md ("Frames")
+  // says a header has none, and the Python client refuses one.
+  if (header_text_.starts_with("\xEF\xBB\xBF")) {
+    return Fail("bad_header",
+                "the frame header is not valid JSON: it starts with a byte order mark");
+  }
   nlohmann::json header = nlohmann::json::parse(header_text_, nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded()) return Fail("bad_header", "the frame header is not valid JSON");
   if (!header.is_object()) return Fail("bad_header", "the frame header is not a JSON object");

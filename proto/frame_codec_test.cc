@@ -92,6 +92,8 @@ TEST(FrameCodec, RejectsEveryMalformedFrame) {
       {"NUL after the object",
        Prefix("EIPC", 1, 0, 26, 0) + ok_header + std::string(1, '\0') + "xyz", "bad_header",
        "NUL byte"},
+      {"byte order mark", Prefix("EIPC", 1, 0, 25, 0) + "\xEF\xBB\xBF" + ok_header, "bad_header",
+       "byte order mark"},
       {"not an object", Prefix("EIPC", 1, 0, 2, 0) + "[]", "bad_header", "not a JSON object"},
       {"no type", Prefix("EIPC", 1, 0, 8, 0) + R"({"id":1})", "bad_header", "\"type\""},
       {"no id", Prefix("EIPC", 1, 0, 15, 0) + R"({"type":"ping"})", "bad_header", "\"id\""},
