@@ -167,5 +167,18 @@ TEST(FrameCodec, RefusesIdsPastTwoToThe53MinusOne) {
   EXPECT_EQ(frames[0].header["id"], kMaxId);
 }
 
+// PROTOCOL.md, Frames: "-0 is 0". nlohmann reads it as a signed number, which
+// the decoder refused while the Python codec read 0.
+TEST(FrameCodec, ReadsMinusZeroIdAsZero) {
+  const std::string header = R"({"type":"ping","id":-0})";
+  FrameDecoder decoder;
+  std::vector<Frame> frames;
+  EXPECT_EQ(FeedAll(decoder, Prefix("EIPC", 1, 0, header.size(), 0) + header, 7, &frames),
+            Result::kFrame);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_TRUE(frames[0].header["id"].is_number_unsigned());
+  EXPECT_EQ(frames[0].header.dump(), R"({"id":0,"type":"ping"})");
+}
+
 }  // namespace
 }  // namespace ei::proto
