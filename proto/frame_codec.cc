@@ -47,7 +47,7 @@ std::string EncodeFrame(const nlohmann::json& header, std::string_view payload) 
   return out;
 }
 
-FrameDecoder::FrameDecoder(Limits limits) : limits_(limits) {}
+FrameDecoder::FrameDecoder(Limits limits, Sender sender) : limits_(limits), sender_(sender) {}
 
 FrameDecoder::Result FrameDecoder::Feed(const char* data, std::size_t size,
                                         std::size_t* consumed) {
@@ -147,7 +147,8 @@ FrameDecoder::Result FrameDecoder::FinishHeader() {
   if (type == header.end() || !type->is_string()) {
     return Fail("bad_header", "the frame header has no string \"type\"");
   }
-  if (!id_ok) {
+  const bool null_id_ok = sender_ == Sender::kDaemon && id != header.end() && id->is_null();
+  if (!id_ok && !null_id_ok) {
     return Fail("bad_header", "the frame header has no unsigned integer \"id\" up to 2^53-1");
   }
   error_id_ = -1;

@@ -167,6 +167,26 @@ TEST(FrameCodec, RefusesIdsPastTwoToThe53MinusOne) {
   EXPECT_EQ(frames[0].header["id"], kMaxId);
 }
 
+// PROTOCOL.md, Errors: the daemon sends "id": null in an error about the
+// connection (busy, access_denied). A client's decoder must read it (the
+// Python codec did, this one refused it); the daemon's must not.
+TEST(FrameCodec, ReadsNullIdOnlyFromTheDaemon) {
+  const std::string header = R"({"type":"error","id":null,"code":"busy"})";
+  const std::string bytes = Prefix("EIPC", 1, 0, header.size(), 0) + header;
+  FrameDecoder from_daemon({}, FrameDecoder::Sender::kDaemon);
+  std::vector<Frame> frames;
+  EXPECT_EQ(FeedAll(from_daemon, bytes, 5, &frames), Result::kFrame);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_TRUE(frames[0].header["id"].is_null());
+  FrameDecoder from_client;
+  EXPECT_EQ(FeedAll(from_client, bytes, 5, &frames), Result::kBad);
+  EXPECT_EQ(from_client.error().code, "bad_header");
+  FrameDecoder no_id({}, FrameDecoder::Sender::kDaemon);
+  EXPECT_EQ(FeedAll(no_id, Prefix("EIPC", 1, 0, 15, 0) + R"({"type":"ping"})", 5, &frames),
+            Result::kBad)
+      << "null is allowed, a missing id is not";
+}
+
 // PROTOCOL.md, Frames: "-0 is 0". nlohmann reads it as a signed number, which
 // the decoder refused while the Python codec read 0.
 TEST(FrameCodec, ReadsMinusZeroIdAsZero) {
