@@ -154,6 +154,12 @@ class DecodeTest(unittest.TestCase):
             "header not JSON": (raw_frame(b'{"type":'), "bad_header"),
             "header NaN": (raw_frame(b'{"type":"x","id":1,"v":NaN}'),
                            "bad_header"),
+            # PROTOCOL.md, Frames: a header's "numbers fit a double".
+            "number past a double": (
+                raw_frame(b'{"type":"x","id":1,"v":-1e400}'), "bad_header"),
+            "integer past a double": (
+                raw_frame(b'{"type":"x","id":1,"v":1' + b"0" * 309 + b'}'),
+                "bad_header"),
             "header a list": (raw_frame(b'["type","id"]'), "bad_header"),
             "header lacks type": (raw_frame(b'{"id":1}'), "bad_header"),
             "type not a string": (raw_frame(b'{"type":1,"id":1}'),

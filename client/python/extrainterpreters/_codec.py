@@ -20,6 +20,7 @@ the one the daemon would use for the same fault.
 """
 
 import json
+import math
 import struct
 from typing import NamedTuple
 
@@ -203,10 +204,30 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _parse_float(text):
+    # Python reads 1e400 as inf; the daemon refuses it (PROTOCOL.md, Frames:
+    # a header's "numbers fit a double").
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text:.40} does not fit a double")
+    return value
+
+
+def _parse_int(text):
+    # Integers are exact here; past a double's range the daemon refuses them.
+    if len(text) > 308:
+        _parse_float(text)
+    return int(text)
+
+
+_HEADER_DECODER = json.JSONDecoder(parse_constant=_reject_constant,
+                                   parse_float=_parse_float,
+                                   parse_int=_parse_int)
+
+
 def _parse_header(raw, allow_null_id):
     try:
-        header = json.loads(bytes(raw).decode("utf-8"),
-                            parse_constant=_reject_constant)
+        header = _HEADER_DECODER.decode(bytes(raw).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"header is not valid UTF-8 JSON: {exc}",
                             code="bad_header") from exc
