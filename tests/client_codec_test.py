@@ -89,7 +89,7 @@ class EncodeTest(unittest.TestCase):
 class DecodeTest(unittest.TestCase):
 
     FRAMES = [
-        ({"type": "hello", "id": 1, "protocol": 1}, b""),
+        ({"type": "hello", "id": 1, "protocol": 1, "s": "\U0001f40d"}, b""),
         ({"type": "result", "id": 7, "status": "ok"}, bytes(range(256)) * 3),
         ({"type": "error", "id": None, "code": "bad_frame"}, b""),
         ({"type": "ping", "id": 2**53 - 1, "extra": ["é", 1.5]}, b"\x00"),
@@ -160,6 +160,11 @@ class DecodeTest(unittest.TestCase):
             "integer past a double": (
                 raw_frame(b'{"type":"x","id":1,"v":1' + b"0" * 309 + b'}'),
                 "bad_header"),
+            # PROTOCOL.md, Frames: a header's "strings are Unicode text".
+            "unpaired high surrogate": (
+                raw_frame(b'{"type":"x","id":1,"v":"\\ud83d"}'), "bad_header"),
+            "unpaired low surrogate in a key": (
+                raw_frame(b'{"type":"x","id":1,"\\udc0d":0}'), "bad_header"),
             "header a list": (raw_frame(b'["type","id"]'), "bad_header"),
             "header lacks type": (raw_frame(b'{"id":1}'), "bad_header"),
             "type not a string": (raw_frame(b'{"type":1,"id":1}'),

@@ -21,6 +21,7 @@ the one the daemon would use for the same fault.
 
 import json
 import math
+import re
 import struct
 from typing import NamedTuple
 
@@ -225,9 +226,20 @@ _HEADER_DECODER = json.JSONDecoder(parse_constant=_reject_constant,
                                    parse_int=_parse_int)
 
 
+# An escaped surrogate: the only way into a header for an unpaired one,
+# since UTF-8 cannot carry it raw. Seen rarely, so checked only then.
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _parse_header(raw, allow_null_id):
+    raw = bytes(raw)
     try:
-        header = _HEADER_DECODER.decode(bytes(raw).decode("utf-8"))
+        header = _HEADER_DECODER.decode(raw.decode("utf-8"))
+        if _ESCAPED_SURROGATE.search(raw):
+            # json reads "\ud800" as a lone surrogate, which no Unicode text
+            # holds; the daemon refuses it (PROTOCOL.md, Frames), and so
+            # does this UTF-8 encoding (UnicodeEncodeError, a ValueError).
+            json.dumps(header, ensure_ascii=False).encode("utf-8")
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"header is not valid UTF-8 JSON: {exc}",
                             code="bad_header") from exc
