@@ -185,6 +185,14 @@ class DecodeTest(unittest.TestCase):
                 with self.assertRaises(ProtocolError):
                     decoder.feed(_codec.encode_frame({"type": "x", "id": 1}))
 
+    def test_header_too_deep_for_json_is_a_protocol_error(self):
+        # Within max_header_bytes but past the json module's recursion
+        # limit: a ProtocolError, not a RecursionError out of feed().
+        header = b'{"type":"x","id":1,"v":' + b"[" * 30000 + b"]" * 30000
+        with self.assertRaises(ProtocolError) as cm:
+            _codec.FrameDecoder().feed(raw_frame(header + b"}"))
+        self.assertEqual(cm.exception.code, "bad_header")
+
     def test_prefix_is_checked_before_the_body_arrives(self):
         # Only the 16-byte prefix is sent: a decoder that waited for the
         # announced 256 MiB before checking would return [] here.

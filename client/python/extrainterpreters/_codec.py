@@ -243,6 +243,11 @@ def _parse_header(raw, allow_null_id):
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"header is not valid UTF-8 JSON: {exc}",
                             code="bad_header") from exc
+    except RecursionError as exc:
+        # Valid JSON, but nested past what json can read (the daemon's
+        # reader has no such bound): still a ProtocolError, not a crash.
+        raise ProtocolError("header nests too deep to decode",
+                            code="bad_header") from exc
     if not isinstance(header, dict):
         raise ProtocolError(
             f"header is a JSON {type(header).__name__}, not an object",
