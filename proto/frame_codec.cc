@@ -19,6 +19,15 @@ std::uint32_t GetU32(const char* in) {
   return b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3);
 }
 
+// Whether `id` is a request id as PROTOCOL.md allows it: an integer up to
+// 2^53-1. A larger one, echoed back, would not survive a client's JSON
+// reader, so its reply could never be matched.
+bool IsRequestId(const nlohmann::json& id) {
+  if (id.is_number_unsigned()) return id.get<std::uint64_t>() <= kMaxId;
+  // nlohmann keeps "-0" as a signed number; JSON (and the spec) read it as 0.
+  return id.is_number_integer() && id.get<std::int64_t>() == 0;
+}
+
 }  // namespace
 
 std::string EncodeHead(const nlohmann::json& header, std::size_t payload_size) {
@@ -38,7 +47,7 @@ std::string EncodeFrame(const nlohmann::json& header, std::string_view payload) 
   return out;
 }
 
-FrameDecoder::FrameDecoder(Limits limits) : limits_(limits) {}
+FrameDecoder::FrameDecoder(Limits limits, Sender sender) : limits_(limits), sender_(sender) {}
 
 FrameDecoder::Result FrameDecoder::Feed(const char* data, std::size_t size,
                                         std::size_t* consumed) {
@@ -113,20 +122,33 @@ FrameDecoder::Result FrameDecoder::CheckPrefix() {
 }
 
 FrameDecoder::Result FrameDecoder::FinishHeader() {
+  // nlohmann's parser takes a NUL byte for the end of its input and ignores
+  // what follows it. No JSON text holds one (it is not whitespace, and a
+  // string must escape it), so it is refused before the parser sees it.
+  if (header_text_.find('\0') != std::string::npos) {
+    return Fail("bad_header", "the frame header is not valid JSON: it holds a NUL byte");
+  }
+  // nlohmann skips a leading UTF-8 byte order mark; PROTOCOL.md ("Frames")
+  // says a header has none, and the Python client refuses one.
+  if (header_text_.starts_with("\xEF\xBB\xBF")) {
+    return Fail("bad_header",
+                "the frame header is not valid JSON: it starts with a byte order mark");
+  }
   nlohmann::json header = nlohmann::json::parse(header_text_, nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded()) return Fail("bad_header", "the frame header is not valid JSON");
   if (!header.is_object()) return Fail("bad_header", "the frame header is not a JSON object");
-  // An id past 2^53-1 is refused (PROTOCOL.md): echoed back, it would not
-  // survive a client's JSON reader, so its reply could never be matched.
   auto id = header.find("id");
-  const bool id_ok =
-      id != header.end() && id->is_number_unsigned() && id->get<std::uint64_t>() <= kMaxId;
-  if (id_ok) error_id_ = id->get<std::int64_t>();
+  const bool id_ok = id != header.end() && IsRequestId(*id);
+  if (id_ok) {
+    *id = id->get<std::uint64_t>();  // -0 is stored as 0, unsigned like any id
+    error_id_ = id->get<std::int64_t>();
+  }
   auto type = header.find("type");
   if (type == header.end() || !type->is_string()) {
     return Fail("bad_header", "the frame header has no string \"type\"");
   }
-  if (!id_ok) {
+  const bool null_id_ok = sender_ == Sender::kDaemon && id != header.end() && id->is_null();
+  if (!id_ok && !null_id_ok) {
     return Fail("bad_header", "the frame header has no unsigned integer \"id\" up to 2^53-1");
   }
   error_id_ = -1;

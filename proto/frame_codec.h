@@ -49,7 +49,11 @@ class FrameDecoder {
  public:
   enum class Result { kNeedMore, kFrame, kBad };
 
-  explicit FrameDecoder(Limits limits = {});
+  /// Whose frames it reads. Only the daemon's may have "id": null, in an
+  /// error about the connection (PROTOCOL.md, "Errors").
+  enum class Sender { kClient, kDaemon };
+
+  explicit FrameDecoder(Limits limits = {}, Sender sender = Sender::kClient);
 
   /// Consumes bytes from `data` up to the end of one frame. Sets `*consumed`
   /// to how many it took. kFrame: TakeFrame() has it, feed the rest again.
@@ -73,6 +77,7 @@ class FrameDecoder {
   Result Fail(std::string code, std::string message);
 
   Limits limits_;
+  Sender sender_;
   State state_ = State::kPrefix;
   char prefix_[kPrefixSize];
   std::size_t filled_ = 0;  // bytes of the current part received so far

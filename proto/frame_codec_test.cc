@@ -89,6 +89,11 @@ TEST(FrameCodec, RejectsEveryMalformedFrame) {
       {"header too short", Prefix("EIPC", 1, 0, 1, 0) + "{", "too_large", "header length 1"},
       {"frame too long", Prefix("EIPC", 1, 0, 2, 0xFFFFFFF0u), "too_large", "exceeds the limit"},
       {"invalid json", Prefix("EIPC", 1, 0, 5, 0) + "{nope", "bad_header", "not valid JSON"},
+      {"NUL after the object",
+       Prefix("EIPC", 1, 0, 26, 0) + ok_header + std::string(1, '\0') + "xyz", "bad_header",
+       "NUL byte"},
+      {"byte order mark", Prefix("EIPC", 1, 0, 25, 0) + "\xEF\xBB\xBF" + ok_header, "bad_header",
+       "byte order mark"},
       {"not an object", Prefix("EIPC", 1, 0, 2, 0) + "[]", "bad_header", "not a JSON object"},
       {"no type", Prefix("EIPC", 1, 0, 8, 0) + R"({"id":1})", "bad_header", "\"type\""},
       {"no id", Prefix("EIPC", 1, 0, 15, 0) + R"({"type":"ping"})", "bad_header", "\"id\""},
@@ -160,6 +165,39 @@ TEST(FrameCodec, RefusesIdsPastTwoToThe53MinusOne) {
             Result::kFrame);
   ASSERT_EQ(frames.size(), 1u);
   EXPECT_EQ(frames[0].header["id"], kMaxId);
+}
+
+// PROTOCOL.md, Errors: the daemon sends "id": null in an error about the
+// connection (busy, access_denied). A client's decoder must read it (the
+// Python codec did, this one refused it); the daemon's must not.
+TEST(FrameCodec, ReadsNullIdOnlyFromTheDaemon) {
+  const std::string header = R"({"type":"error","id":null,"code":"busy"})";
+  const std::string bytes = Prefix("EIPC", 1, 0, header.size(), 0) + header;
+  FrameDecoder from_daemon({}, FrameDecoder::Sender::kDaemon);
+  std::vector<Frame> frames;
+  EXPECT_EQ(FeedAll(from_daemon, bytes, 5, &frames), Result::kFrame);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_TRUE(frames[0].header["id"].is_null());
+  FrameDecoder from_client;
+  EXPECT_EQ(FeedAll(from_client, bytes, 5, &frames), Result::kBad);
+  EXPECT_EQ(from_client.error().code, "bad_header");
+  FrameDecoder no_id({}, FrameDecoder::Sender::kDaemon);
+  EXPECT_EQ(FeedAll(no_id, Prefix("EIPC", 1, 0, 15, 0) + R"({"type":"ping"})", 5, &frames),
+            Result::kBad)
+      << "null is allowed, a missing id is not";
+}
+
+// PROTOCOL.md, Frames: "-0 is 0". nlohmann reads it as a signed number, which
+// the decoder refused while the Python codec read 0.
+TEST(FrameCodec, ReadsMinusZeroIdAsZero) {
+  const std::string header = R"({"type":"ping","id":-0})";
+  FrameDecoder decoder;
+  std::vector<Frame> frames;
+  EXPECT_EQ(FeedAll(decoder, Prefix("EIPC", 1, 0, header.size(), 0) + header, 7, &frames),
+            Result::kFrame);
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_TRUE(frames[0].header["id"].is_number_unsigned());
+  EXPECT_EQ(frames[0].header.dump(), R"({"id":0,"type":"ping"})");
 }
 
 }  // namespace

@@ -89,7 +89,7 @@ class EncodeTest(unittest.TestCase):
 class DecodeTest(unittest.TestCase):
 
     FRAMES = [
-        ({"type": "hello", "id": 1, "protocol": 1}, b""),
+        ({"type": "hello", "id": 1, "protocol": 1, "s": "\U0001f40d"}, b""),
         ({"type": "result", "id": 7, "status": "ok"}, bytes(range(256)) * 3),
         ({"type": "error", "id": None, "code": "bad_frame"}, b""),
         ({"type": "ping", "id": 2**53 - 1, "extra": ["é", 1.5]}, b"\x00"),
@@ -154,6 +154,17 @@ class DecodeTest(unittest.TestCase):
             "header not JSON": (raw_frame(b'{"type":'), "bad_header"),
             "header NaN": (raw_frame(b'{"type":"x","id":1,"v":NaN}'),
                            "bad_header"),
+            # PROTOCOL.md, Frames: a header's "numbers fit a double".
+            "number past a double": (
+                raw_frame(b'{"type":"x","id":1,"v":-1e400}'), "bad_header"),
+            "integer past a double": (
+                raw_frame(b'{"type":"x","id":1,"v":1' + b"0" * 309 + b'}'),
+                "bad_header"),
+            # PROTOCOL.md, Frames: a header's "strings are Unicode text".
+            "unpaired high surrogate": (
+                raw_frame(b'{"type":"x","id":1,"v":"\\ud83d"}'), "bad_header"),
+            "unpaired low surrogate in a key": (
+                raw_frame(b'{"type":"x","id":1,"\\udc0d":0}'), "bad_header"),
             "header a list": (raw_frame(b'["type","id"]'), "bad_header"),
             "header lacks type": (raw_frame(b'{"id":1}'), "bad_header"),
             "type not a string": (raw_frame(b'{"type":1,"id":1}'),
@@ -173,6 +184,14 @@ class DecodeTest(unittest.TestCase):
                 # The stream has lost its framing: the decoder stays broken.
                 with self.assertRaises(ProtocolError):
                     decoder.feed(_codec.encode_frame({"type": "x", "id": 1}))
+
+    def test_header_too_deep_for_json_is_a_protocol_error(self):
+        # Within max_header_bytes but past the json module's recursion
+        # limit: a ProtocolError, not a RecursionError out of feed().
+        header = b'{"type":"x","id":1,"v":' + b"[" * 30000 + b"]" * 30000
+        with self.assertRaises(ProtocolError) as cm:
+            _codec.FrameDecoder().feed(raw_frame(header + b"}"))
+        self.assertEqual(cm.exception.code, "bad_header")
 
     def test_prefix_is_checked_before_the_body_arrives(self):
         # Only the 16-byte prefix is sent: a decoder that waited for the

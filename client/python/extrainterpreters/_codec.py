@@ -20,6 +20,8 @@ the one the daemon would use for the same fault.
 """
 
 import json
+import math
+import re
 import struct
 from typing import NamedTuple
 
@@ -203,12 +205,48 @@ def _reject_constant(name):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _parse_float(text):
+    # Python reads 1e400 as inf; the daemon refuses it (PROTOCOL.md, Frames:
+    # a header's "numbers fit a double").
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text:.40} does not fit a double")
+    return value
+
+
+def _parse_int(text):
+    # Integers are exact here; past a double's range the daemon refuses them.
+    if len(text) > 308:
+        _parse_float(text)
+    return int(text)
+
+
+_HEADER_DECODER = json.JSONDecoder(parse_constant=_reject_constant,
+                                   parse_float=_parse_float,
+                                   parse_int=_parse_int)
+
+
+# An escaped surrogate: the only way into a header for an unpaired one,
+# since UTF-8 cannot carry it raw. Seen rarely, so checked only then.
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _parse_header(raw, allow_null_id):
+    raw = bytes(raw)
     try:
-        header = json.loads(bytes(raw).decode("utf-8"),
-                            parse_constant=_reject_constant)
+        header = _HEADER_DECODER.decode(raw.decode("utf-8"))
+        if _ESCAPED_SURROGATE.search(raw):
+            # json reads "\ud800" as a lone surrogate, which no Unicode text
+            # holds; the daemon refuses it (PROTOCOL.md, Frames), and so
+            # does this UTF-8 encoding (UnicodeEncodeError, a ValueError).
+            json.dumps(header, ensure_ascii=False).encode("utf-8")
     except (UnicodeDecodeError, ValueError) as exc:
         raise ProtocolError(f"header is not valid UTF-8 JSON: {exc}",
+                            code="bad_header") from exc
+    except RecursionError as exc:
+        # Valid JSON, but nested past what json can read (the daemon's
+        # reader has no such bound): still a ProtocolError, not a crash.
+        raise ProtocolError("header nests too deep to decode",
                             code="bad_header") from exc
     if not isinstance(header, dict):
         raise ProtocolError(
