@@ -88,7 +88,8 @@ std::string CtlClient::Send(const nlohmann::json& header) {
 }
 
 std::string CtlClient::Receive(nlohmann::json* header) {
-  proto::FrameDecoder decoder;
+  // The daemon may answer with "id": null (busy, access_denied).
+  proto::FrameDecoder decoder({}, proto::FrameDecoder::Sender::kDaemon);
   char buffer[64 * 1024];
   while (true) {
     ssize_t n = ::recv(fd_, buffer, sizeof buffer, 0);

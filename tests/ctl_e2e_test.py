@@ -371,6 +371,19 @@ class PingAndUsageTest(CtlTestCase):
                 self.assertNotIn("Traceback", result.stderr)
 
 
+class RefusedTest(harness.DaemonTestCase):
+    """The daemon refuses a connection before its hello, with "id": null."""
+
+    def test_a_full_daemon_is_reported_with_its_reason(self):
+        daemon = self.start_daemon(extra_args=("--max-connections", "1"))
+        holder = daemon.client(self)
+        holder.ping()  # holds the one connection it allows
+        result = ctl("status", socket_path=daemon.socket_path)
+        self.assertEqual(result.returncode, 1, describe(result))
+        self.assertIn("max_connections", result.stderr, describe(result))
+        self.assertNotIn("bad reply", result.stderr, describe(result))
+
+
 class NoDaemonTest(unittest.TestCase):
     """The CLI with nobody answering: one line naming path and reason."""
 
