@@ -14,9 +14,13 @@ fi
 # The daemon's layering (daemon/README.md) is a property of the build graph.
 bazel/check_layering.sh
 
+# Test-only packages (numpy, pandas) for the process lane's tests.
+source bazel/py_env.sh
+site_packages=$(ei_py_env tests/requirements.txt)
+
 log=$(mktemp)
 status=0
-bazel test //... --test_summary=short "$@" 2>&1 | tee "$log" || status=$?
+bazel test //... --test_summary=short --test_env=EI_TEST_SITE_PACKAGES="$site_packages" "$@" 2>&1 | tee "$log" || status=$?
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE)' "$log" || true)
 rm -f "$log"

@@ -1,5 +1,6 @@
 #include "cli/status_format.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 #include <vector>
@@ -21,11 +22,43 @@ std::string Text(const Json& doc, const char* key) {
   return it->dump();
 }
 
+// A latency in the unit that keeps it short: "210 us", "12.3 ms", "615 ms",
+// "2.40 s".
 std::string Micros(const Json& value) {
   if (!value.is_number()) return "-";
+  const double us = value.get<double>();
   char out[32];
-  std::snprintf(out, sizeof out, "%.0f us", value.get<double>());
+  if (us < 1000) {
+    std::snprintf(out, sizeof out, "%.0f us", us);
+  } else if (us < 100e3) {
+    std::snprintf(out, sizeof out, "%.1f ms", us / 1e3);
+  } else if (us < 1e6) {
+    std::snprintf(out, sizeof out, "%.0f ms", us / 1e3);
+  } else {
+    std::snprintf(out, sizeof out, "%.2f s", us / 1e6);
+  }
   return out;
+}
+
+// "31.5 MiB": a process's resident memory.
+std::string Bytes(const Json& value) {
+  if (!value.is_number()) return "-";
+  char out[32];
+  std::snprintf(out, sizeof out, "%.1f MiB", value.get<double>() / (1 << 20));
+  return out;
+}
+
+// Jobs per lane, and why auto jobs went to the process lane.
+std::string Lanes(const Json& lanes) {
+  const Json empty = Json::object();
+  const Json& interpreter = lanes.contains("interpreter") ? lanes["interpreter"] : empty;
+  const Json& process = lanes.contains("process") ? lanes["process"] : empty;
+  const Json& routed = process.contains("routed") ? process["routed"] : empty;
+  return Text(interpreter, "jobs") + " in sub-interpreters, " + Text(process, "jobs") +
+         " in worker processes (chosen for " + Text(routed, "module") + " by module, " +
+         Text(routed, "remembered") + " remembered, " + Text(routed, "load_refused") +
+         " refused loading, " + Text(routed, "run_refused") + " run again); " +
+         Text(process, "crashed") + " worker crashes";
 }
 
 std::string Age(const Json& value) {
@@ -58,6 +91,19 @@ std::string Table(const std::vector<std::vector<std::string>>& rows) {
   return out;
 }
 
+// The process lane's workers, one row each.
+std::string ProcessWorkers(const Json& status) {
+  std::vector<std::vector<std::string>> rows = {
+      {"PROCESS", "PID", "KIND", "LEASE", "STATE", "JOBS DONE", "RSS", "CURRENT JOB"}};
+  if (!status.contains("process_workers") || !status["process_workers"].is_array()) return "";
+  for (const Json& w : status["process_workers"]) {
+    rows.push_back({Text(w, "id"), Text(w, "pid"), Text(w, "kind"), Text(w, "lease"),
+                    Text(w, "state"), Text(w, "jobs_done"), Bytes(w.value("rss_bytes", Json())),
+                    Age(w.value("current_job_age_seconds", Json()))});
+  }
+  return rows.size() > 1 ? "\n" + Table(rows) : "";
+}
+
 }  // namespace
 
 std::string FormatDuration(double seconds) {
@@ -77,6 +123,7 @@ std::string FormatStatus(const Json& status) {
   const Json& latency = status.contains("latency_us") ? status["latency_us"] : empty;
   const Json& retired = status.contains("retired") ? status["retired"] : empty;
   const Json& queues = status.contains("queues") ? status["queues"] : empty;
+  const Json& lanes = status.contains("lanes") ? status["lanes"] : empty;
   const double uptime = status.value("uptime_seconds", 0.0);
   std::size_t pool = 0;
   if (status.contains("workers") && status["workers"].is_array()) {
@@ -100,6 +147,7 @@ std::string FormatStatus(const Json& status) {
       {"retired", Text(retired, "stuck") + " stuck, " + Text(retired, "recycled") +
                       " recycled, " + Text(retired, "threads") +
                       " left with threads running (interpreters)"},
+      {"lanes", Lanes(lanes)},
       {"latency", "p50 " + Micros(latency.value("p50", Json())) + ", p99 " +
                       Micros(latency.value("p99", Json())) + " over the last " +
                       Text(latency, "samples") + " jobs"},
@@ -113,7 +161,7 @@ std::string FormatStatus(const Json& status) {
                       Age(w.value("current_job_age_seconds", Json()))});
     }
   }
-  return out + "\n" + Table(rows);
+  return out + "\n" + Table(rows) + ProcessWorkers(status);
 }
 
 std::string FormatQueues(const Json& status) {

@@ -4,15 +4,23 @@
 
 #include <cstddef>
 #include <iostream>
+#include <string_view>
 
 #include "daemon/app/config.h"
 #include "daemon/app/daemon.h"
 #include "daemon/base/version.h"
 #include "daemon/net/memory_trimmer.h"
+#include "daemon/process/spawn.h"
+#include "daemon/process/worker_main.h"
 #include "daemon/python/runtime.h"
 #include "python/python_build_info.h"
 
 int main(int argc, char** argv) {
+  // A process lane worker: the daemon started this binary for one
+  // (process/spawn.h).
+  if (argc == 3 && std::string_view(argv[1]) == ei::kWorkerFlag) {
+    return ei::RunProcessWorker(argv[2]);
+  }
   using ei::ParseResult;
   ParseResult parsed = ei::ParseCommandLine(argc, argv);
   switch (parsed.action) {

@@ -95,9 +95,12 @@ class HostileJobTest(harness.DaemonTestCase):
                      if self.run_job(jobs.has_module, m)), None)
         if name is None:
             self.skipTest(f"the daemon's Python has none of {SINGLE_PHASE_MODULES}")
+        # In the interpreter lane (auto would run it again in a worker
+        # process: process_lane_e2e_test).
         for _ in range(2 * self.workers):  # on every worker
             with self.assertRaises(ImportError) as cm:
-                self.run_job(jobs.import_module, name)
+                self.client.submit(jobs.import_module, name,
+                                   lane="interpreter").result(WAIT)
             self.assertIn("subinterpreter", str(cm.exception))
         self.assert_still_serving()
 

@@ -223,8 +223,10 @@ class ExceptionTest(harness.DaemonTestCase):
         if name is None:
             self.skipTest(f"the daemon's Python has none of "
                           f"{SINGLE_PHASE_MODULES}")
+        # In the interpreter lane (auto would run it again in a worker
+        # process: process_lane_e2e_test).
         with self.assertRaises(ImportError) as cm:
-            self.client.run(jobs.import_module, name)
+            self.client.run(jobs.import_module, name, lane="interpreter")
         self.assertIn(name, str(cm.exception))
         self.assertIn("subinterpreter", str(cm.exception))
         self.assert_every_worker_serves()

@@ -30,7 +30,7 @@ RUN_TIMEOUT = 60.0
 STATUS_KEYS = {
     "daemon_version", "protocol", "pid", "python", "socket", "state",
     "uptime_seconds", "workers", "leases", "queue_depth", "connections", "queues",
-    "totals", "latency_us", "retired",
+    "totals", "latency_us", "retired", "process_workers", "lanes",
 }
 WORKER_KEYS = {
     "id", "interpreter", "kind", "lease", "state", "jobs_done",
@@ -96,8 +96,12 @@ def parse_table(text):
     headers = [i for i, line in enumerate(lines) if TABLE_HEADER.match(line)]
     if len(headers) != 1:
         raise AssertionError(f"no single interpreter table in:\n{text}")
-    return [line.split(None, TABLE_COLUMNS - 1)
-            for line in lines[headers[0] + 1:] if line.strip()]
+    rows = []
+    for line in lines[headers[0] + 1:]:
+        if not line.strip():
+            break  # the process workers' table follows
+        rows.append(line.split(None, TABLE_COLUMNS - 1))
+    return rows
 
 
 class CtlTestCase(harness.DaemonTestCase):
@@ -200,7 +204,8 @@ class StatusTextTest(CtlTestCase):
             f"dropped; {totals['cancelled']} cancelled, {totals['timeouts']} "
             f"timed out", text)
         self.assertRegex(parse_summary(text).get("latency", ""),
-                         r"^p50 \d+ us, p99 \d+ us over the last \d+ jobs$")
+                         r"^p50 [\d.]+ (us|ms|s), p99 [\d.]+ (us|ms|s) over the last "
+                     r"\d+ jobs$")
         done_in_text = sum(int(row[5]) for row in parse_table(text)
                            if row[2] == "pool")
         self.assertEqual(done_in_text, pool_jobs_done(after), text)
@@ -233,6 +238,17 @@ class StatusTextTest(CtlTestCase):
         self.assertNotIn(interp.id,
                          [w["interpreter"] for w in status["workers"]])
         self.assertNotIn("lease", [w["kind"] for w in status["workers"]])
+
+    def test_worker_processes_have_a_table_of_their_own(self):
+        self.client.run(jobs.getpid, lane="process")
+        status = json.loads(self.ctl_ok("status", "--json"))
+        text = self.ctl_ok("status")
+        self.assertIn("PROCESS", text)
+        for worker in status["process_workers"]:
+            self.assertRegex(text, rf"(?m)^{worker['id']}\s+{worker['pid']}\s+"
+                                   rf"{worker['kind']}\s")
+        self.assertRegex(parse_summary(text).get("lanes", ""),
+                         r"^\d+ in sub-interpreters, [1-9]\d* in worker processes")
 
     def test_busy_worker_shows_busy_and_the_job_age(self):
         release = self.release_file()

@@ -60,6 +60,20 @@ def built_binary(name, override_variable):
         f"{override_variable}=/path/to/bazel-bin/{folder}/{name}")
 
 
+def test_site_packages():
+    """The site-packages of the test-only packages (numpy, pandas) that
+    ./test.sh installs (tests/requirements.txt) and passes to the tests as
+    $EI_TEST_SITE_PACKAGES; AssertionError when it is missing, so a test
+    that needs them fails, naming the fix, instead of being skipped."""
+    path = os.environ.get("EI_TEST_SITE_PACKAGES")
+    if not path or not os.path.isdir(path):
+        raise AssertionError(
+            "the test-only packages are missing: run ./test.sh, or pass "
+            "--test_env=EI_TEST_SITE_PACKAGES=<site-packages of an environment "
+            "made from tests/requirements.txt> to bazel test")
+    return path
+
+
 def daemon_binary():
     """Path of the daemon to test; raise if it cannot be found."""
     return built_binary("extrainterpretersd", "EI_DAEMON")

@@ -1,5 +1,6 @@
 #include "daemon/app/config.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
@@ -42,7 +43,12 @@ const char* const kKeys[] = {"socket",
                              "max_output_buffer",
                              "max_queues",
                              "max_queue_items",
-                             "max_queue_bytes"};
+                             "max_queue_bytes",
+                             "process_workers",
+                             "max_process_workers",
+                             "process_modules",
+                             "process_rerun",
+                             "max_jobs_per_process_worker"};
 
 bool KnownKey(const std::string& key) {
   for (const char* k : kKeys) {
@@ -101,13 +107,52 @@ bool ApplyLimit(const std::string& key, const Json& value, Config* config, bool*
   return true;
 }
 
+// "+name" entries add to the default process modules; plain ones replace
+// them; none at all clears them.
+void SetProcessModules(std::vector<std::string> listed, Config* config) {
+  const bool adding =
+      !listed.empty() && std::all_of(listed.begin(), listed.end(),
+                                     [](const std::string& name) { return name[0] == '+'; });
+  if (!adding) {
+    config->process_modules = std::move(listed);
+    return;
+  }
+  config->process_modules = Config::DefaultProcessModules();
+  for (const std::string& name : listed) config->process_modules.push_back(name.substr(1));
+}
+
+// The process lane's settings. False when `key` is not one of them; else
+// `*ok` says whether its value was valid.
+bool ApplyProcess(const std::string& key, const Json& value, Config* config, bool* ok) {
+  std::uint64_t number = 0;
+  if (key == "process_workers" || key == "max_process_workers") {
+    *ok = ReadSize(value, &number) && number <= 1024 && (key == "process_workers" || number >= 1);
+    if (*ok) {
+      (key == "process_workers" ? config->process_workers : config->max_process_workers) =
+          static_cast<int>(number);
+    }
+  } else if (key == "process_modules") {
+    std::vector<std::string> listed;
+    *ok = ReadList(value, ',', &listed);
+    if (*ok) SetProcessModules(std::move(listed), config);
+  } else if (key == "process_rerun") {
+    *ok = ReadBool(value, &config->process_rerun);
+  } else if (key == "max_jobs_per_process_worker") {
+    *ok = ReadSize(value, &number);
+    if (*ok) config->max_jobs_per_process_worker = number;
+  } else {
+    return false;
+  }
+  return true;
+}
+
 // Turns the merged settings into a Config, naming the first bad key.
 std::string Apply(const Settings& settings, Config* config) {
   for (const auto& [key, value] : settings) {
     bool ok = true;
     std::uint64_t number = 0;
-    if (ApplyLimit(key, value, config, &ok)) {
-      // one of the connection limits
+    if (ApplyLimit(key, value, config, &ok) || ApplyProcess(key, value, config, &ok)) {
+      // one of the connection limits, or a process lane setting
     } else if (key == "socket") {
       ok = value.is_string();
       if (ok) config->socket = value.get<std::string>();
@@ -164,6 +209,14 @@ std::string FillDefaults(Config* config) {
            ") must be at least workers (" + std::to_string(config->workers) + ")";
   }
   if (config->buffer_size > config->max_frame_bytes) config->buffer_size = config->max_frame_bytes;
+  if (config->max_process_workers == 0) {
+    config->max_process_workers = std::max(
+        config->process_workers, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  }
+  if (config->max_process_workers < config->process_workers) {
+    return "max_process_workers (" + std::to_string(config->max_process_workers) +
+           ") must be at least process_workers (" + std::to_string(config->process_workers) + ")";
+  }
   return "";
 }
 
@@ -192,6 +245,11 @@ const std::map<std::string, std::string>& FlagKeys() {
       {"--max-queues", "max_queues"},
       {"--max-queue-items", "max_queue_items"},
       {"--max-queue-bytes", "max_queue_bytes"},
+      {"--process-workers", "process_workers"},
+      {"--max-process-workers", "max_process_workers"},
+      {"--process-modules", "process_modules"},
+      {"--process-rerun", "process_rerun"},
+      {"--max-jobs-per-process-worker", "max_jobs_per_process_worker"},
   };
   return keys;
 }
@@ -239,6 +297,13 @@ ParseResult::Action ReadFlags(int argc, char** argv, Settings* flags, Config* co
 }
 
 }  // namespace
+
+std::vector<std::string> Config::DefaultProcessModules() {
+  return {"numpy",  "pandas",  "scipy",   "sklearn",    "torch",        "tensorflow",
+          "jax",    "jaxlib",  "matplotlib", "PIL",     "cv2",          "pyarrow",
+          "polars", "numba",   "h5py",    "lxml",       "pydantic_core", "orjson",
+          "cryptography", "psycopg2"};
+}
 
 ParseResult ParseCommandLine(int argc, char** argv) {
   ParseResult result;

@@ -32,7 +32,17 @@ struct Config {
   std::uint64_t max_queues = 1024;                 // queues (PROTOCOL.md, "Queues")
   std::uint64_t max_queue_items = 100000;          // items per queue
   std::uint64_t max_queue_bytes = 256ull << 20;    // bytes of items per queue
+  // The process lane (README.md, "Libraries that refuse sub-interpreters").
+  int process_workers = 1;                         // warm worker processes
+  int max_process_workers = 0;                     // default: number of CPUs (at least process_workers)
+  std::vector<std::string> process_modules = DefaultProcessModules();  // their jobs run there
+  bool process_rerun = true;                       // a job that raised the refusal runs again there
+  std::uint64_t max_jobs_per_process_worker = 0;   // 0: never recycle
   std::string config_file;
+
+  /// Well-known top-level modules with extensions that refuse
+  /// sub-interpreters (or whose import in one aborts CPython 3.13.0).
+  static std::vector<std::string> DefaultProcessModules();
 };
 
 /// What ParseCommandLine decided.

@@ -73,4 +73,17 @@ double ReadSeconds(const Json& value) {
   return end != text.c_str() && *end == '\0' ? seconds : -1;
 }
 
+bool ReadBool(const Json& value, bool* out) {
+  if (value.is_boolean()) {
+    *out = value.get<bool>();
+    return true;
+  }
+  if (!value.is_string()) return false;
+  const std::string& text = value.get_ref<const std::string&>();
+  if (text == "true" || text == "1" || text == "yes") *out = true;
+  else if (text == "false" || text == "0" || text == "no") *out = false;
+  else return false;
+  return true;
+}
+
 }  // namespace ei

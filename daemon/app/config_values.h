@@ -29,4 +29,7 @@ bool ReadSize(const Json& value, std::uint64_t* out);
 /// Seconds as a JSON number or a numeric string; -1 when it is neither.
 double ReadSeconds(const Json& value);
 
+/// A JSON boolean, or "true"/"false"/"1"/"0"/"yes"/"no" as a flag gives it.
+bool ReadBool(const Json& value, bool* out);
+
 }  // namespace ei

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -43,16 +44,41 @@ std::string Join(const std::vector<std::string>& items, const char* sep) {
   return out.empty() ? "none" : out;
 }
 
+bool Contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 PoolOptions MakePoolOptions(const Config& config) {
   PoolOptions options;
   options.workers = config.workers;
   options.max_interpreters = config.max_interpreters;
-  options.interpreter.preload = config.preload;
+  // A module of the process lane is never imported in a sub-interpreter,
+  // not even to preload it.
+  for (const std::string& name : config.preload) {
+    if (!Contains(config.process_modules, name.substr(0, name.find('.')))) {
+      options.interpreter.preload.push_back(name);
+    }
+  }
+  options.interpreter.refused = config.process_modules;
   options.interpreter.buffer_size = config.buffer_size;
   options.interpreter.buffer_limit = config.max_frame_bytes;
   options.interpreter.max_jobs = config.max_jobs_per_interpreter;
   options.cancel_grace = std::chrono::milliseconds(
       static_cast<long>(config.cancel_grace_seconds * 1000));
+  return options;
+}
+
+ProcessLaneOptions MakeProcessLaneOptions(const Config& config) {
+  ProcessLaneOptions options;
+  options.workers = config.process_workers;
+  options.max_workers = config.max_process_workers;
+  options.cancel_grace = std::chrono::milliseconds(
+      static_cast<long>(config.cancel_grace_seconds * 1000));
+  options.worker.max_jobs = config.max_jobs_per_process_worker;
+  options.worker.spec.python_path = config.python_path;
+  options.worker.spec.preload = config.preload;
+  options.worker.spec.max_frame_bytes = config.max_frame_bytes;
+  options.worker.spec.buffer_size = config.buffer_size;
   return options;
 }
 
@@ -125,11 +151,13 @@ Daemon::Daemon(Config config, int argc, char** argv, systemd::Notifier notifier)
     : config_(std::move(config)),
       argc_(argc),
       argv_(argv),
-      pool_(MakePoolOptions(config_), &totals_),
       queues_(MakeQueueLimits(config_)),
+      pool_(MakePoolOptions(config_), &totals_),
+      process_lane_(MakeProcessLaneOptions(config_), &totals_, &job_queues_),
+      router_(pool_, process_lane_, {config_.process_modules, config_.process_rerun}, &totals_),
       trimmer_(io_, kTrimAfterIdle),
       server_(io_, context_),
-      service_(io_, notifier, pool_, totals_, sessions_),
+      service_(io_, notifier, router_, totals_, sessions_),
       stop_signals_(io_, SIGINT, SIGTERM),
       reload_signal_(io_, SIGHUP),
       flush_deadline_(io_),
@@ -140,10 +168,12 @@ Daemon::Daemon(Config config, int argc, char** argv, systemd::Notifier notifier)
   context_.limits = {config_.max_header_bytes, config_.max_frame_bytes};
   context_.buffer_size = config_.buffer_size;
   context_.workers = config_.workers;
+  context_.process_workers = config_.process_workers;
+  context_.max_process_workers = config_.max_process_workers;
   context_.max_definitions = config_.max_definitions;
   context_.cancel_grace_seconds = config_.cancel_grace_seconds;
   context_.connection_limits = MakeConnectionLimits(config_);
-  context_.pool = &pool_;
+  context_.pool = &router_;
   context_.totals = &totals_;
   context_.latency = &latency_;
   context_.sessions = &sessions_;
@@ -169,7 +199,10 @@ int Daemon::Run() {
   AwaitStopSignal();
   AwaitReload();
   pool_.Start([this](const Status& status) {
-    asio::post(io_, [this, status] { OnPoolReady(status); });
+    asio::post(io_, [this, status] { OnLaneReady("interpreter", status); });
+  });
+  process_lane_.Start([this](const Status& status) {
+    asio::post(io_, [this, status] { OnLaneReady("process", status); });
   });
   io_.run();
   if (drainer_.joinable()) drainer_.join();
@@ -201,17 +234,21 @@ void Daemon::AwaitReload() {
   });
 }
 
-void Daemon::OnPoolReady(const Status& status) {
+// Ready once both lanes are warm; either failing to start stops the daemon.
+void Daemon::OnLaneReady(const char* lane, const Status& status) {
+  if (!status.ok()) {
+    log::Error(std::string("cannot start: the ") + lane + " lane could not start: " +
+               status.message());
+    BeginShutdown(1, "start-up failed");
+    return;
+  }
+  if (++lanes_ready_ < 2) return;
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time_).count();
-  if (status.ok()) {
-    log::Info("ready: " + std::to_string(config_.workers) + " warm interpreters in " +
-              std::to_string(secs).substr(0, 5) + " s, listening on " + context_.info.socket);
-    if (!context_.stopping) service_.Ready();
-  } else {
-    log::Error("cannot start: an interpreter could not be created: " + status.message());
-    BeginShutdown(1, "start-up failed");
-  }
+  log::Info("ready: " + std::to_string(config_.workers) + " warm interpreters and " +
+            std::to_string(config_.process_workers) + " worker processes in " +
+            std::to_string(secs).substr(0, 5) + " s, listening on " + context_.info.socket);
+  if (!context_.stopping) service_.Ready();
 }
 
 // Shutdown by cancelling: stop accepting, let the pool answer or finish
@@ -229,6 +266,7 @@ void Daemon::BeginShutdown(int code, const std::string& why) {
   stop_signals_.cancel();
   reload_signal_.cancel();
   drainer_ = std::thread([this] {
+    process_lane_.Shutdown();
     stuck_ = pool_.Shutdown();
     asio::post(io_, [this] { CloseSessions(); });
   });

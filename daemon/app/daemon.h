@@ -29,8 +29,10 @@
 #include "daemon/net/server.h"
 #include "daemon/net/session.h"
 #include "daemon/net/session_manager.h"
+#include "daemon/process/process_lane.h"
 #include "daemon/queues/in_job_service.h"
 #include "daemon/queues/queue_store.h"
+#include "daemon/routing/lane_router.h"
 
 namespace ei {
 
@@ -60,7 +62,7 @@ class Daemon {
   void LogStarting(const std::string& allowed) const;
   void AwaitStopSignal();
   void AwaitReload();
-  void OnPoolReady(const Status& status);
+  void OnLaneReady(const char* lane, const Status& status);
   void BeginShutdown(int code, const std::string& why);
   void CloseSessions();
 
@@ -70,11 +72,13 @@ class Daemon {
   const std::chrono::steady_clock::time_point start_time_ = std::chrono::steady_clock::now();
   boost::asio::io_context io_{1};
   JobTotals totals_;
-  InterpreterPool pool_;
-  LatencyRecorder latency_;
-  SessionManager sessions_;
   QueueStore queues_;
   InJobQueueService job_queues_{queues_};  // jobs reach the same queues
+  InterpreterPool pool_;
+  ProcessLane process_lane_;
+  LaneRouter router_;  // what sessions submit to
+  LatencyRecorder latency_;
+  SessionManager sessions_;
   MemoryTrimmer trimmer_;
   DaemonContext context_;
   Server server_;
@@ -84,6 +88,7 @@ class Daemon {
   boost::asio::steady_timer flush_deadline_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> keep_running_;
   std::thread drainer_;
+  int lanes_ready_ = 0;  // of the two lanes, how many are warm
   int exit_code_ = 0;
   int stuck_ = 0;  // written by the drain thread, read after it is joined
 };

@@ -47,6 +47,30 @@ Flags (each also a key of the --config file, with _ for -; flags win):
                            Anyone else gets an access_denied error and is
                            disconnected before a byte is read.
 
+The process lane (worker processes that embed CPython and run jobs in their
+main interpreter, for libraries that refuse sub-interpreters; README.md):
+  --process-workers N      Worker processes started warm. Default: 1.
+  --max-process-workers N  Pool worker processes at most (more start while
+                           jobs wait), and leased ones at most. Default:
+                           number of CPUs (at least --process-workers).
+  --process-modules MOD[,MOD...]
+                           Jobs whose function or arguments come from these
+                           top-level modules run in the process lane, and
+                           sub-interpreters refuse to import them. +MOD adds
+                           to the default list, "" clears it. Default:
+                           numpy, pandas, scipy, sklearn, torch, tensorflow,
+                           jax, jaxlib, matplotlib, PIL, cv2, pyarrow, polars,
+                           numba, h5py, lxml, pydantic_core, orjson,
+                           cryptography, psycopg2.
+  --process-rerun BOOL     A job that raised CPython's "does not support
+                           loading in subinterpreters" ImportError runs again,
+                           from the start, in the process lane. Default: true.
+  --max-jobs-per-process-worker N
+                           Replace a pool worker process after it ran N
+                           jobs. Default: 0 (never).
+  --preload and --python-path apply to worker processes too (a preloaded
+  module of --process-modules is imported only there).
+
 Limits (past each, the client gets an error frame; docs/operations.md):
   --max-connections N      Open client connections, at most; one more gets a
                            busy error and is closed. Lowered at start to fit
@@ -85,7 +109,9 @@ Limits (past each, the client gets an error frame; docs/operations.md):
                            max_connections, max_jobs_per_connection,
                            max_queue_depth, frame_deadline, idle_timeout,
                            max_output_buffer, max_queues, max_queue_items,
-                           max_queue_bytes.
+                           max_queue_bytes, process_workers,
+                           max_process_workers, process_modules,
+                           process_rerun, max_jobs_per_process_worker.
   --version                Print the version and the embedded Python, exit.
   -h, --help               Print this help, exit.
 

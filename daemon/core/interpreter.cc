@@ -110,7 +110,7 @@ void Interpreter::Main(Callbacks callbacks) {
   python::JobRunner runner;
   {
     SubInterpreter::Attached attached(*sub);
-    status = runner.Load(options_.preload);
+    status = runner.Load(options_.preload, options_.refused);
   }
   {
     std::lock_guard lock(mu_);
@@ -155,9 +155,17 @@ void Interpreter::Serve(python::JobRunner& runner, const DropCallback& on_drop) 
     if (!job->control->BeginRun(this)) continue;  // answered while queued
     SetState(State::kBusy);
     JobReply reply = RunOne(*job, runner, buffer);
-    job->control->Finish();
+    const std::optional<Refusal> refusal = HandBackAs(*job, reply);
+    if (!refusal) job->control->Finish();
     SetState(State::kIdle);
     JoinInterrupters();
+    if (refusal) {
+      // Another lane runs it; the function is copied out of the job first,
+      // since the call moves the job.
+      auto hand_back = job->hand_back;
+      hand_back(std::move(*job), *refusal);
+      continue;
+    }
     const int threads = reply.outcome.threads_left;
     job->control->Answer(std::move(reply));
     if (threads > 0 && Snapshot().role == InterpreterSnapshot::Role::kPool) {
@@ -174,6 +182,17 @@ void Interpreter::Serve(python::JobRunner& runner, const DropCallback& on_drop) 
   }
 }
 
+// A sub-interpreter refused the job and the router may take it back: it is
+// queued again (unless it was answered or told to stop meanwhile), and
+// the refusal says which.
+std::optional<Refusal> Interpreter::HandBackAs(Job& job, const JobReply& reply) {
+  if (!job.hand_back || reply.disposition != JobReply::Disposition::kRan) return std::nullopt;
+  const std::optional<Refusal> refusal = RefusalOf(reply.outcome);
+  if (!refusal || (*refusal == Refusal::kRun && !job.rerun)) return std::nullopt;
+  if (!job.control->Requeue()) return std::nullopt;
+  return refusal;
+}
+
 JobReply Interpreter::RunOne(Job& job, python::JobRunner& runner, SharedBuffer& buffer) {
   JobReply reply;
   reply.interpreter_id = sub_->id();
@@ -182,7 +201,9 @@ JobReply Interpreter::RunOne(Job& job, python::JobRunner& runner, SharedBuffer& 
     reply.outcome.error = {"builtins.MemoryError", "the job is larger than the buffer limit", ""};
     return reply;
   }
-  std::vector<char>().swap(job.payload);  // the buffer has it now
+  // The buffer has it now; a job the router may take back keeps its own.
+  const bool may_hand_back = static_cast<bool>(job.hand_back);
+  if (!may_hand_back) std::vector<char>().swap(job.payload);
   {
     SubInterpreter::Attached attached(*sub_);
     wakeup_.Arm(job.connection);
@@ -195,9 +216,11 @@ JobReply Interpreter::RunOne(Job& job, python::JobRunner& runner, SharedBuffer& 
     sub_->ClearInterrupt();  // an interrupt that came too late for the job
     SetCurrent(nullptr);
   }
-  job.out_of_band_fd.reset();  // the job's own mapping, if any, keeps the memory
   if (job.out_of_band_map && reply.outcome.out_of_band_map_kept) job.out_of_band_map->Pin();
-  job.out_of_band_map.reset();  // the session's, until it closes
+  if (!may_hand_back) {
+    job.out_of_band_fd.reset();  // the job's own mapping, if any, keeps the memory
+    job.out_of_band_map.reset();  // the session's, until it closes
+  }
   buffer.Reserve(reply.outcome.needed_bytes);
   // A stopped job that did not return a value was stopped, whatever the
   // stop exception became on its way out (it may even have hit the

@@ -29,6 +29,9 @@ namespace ei {
 
 struct InterpreterOptions {
   std::vector<std::string> preload;  // modules imported when it is created
+  /// Modules (and their submodules) a job may not import here: they run
+  /// in the process lane (--process-modules).
+  std::vector<std::string> refused;
   std::size_t buffer_size = 10 << 20;
   std::size_t buffer_limit = 256 << 20;
   std::uint64_t max_jobs = 0;  // pool interpreters end after this many jobs; 0: never
@@ -90,7 +93,9 @@ class Interpreter : public Worker {
   /// A spare becomes a lease's own interpreter.
   void MarkLeased(std::uint64_t lease_id);
   int worker_id() const override { return worker_id_; }
-  std::int64_t interpreter_id() const override { return Snapshot().interpreter_id; }
+  void NoteWhere(JobReply& reply) const override {
+    reply.interpreter_id = Snapshot().interpreter_id;
+  }
   RunQueue& queue() { return *queue_; }
   InterpreterSnapshot Snapshot() const;
 
@@ -98,6 +103,7 @@ class Interpreter : public Worker {
   void Main(Callbacks callbacks);
   void Serve(python::JobRunner& runner, const DropCallback& on_drop);
   bool ShouldRetire(const JobReply& reply, std::uint64_t ran);
+  std::optional<Refusal> HandBackAs(Job& job, const JobReply& reply);
   JobReply RunOne(Job& job, python::JobRunner& runner, class SharedBuffer& buffer);
   void SetState(InterpreterSnapshot::State state);
   void SetCurrent(std::shared_ptr<JobControl> control);

@@ -22,7 +22,7 @@ InterpreterPool::InterpreterPool(PoolOptions options, JobTotals* totals)
       totals_(totals),
       workers_(options_.workers),
       stopper_(
-          options_.cancel_grace,
+          Lane::kInterpreter, options_.cancel_grace,
           [this](Worker* it) {
             it->MarkRetired();
             ++totals_->retired_stuck;  // before the answer, so status agrees with it
@@ -186,15 +186,16 @@ void InterpreterPool::OnSpareReady(Interpreter& spare, const Status& status) {
   for (auto& done : answer) done(grant);
 }
 
-InterpreterPool::LeaseSubmit InterpreterPool::SubmitToLease(std::uint64_t lease_id, Job& job) {
+Scheduler::LeaseSubmit InterpreterPool::SubmitToLease(std::uint64_t lease_id, Job& job) {
   std::lock_guard lock(mu_);
   auto it = leases_.find(lease_id);
   if (it == leases_.end()) {
-    return lost_leases_.contains(lease_id) ? LeaseSubmit::kLost : LeaseSubmit::kUnknown;
+    return lost_leases_.contains(lease_id) ? Scheduler::LeaseSubmit::kLost
+                                           : Scheduler::LeaseSubmit::kUnknown;
   }
   stopper_.Track(job.control);
   if (!it->second->queue().Push(job)) AnswerShuttingDown(job);
-  return LeaseSubmit::kQueued;
+  return Scheduler::LeaseSubmit::kQueued;
 }
 
 bool InterpreterPool::Release(std::uint64_t lease_id, std::function<void()> done) {

@@ -33,7 +33,7 @@ struct PoolOptions {
   InterpreterOptions interpreter;
 };
 
-class InterpreterPool : public Scheduler {
+class InterpreterPool {
  public:
   /// `totals` (which must outlive the pool) gets the events the pool sees:
   /// dropped jobs and retired interpreters.
@@ -49,24 +49,24 @@ class InterpreterPool : public Scheduler {
   void Start(std::function<void(const Status&)> on_ready);
 
   /// Queues a job for any pool interpreter.
-  void Submit(Job job) override;
+  void Submit(Job job);
 
   /// Reserves a dedicated interpreter; `done` is called once, maybe at once,
   /// maybe later on an interpreter thread.
-  void Lease(std::function<void(LeaseGrant)> done) override;
+  void Lease(std::function<void(LeaseGrant)> done);
 
   /// Queues a job on a lease. Unless kQueued, the job is left untouched:
   /// kLost means the lease's interpreter was retired.
-  LeaseSubmit SubmitToLease(std::uint64_t lease_id, Job& job) override;
+  Scheduler::LeaseSubmit SubmitToLease(std::uint64_t lease_id, Job& job);
 
   /// Stops a job: a queued one is answered as cancelled at once; a running
   /// one gets JobCancelled raised in it, and is given up after the grace
   /// period. Returns the state the job was in.
-  JobControl::State Cancel(const std::shared_ptr<JobControl>& control) override;
+  JobControl::State Cancel(const std::shared_ptr<JobControl>& control);
 
   /// Ends a lease once its queued jobs ran; `done` is called after its
   /// interpreter ended. False when there is no such lease.
-  bool Release(std::uint64_t lease_id, std::function<void()> done) override;
+  bool Release(std::uint64_t lease_id, std::function<void()> done);
 
   /// Answers every queued job and pending lease with "shutting down", lets
   /// running jobs finish, ends every interpreter and joins every thread but
@@ -74,10 +74,10 @@ class InterpreterPool : public Scheduler {
   /// Returns how many were let go (if any, Python must not be finalized).
   int Shutdown();
 
-  PoolSnapshot Snapshot() const override;
+  PoolSnapshot Snapshot() const;
 
   /// Jobs queued and not yet started, pool and leases together (cheap).
-  std::size_t QueueDepth() const override;
+  std::size_t QueueDepth() const;
 
   /// Changes the number of pool interpreters without dropping a job:
   /// growing starts new ones; shrinking queues one no-op "leave" job per

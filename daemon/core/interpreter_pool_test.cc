@@ -196,9 +196,9 @@ TEST(InterpreterPool, LeaseKeepsStateAndOrderOnOneInterpreter) {
   Replies replies;
   for (int i = 1; i <= 20; ++i) {
     Job set = replies.MakeJob(IntJob("remember", i));
-    ASSERT_EQ(pool.SubmitToLease(lease.lease_id, set), InterpreterPool::LeaseSubmit::kQueued);
+    ASSERT_EQ(pool.SubmitToLease(lease.lease_id, set), Scheduler::LeaseSubmit::kQueued);
     Job get = replies.MakeJob(NoArgJob("recall"));
-    ASSERT_EQ(pool.SubmitToLease(lease.lease_id, get), InterpreterPool::LeaseSubmit::kQueued);
+    ASSERT_EQ(pool.SubmitToLease(lease.lease_id, get), Scheduler::LeaseSubmit::kQueued);
   }
   std::vector<JobReply> got = replies.WaitAll(40);
   for (int i = 1; i <= 20; ++i) {
@@ -208,7 +208,7 @@ TEST(InterpreterPool, LeaseKeepsStateAndOrderOnOneInterpreter) {
   }
   Job unknown = replies.MakeJob(NoArgJob("recall"));
   EXPECT_EQ(pool.SubmitToLease(lease.lease_id + 100, unknown),
-            InterpreterPool::LeaseSubmit::kUnknown);
+            Scheduler::LeaseSubmit::kUnknown);
 }
 
 TEST(InterpreterPool, ReleaseEndsTheInterpreterAndAWarmOneTakesItsPlace) {
@@ -233,7 +233,7 @@ TEST(InterpreterPool, ReleaseEndsTheInterpreterAndAWarmOneTakesItsPlace) {
   EXPECT_NE(next.interpreter_id, lease.interpreter_id);
   Replies replies;
   Job recall = replies.MakeJob(NoArgJob("recall"));
-  ASSERT_EQ(pool.SubmitToLease(next.lease_id, recall), InterpreterPool::LeaseSubmit::kQueued);
+  ASSERT_EQ(pool.SubmitToLease(next.lease_id, recall), Scheduler::LeaseSubmit::kQueued);
   EXPECT_EQ(Payload(replies.WaitAll(1)[0]), std::string("\x80\x05N.", 4));  // None
 }
 
@@ -378,16 +378,16 @@ TEST(InterpreterPool, AJobThatDoesNotStopIsGivenUpAndItsInterpreterReplaced) {
   ASSERT_TRUE(lease.ok) << lease.message;
   Job leased_stuck = replies.MakeJob(JobPickle("sleep", "I30\n"));
   auto leased_control = leased_stuck.control;
-  ASSERT_EQ(pool.SubmitToLease(lease.lease_id, leased_stuck), InterpreterPool::LeaseSubmit::kQueued);
+  ASSERT_EQ(pool.SubmitToLease(lease.lease_id, leased_stuck), Scheduler::LeaseSubmit::kQueued);
   Job behind = replies.MakeJob(NoArgJob("recall"));
-  ASSERT_EQ(pool.SubmitToLease(lease.lease_id, behind), InterpreterPool::LeaseSubmit::kQueued);
+  ASSERT_EQ(pool.SubmitToLease(lease.lease_id, behind), Scheduler::LeaseSubmit::kQueued);
   while (leased_control->worker() == nullptr) std::this_thread::sleep_for(1ms);
   pool.Cancel(leased_control);
   std::vector<JobReply> got = replies.WaitAll(4);
   EXPECT_TRUE(got[2].given_up);
   EXPECT_EQ(got[3].disposition, Disposition::kLeaseLost);
   Job after = replies.MakeJob(NoArgJob("recall"));
-  EXPECT_EQ(pool.SubmitToLease(lease.lease_id, after), InterpreterPool::LeaseSubmit::kLost);
+  EXPECT_EQ(pool.SubmitToLease(lease.lease_id, after), Scheduler::LeaseSubmit::kLost);
   // Shutdown lets the two stuck threads go instead of waiting 30 s for them.
   EXPECT_EQ(pool.Shutdown(), 2);
 }

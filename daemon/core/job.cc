@@ -4,6 +4,40 @@
 
 namespace ei {
 
+namespace {
+
+// What CPython (and PyO3) say when an extension module cannot load in a
+// sub-interpreter; the interpreter lane's own guard (worker_bootstrap.py)
+// says the first.
+constexpr const char* kRefusalPhrases[] = {
+    "does not support loading in subinterpreters",
+    "does not support a per-interpreter GIL",
+    "do not yet support subinterpreters",
+};
+
+bool MentionsRefusal(const std::string& text) {
+  for (const char* phrase : kRefusalPhrases) {
+    if (text.find(phrase) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<Refusal> RefusalOf(const JobOutcome& outcome) {
+  const PyErrorInfo& error = outcome.error;
+  const bool import_error = error.type == "builtins.ImportError" ||
+                            error.type == "builtins.ModuleNotFoundError";
+  // The traceback holds the exceptions it was chained from: a package that
+  // wraps the refusal in an ImportError of its own still counts.
+  if (!import_error || !(MentionsRefusal(error.message) || MentionsRefusal(error.traceback))) {
+    return std::nullopt;
+  }
+  if (outcome.kind == JobOutcome::Kind::kLoadFailed) return Refusal::kLoad;
+  if (outcome.kind == JobOutcome::Kind::kRaised) return Refusal::kRun;
+  return std::nullopt;
+}
+
 bool JobControl::Answer(JobReply reply) {
   bool expected = false;
   if (!answered_.compare_exchange_strong(expected, true)) return false;
@@ -28,6 +62,14 @@ void JobControl::Finish() {
 Worker* JobControl::worker() const {
   std::lock_guard lock(mu_);
   return worker_;
+}
+
+bool JobControl::Requeue() {
+  std::lock_guard lock(mu_);
+  if (answered_.load() || stop_.load() != Stop::kNone) return false;
+  state_ = State::kQueued;
+  worker_ = nullptr;
+  return true;
 }
 
 JobControl::State JobControl::RequestStop(Stop why) {
@@ -62,7 +104,7 @@ Worker* JobControl::GiveUp(JobReply reply, const std::function<void(Worker*)>& r
       return nullptr;
     }
     worker = worker_;
-    reply.interpreter_id = worker->interpreter_id();
+    worker->NoteWhere(reply);
     retire(worker);
   }
   on_done_(std::move(reply));

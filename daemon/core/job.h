@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -22,11 +23,29 @@ class Worker;
 
 /// What happened to a job, handed to its owner.
 struct JobReply {
-  enum class Disposition { kRan, kShuttingDown, kCancelled, kTimedOut, kLeaseLost };
+  enum class Disposition {
+    kRan, kShuttingDown, kCancelled, kTimedOut, kLeaseLost, kWorkerCrashed
+  };
   Disposition disposition = Disposition::kRan;
   JobOutcome outcome;        // when kRan, or what a stopped job raised
-  std::int64_t interpreter_id = -1;  // where it ran
-  bool given_up = false;  // stopped, did not end in time: its interpreter was retired
+  std::int64_t interpreter_id = -1;  // where it ran (interpreter lane)
+  bool given_up = false;  // stopped, did not end in time: its worker was retired
+  /// Where it ran in the process lane: the worker's number and pid (0: not there).
+  int process_worker = 0;
+  long pid = 0;
+  /// kWorkerCrashed: how the worker process ended ("died with SIGSEGV").
+  std::string crash;
+};
+
+/// Where a job may run: the interpreter lane (own-GIL sub-interpreters),
+/// the process lane (worker processes; every extension loads), or auto:
+/// the daemon decides (daemon/routing/).
+enum class Lane { kAuto, kInterpreter, kProcess };
+
+/// How a job refused by a sub-interpreter is handed to the process lane.
+enum class Refusal {
+  kLoad,  // unpickling it imported a module that refuses: no user code ran
+  kRun,   // the job itself imported one: it runs again from the start
 };
 
 /// Shared by a job's owner, its queue, the worker running it and the
@@ -48,6 +67,10 @@ class JobControl {
   bool BeginRun(Worker* worker);
   void Finish();
 
+  /// Running -> queued again, for another worker: false (and nothing
+  /// changed) if it was answered or told to stop meanwhile.
+  bool Requeue();
+
   /// Asks the job to stop. Returns the state it was in; when it was queued,
   /// it is answered (cancelled or timed out) before this returns.
   State RequestStop(Stop why);
@@ -59,6 +82,11 @@ class JobControl {
   /// is no longer running.
   Worker* GiveUp(JobReply reply, const std::function<void(Worker*)>& retire);
 
+  /// The lane the job was given to (the router sets it; a job handed from
+  /// the interpreter lane to the process lane changes lanes once).
+  void SetLane(Lane lane) { lane_.store(lane); }
+  Lane lane() const { return lane_.load(); }
+
   Stop stop() const { return stop_.load(); }
   bool answered() const { return answered_.load(); }
   std::optional<Clock::time_point> deadline() const { return deadline_; }
@@ -69,10 +97,17 @@ class JobControl {
   const std::optional<Clock::time_point> deadline_;
   std::atomic<bool> answered_{false};
   std::atomic<Stop> stop_{Stop::kNone};
+  std::atomic<Lane> lane_{Lane::kInterpreter};
   mutable std::mutex mu_;
   State state_ = State::kQueued;       // guarded by mu_
   Worker* worker_ = nullptr;  // guarded by mu_; set while running
 };
+
+/// Whether a job's outcome in a sub-interpreter is CPython's refusal to
+/// load an extension module there (ImportError: "... does not support
+/// loading in subinterpreters", or PyO3's "... do not yet support
+/// subinterpreters"), and at which step; nullopt for any other outcome.
+std::optional<Refusal> RefusalOf(const JobOutcome& outcome);
 
 /// pickle.dumps((int, (), {}), protocol=5): a job that does nothing, for
 /// health checks and for shrinking the pool.
@@ -98,6 +133,14 @@ struct Job {
   LendResultSpace lend_result;
   /// Set when the job's connection closed: the job is dropped unrun.
   std::shared_ptr<const std::atomic<bool>> abandoned;
+  /// Where the client wants it to run, and whether a job that raised the
+  /// sub-interpreter refusal may run again in the process lane.
+  Lane lane = Lane::kAuto;
+  bool rerun = true;
+  /// Set by the router for a job an interpreter may hand back: called
+  /// instead of answering when a sub-interpreter refused it (the job is
+  /// queued again; its payload and buffers are kept for it).
+  std::function<void(Job job, Refusal refusal)> hand_back;
 
   bool is_abandoned() const { return abandoned && abandoned->load(); }
 };

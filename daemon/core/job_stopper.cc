@@ -8,7 +8,7 @@ void JobStopper::Track(const std::shared_ptr<JobControl>& control) {
   if (!control->deadline()) return;
   watchdog_.Schedule(*control->deadline(), [this, weak = std::weak_ptr<JobControl>(control)] {
     std::shared_ptr<JobControl> control = weak.lock();
-    if (control == nullptr || control->answered()) return;
+    if (control == nullptr || control->answered() || control->lane() != lane_) return;
     if (control->RequestStop(JobControl::Stop::kTimeout) == JobControl::State::kRunning) {
       StopRunning(control);
     }
@@ -32,6 +32,7 @@ void JobStopper::StopRunning(const std::shared_ptr<JobControl>& control) {
 }
 
 void JobStopper::OnGraceOver(const std::shared_ptr<JobControl>& control) {
+  if (control->lane() != lane_) return;  // handed to another lane meanwhile
   JobReply reply;
   reply.disposition = control->stop() == JobControl::Stop::kCancel
                           ? JobReply::Disposition::kCancelled

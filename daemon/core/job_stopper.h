@@ -15,13 +15,14 @@ namespace ei {
 
 class JobStopper {
  public:
-  /// `mark(worker)` runs under the stopped job's lock when its worker is
-  /// given up (it must only set flags); `retire(worker)` runs right after
-  /// the job is answered, to replace the worker. Both on the watchdog
-  /// thread.
-  JobStopper(std::chrono::milliseconds grace, std::function<void(Worker*)> mark,
+  /// Stops the jobs of `lane`: a deadline that passes once its job has
+  /// moved to another lane is that lane's to act on. `mark(worker)` runs
+  /// under the stopped job's lock when its worker is given up (it must only
+  /// set flags); `retire(worker)` runs right after the job is answered, to
+  /// replace the worker. Both on the watchdog thread.
+  JobStopper(Lane lane, std::chrono::milliseconds grace, std::function<void(Worker*)> mark,
              std::function<void(Worker*)> retire)
-      : grace_(grace), mark_(std::move(mark)), retire_(std::move(retire)) {}
+      : lane_(lane), grace_(grace), mark_(std::move(mark)), retire_(std::move(retire)) {}
   JobStopper(const JobStopper&) = delete;
   JobStopper& operator=(const JobStopper&) = delete;
 
@@ -38,6 +39,7 @@ class JobStopper {
   void StopRunning(const std::shared_ptr<JobControl>& control);
   void OnGraceOver(const std::shared_ptr<JobControl>& control);
 
+  const Lane lane_;
   const std::chrono::milliseconds grace_;
   const std::function<void(Worker*)> mark_;
   const std::function<void(Worker*)> retire_;

@@ -17,6 +17,16 @@ struct JobTotals {
   std::atomic<std::uint64_t> retired_stuck{0};     // interpreters given up
   std::atomic<std::uint64_t> retired_recycled{0};  // replaced after max jobs
   std::atomic<std::uint64_t> retired_threads{0};   // a job left threads running
+  // Lanes (daemon/routing/): jobs each lane was given (a job handed from
+  // the interpreter lane to the process lane counts in both), and why the
+  // daemon chose the process lane for jobs that left it the choice.
+  std::atomic<std::uint64_t> lane_interpreter{0};
+  std::atomic<std::uint64_t> lane_process{0};
+  std::atomic<std::uint64_t> routed_module{0};      // it names a --process-modules module
+  std::atomic<std::uint64_t> routed_load{0};        // a sub-interpreter refused to load it
+  std::atomic<std::uint64_t> routed_run{0};         // it raised the refusal: run again
+  std::atomic<std::uint64_t> routed_remembered{0};  // its function needed the process lane before
+  std::atomic<std::uint64_t> worker_crashes{0};     // process workers that died in a job
 };
 
 }  // namespace ei

@@ -24,6 +24,9 @@ struct LeaseGrant {
   std::int64_t interpreter_id = -1;
   std::string error_code;  // PROTOCOL.md code when !ok
   std::string message;
+  /// A process lane lease: its worker's number and pid (0 otherwise).
+  int process_worker = 0;
+  long pid = 0;
 };
 
 /// A point-in-time view of one worker, for status.
@@ -39,9 +42,23 @@ struct InterpreterSnapshot {
   std::optional<std::chrono::steady_clock::time_point> job_started;
 };
 
+/// A point-in-time view of one process worker, for status.
+struct ProcessWorkerSnapshot {
+  enum class State { kStarting, kIdle, kBusy, kStopping };
+  enum class Role { kPool, kLease };
+  int worker_id = 0;
+  long pid = 0;
+  Role role = Role::kPool;
+  std::uint64_t lease_id = 0;  // when role is kLease
+  State state = State::kStarting;
+  std::uint64_t jobs_done = 0;
+  std::optional<std::chrono::steady_clock::time_point> job_started;
+};
+
 struct PoolSnapshot {
   bool ready = false;
   std::vector<InterpreterSnapshot> interpreters;  // pool, then leases, then the spare
+  std::vector<ProcessWorkerSnapshot> process_workers;  // the process lane: pool, then leases
   std::size_t queue_depth = 0;
   std::size_t active_leases = 0;
   int max_interpreters = 0;
@@ -54,9 +71,10 @@ class Scheduler {
   /// Queues a job for any pool worker.
   virtual void Submit(Job job) = 0;
 
-  /// Reserves a dedicated interpreter; `done` is called once, maybe at
-  /// once, maybe later on another thread.
-  virtual void Lease(std::function<void(LeaseGrant)> done) = 0;
+  /// Reserves a dedicated interpreter (or, in the process lane, worker
+  /// process); `done` is called once, maybe at once, maybe later on
+  /// another thread.
+  virtual void Lease(Lane lane, std::function<void(LeaseGrant)> done) = 0;
 
   enum class LeaseSubmit { kQueued, kUnknown, kLost };
   /// Queues a job on a lease. Unless kQueued, the job is left untouched:

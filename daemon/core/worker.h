@@ -8,6 +8,7 @@
 namespace ei {
 
 class JobControl;
+struct JobReply;
 
 class Worker {
  public:
@@ -24,8 +25,9 @@ class Worker {
   /// The daemon's number for this worker (status, logs).
   virtual int worker_id() const = 0;
 
-  /// The interpreter the worker runs jobs in, as replies name it.
-  virtual std::int64_t interpreter_id() const = 0;
+  /// Says in `reply` where its job ran, as replies name it (an
+  /// interpreter id, or a process worker and its pid).
+  virtual void NoteWhere(JobReply& reply) const = 0;
 };
 
 }  // namespace ei

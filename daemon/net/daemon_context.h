@@ -31,6 +31,8 @@ struct DaemonContext {
   proto::Limits limits;
   std::size_t buffer_size = 0;
   int workers = 0;
+  int process_workers = 0;
+  int max_process_workers = 0;
   int max_definitions = 4096;
   double cancel_grace_seconds = 5;
   ConnectionLimits connection_limits;

@@ -8,7 +8,7 @@
 #include <boost/asio/post.hpp>
 
 #include "daemon/base/log.h"
-#include "daemon/net/fd_passing.h"
+#include "daemon/base/fd_passing.h"
 #include "proto/frame_codec.h"
 
 namespace ei {

@@ -29,14 +29,29 @@ JobReplyFrame Error(const Json& id, std::string_view code, std::string message,
   return {ErrorHeader(id, code, std::move(message), false, exception), {}, UniqueFd(), count};
 }
 
+// "process worker 2 (pid 4711)", for a job of the process lane.
+std::string ProcessWorker(const JobReply& reply) {
+  return "process worker " + std::to_string(reply.process_worker) + " (pid " +
+         std::to_string(reply.pid) + ")";
+}
+
+// " in interpreter 3", or " in process worker 2 (pid 4711)".
+std::string Where(const JobReply& reply) {
+  if (reply.process_worker > 0) return " in " + ProcessWorker(reply);
+  return " in interpreter " + std::to_string(reply.interpreter_id);
+}
+
 // A job told to stop, which ended one way or another.
 JobReplyFrame Stopped(const Json& id, const std::string& job, const JobReply& reply) {
   const bool cancelled = reply.disposition == JobReply::Disposition::kCancelled;
   std::string message = job + (cancelled ? " was cancelled" : " ran past its timeout");
-  if (reply.given_up) {
+  if (reply.given_up && reply.process_worker > 0) {
+    message += "; it did not stop within the grace period, so its " + ProcessWorker(reply) +
+               " was killed and replaced";
+  } else if (reply.given_up) {
     message += "; it did not stop within the grace period, so its interpreter " +
                std::to_string(reply.interpreter_id) + " was retired and replaced";
-  } else if (reply.interpreter_id < 0) {
+  } else if (reply.interpreter_id < 0 && reply.process_worker == 0) {
     message += " before it started";
   }
   // Where the job was when it stopped, if it raised on its way out.
@@ -102,7 +117,7 @@ Json ErrorHeader(const Json& request_id, std::string_view code, std::string mess
 JobReplyFrame MakeJobReply(std::uint64_t request_id, JobReply reply, const proto::Limits& limits) {
   const Json id = request_id;
   const std::string job = "job " + std::to_string(request_id);
-  const std::string where = " in interpreter " + std::to_string(reply.interpreter_id);
+  const std::string where = Where(reply);
   switch (reply.disposition) {
     case JobReply::Disposition::kRan: break;
     case JobReply::Disposition::kShuttingDown:
@@ -112,6 +127,10 @@ JobReplyFrame MakeJobReply(std::uint64_t request_id, JobReply reply, const proto
     case JobReply::Disposition::kCancelled:
     case JobReply::Disposition::kTimedOut:
       return Stopped(id, job, reply);
+    case JobReply::Disposition::kWorkerCrashed:
+      return Error(id, "worker_crashed",
+                   ProcessWorker(reply) + " " + reply.crash + " while running " + job +
+                       "; a fresh worker takes its place");
   }
   JobOutcome& out = reply.outcome;
   // The header carries the type, the message (twice in error replies) and

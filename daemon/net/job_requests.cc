@@ -61,6 +61,7 @@ void JobRequests::OnRun(Frame& frame) {
   std::optional<JobControl::Clock::time_point> deadline;
   if (!Admit(id)) return;
   if (!ReadRunOptions(frame.header, &deadline, &job.definitions)) return;
+  if (!ReadLane(frame.header, &job)) return;
   job.payload = std::move(frame.payload);
   job.share_result = session_.takes_fds();
   job.connection = session_.id();
@@ -184,6 +185,31 @@ bool JobRequests::TakeOutOfBand(const Json& header, Job* job) {
     }
     job->out_of_band_map = argument_map_;
   }
+  return true;
+}
+
+// Reads `lane` and `rerun`; on a bad one, answers and returns false.
+bool JobRequests::ReadLane(const Json& header, Job* job) {
+  const Json& id = header.at("id");
+  const Json lane = header.value("lane", Json("auto"));
+  if (lane == "auto") {
+    job->lane = Lane::kAuto;
+  } else if (lane == "interpreter") {
+    job->lane = Lane::kInterpreter;
+  } else if (lane == "process") {
+    job->lane = Lane::kProcess;
+  } else {
+    session_.SendError(id, "bad_request",
+                       "\"lane\" must be \"auto\", \"interpreter\" or \"process\", not " +
+                           lane.dump());
+    return false;
+  }
+  const Json rerun = header.value("rerun", Json(true));
+  if (!rerun.is_boolean()) {
+    session_.SendError(id, "bad_request", "\"rerun\" must be true or false, not " + rerun.dump());
+    return false;
+  }
+  job->rerun = rerun.get<bool>();
   return true;
 }
 

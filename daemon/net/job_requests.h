@@ -54,6 +54,7 @@ class JobRequests {
 
  private:
   bool TakeOutOfBand(const nlohmann::json& header, Job* job);
+  bool ReadLane(const nlohmann::json& header, Job* job);
   bool ReadRunOptions(const nlohmann::json& header,
                       std::optional<JobControl::Clock::time_point>* deadline,
                       std::vector<Definition>* definitions);

@@ -11,10 +11,18 @@ namespace asio = boost::asio;
 using Json = nlohmann::json;
 using proto::Frame;
 
-// {"type": "lease", "id": 2}
+// {"type": "lease", "id": 2, "lane": "process"}
 void LeaseRequests::OnLease(Frame& frame) {
   const std::uint64_t request_id = frame.header["id"].get<std::uint64_t>();
+  const Json lane = frame.header.value("lane", Json("interpreter"));
+  if (lane != "interpreter" && lane != "process") {
+    session_.SendError(frame.header["id"], "bad_request",
+                       "\"lane\" of a lease must be \"interpreter\" or \"process\", not " +
+                           lane.dump());
+    return;
+  }
   session_.context().pool->Lease(
+      lane == "process" ? Lane::kProcess : Lane::kInterpreter,
       [this, self = session_.shared_from_this(), request_id](LeaseGrant grant) {
         asio::post(self->executor(),
                    [this, self, request_id, grant]() { OnGranted(request_id, grant); });
@@ -32,13 +40,22 @@ void LeaseRequests::OnGranted(std::uint64_t request_id, const LeaseGrant& grant)
     return;
   }
   leases_.insert(grant.lease_id);
+  const bool process = grant.process_worker > 0;
   log::Info("lease granted: lease " + std::to_string(grant.lease_id) + " to connection " +
-            std::to_string(session_.id()) + " on interpreter " +
-            std::to_string(grant.interpreter_id));
-  session_.Send({{"type", "lease"},
-                 {"id", request_id},
-                 {"lease", grant.lease_id},
-                 {"interpreter", grant.interpreter_id}});
+            std::to_string(session_.id()) +
+            (process ? " on process worker " + std::to_string(grant.process_worker) + " (pid " +
+                           std::to_string(grant.pid) + ")"
+                     : " on interpreter " + std::to_string(grant.interpreter_id)));
+  Json reply = {{"type", "lease"},
+                {"id", request_id},
+                {"lease", grant.lease_id},
+                {"lane", process ? "process" : "interpreter"},
+                {"interpreter", grant.interpreter_id}};
+  if (process) {
+    reply["worker"] = grant.process_worker;
+    reply["pid"] = grant.pid;
+  }
+  session_.Send(reply);
 }
 
 // {"type": "release", "id": 3, "lease": 5}

@@ -7,7 +7,7 @@
 
 #include "daemon/base/log.h"
 #include "daemon/base/version.h"
-#include "daemon/net/fd_passing.h"
+#include "daemon/base/fd_passing.h"
 #include "daemon/net/job_reply.h"
 #include "daemon/net/session_manager.h"
 
@@ -179,6 +179,8 @@ void Session::OnHello(Frame& frame) {
         {"python", context_.info.python_version},
         {"python_hexversion", context_.info.python_hexversion},
         {"workers", context_.workers},
+        {"lanes", {"interpreter", "process"}},
+        {"process_workers", context_.process_workers},
         {"limits",
          {{"max_frame_bytes", context_.limits.max_frame_bytes},
           {"max_header_bytes", context_.limits.max_header_bytes},
@@ -194,7 +196,8 @@ void Session::OnHello(Frame& frame) {
           {"max_output_buffer", connection.max_output_buffer},
           {"max_queues", queues.max_queues},
           {"max_queue_items", queues.max_items},
-          {"max_queue_bytes", queues.max_bytes}}}});
+          {"max_queue_bytes", queues.max_bytes},
+          {"max_process_workers", context_.max_process_workers}}}});
 }
 
 // {"type": "status", "id": 4}

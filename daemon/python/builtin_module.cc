@@ -5,6 +5,8 @@
 // polls).
 #include "daemon/python/builtin_module.h"
 
+// Sizes of "#" formats are Py_ssize_t (3.12 requires saying so; 3.13 always does).
+#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <atomic>
@@ -35,12 +37,30 @@ QueueService* ServiceOrRaise() {
   return service;
 }
 
+// The stop exception a process lane worker's stop signal would raise
+// (worker_bootstrap.py) is raised by the queue call that waited instead:
+// dropped, so the signal's handler does not raise it a second time.
+void DropPendingStopSignal() {
+  PyObject* name = PyUnicode_FromString("_extrainterpreters_worker");
+  PyObject* bootstrap = name != nullptr ? PyImport_GetModule(name) : nullptr;
+  Py_XDECREF(name);
+  if (bootstrap == nullptr) {
+    PyErr_Clear();
+    return;
+  }
+  PyObject* done = PyObject_CallMethod(bootstrap, "request_stop", "O", Py_None);
+  if (done == nullptr) PyErr_Clear();
+  Py_XDECREF(done);
+  Py_DECREF(bootstrap);
+}
+
 // Sets the Python error for a failed call; returns nullptr.
 PyObject* RaiseFor(PyObject* module, const QueueCallResult& result) {
   if (result.code == "stopped" && result.stop_type != nullptr) {
     // The interrupter also left the stop exception pending in this thread;
     // it is raised here instead, once, at the call that waited.
     PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), nullptr);
+    DropPendingStopSignal();
     PyErr_SetString(result.stop_type, result.why.c_str());
     return nullptr;
   }

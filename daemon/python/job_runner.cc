@@ -1,5 +1,7 @@
 #include "daemon/python/job_runner.h"
 
+// Sizes of "#" formats are Py_ssize_t (3.12 requires saying so; 3.13 always does).
+#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <cstring>
@@ -213,9 +215,22 @@ bool ReadResult(PyObject* result, const char* buffer, std::size_t capacity, JobO
   return true;
 }
 
+// A Python list of str from `names`; a new reference.
+PyObject* StringList(const std::vector<std::string>& names) {
+  PyObject* list = PyList_New(static_cast<Py_ssize_t>(names.size()));
+  for (std::size_t i = 0; list != nullptr && i < names.size(); ++i) {
+    PyObject* name = PyUnicode_FromStringAndSize(names[i].data(),
+                                                 static_cast<Py_ssize_t>(names[i].size()));
+    if (name == nullptr) Py_CLEAR(list);
+    if (list != nullptr) PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), name);
+  }
+  return list;
+}
+
 }  // namespace
 
-Status JobRunner::Load(const std::vector<std::string>& preload) {
+Status JobRunner::Load(const std::vector<std::string>& preload,
+                       const std::vector<std::string>& refused) {
   PyObject* shm = InstallModule(kShmName, kShmSource, "<extrainterpreters shared memory>");
   PyObject* loader = shm != nullptr ? InstallModule(kLoaderName, kFunctionLoaderSource,
                                                     "<extrainterpreters function loader>")
@@ -229,7 +244,7 @@ Status JobRunner::Load(const std::vector<std::string>& preload) {
     run_job_ = PyObject_GetAttrString(module, "run_job");
     cancelled_type_ = run_job_ != nullptr ? PyObject_GetAttrString(module, "JobCancelled") : nullptr;
   }
-  Py_XDECREF(module);
+  bootstrap_ = module;  // kept: the process lane calls its stop functions
   PyObject* capsule = cancelled_type_ != nullptr ? PyCapsule_New(this, kCapsuleName, nullptr) : nullptr;
   if (capsule != nullptr) emit_ = PyCFunction_New(&kEmitDef, capsule);
   PyObject* reserve = emit_ != nullptr ? PyCFunction_New(&kReserveDef, capsule) : nullptr;
@@ -246,6 +261,17 @@ Status JobRunner::Load(const std::vector<std::string>& preload) {
   if (settle_ == nullptr) Py_CLEAR(emit_);
   if (emit_ == nullptr) {
     return Status::Error(DescribeError("cannot load the worker bootstrap", FetchError()));
+  }
+  if (!refused.empty()) {
+    PyObject* names = StringList(refused);
+    PyObject* done = names != nullptr
+                         ? PyObject_CallMethod(bootstrap_, "refuse_modules", "O", names)
+                         : nullptr;
+    Py_XDECREF(names);
+    if (done == nullptr) {
+      return Status::Error(DescribeError("cannot install the process-module guard", FetchError()));
+    }
+    Py_DECREF(done);
   }
   for (const std::string& name : preload) {
     PyObject* imported = PyImport_ImportModule(name.c_str());
@@ -332,6 +358,7 @@ void JobRunner::SettleOutOfBand(const OutOfBand& out_of_band, JobOutcome* outcom
 PyObject* JobRunner::timeout_type() { return PyExc_TimeoutError; }
 
 void JobRunner::Unload() {
+  Py_CLEAR(bootstrap_);
   Py_CLEAR(run_job_);
   Py_CLEAR(cancelled_type_);
   Py_CLEAR(emit_);

@@ -24,8 +24,12 @@ class JobRunner {
   JobRunner& operator=(const JobRunner&) = delete;
 
   /// Installs the loader and bootstrap modules and imports every `preload`
-  /// module. The interpreter's GIL must be held.
-  Status Load(const std::vector<std::string>& preload);
+  /// module. Importing a module named in `refused` (or a submodule) then
+  /// raises CPython's ImportError for extensions that do not support
+  /// sub-interpreters, before any of its code runs (worker_bootstrap.py
+  /// says why). The interpreter's GIL must be held.
+  Status Load(const std::vector<std::string>& preload,
+              const std::vector<std::string>& refused = {});
 
   /// Runs the job whose pickle fills buffer[0:size); the output is pickled
   /// into the same buffer and copied into the outcome. `definitions` are the
@@ -38,6 +42,9 @@ class JobRunner {
   /// The bootstrap's JobCancelled class, raised in cancelled jobs.
   _object* cancelled_type() const { return cancelled_type_; }
 
+  /// The worker bootstrap module (borrowed), once loaded.
+  _object* bootstrap() const { return bootstrap_; }
+
   /// TimeoutError, raised in jobs past their timeout.
   static _object* timeout_type();
 
@@ -49,6 +56,7 @@ class JobRunner {
   friend struct EmitAccess;
   void SettleOutOfBand(const OutOfBand& out_of_band, JobOutcome* outcome);
 
+  _object* bootstrap_ = nullptr;       // _extrainterpreters_worker
   _object* run_job_ = nullptr;         // _extrainterpreters_worker.run_job
   _object* cancelled_type_ = nullptr;  // _extrainterpreters_worker.JobCancelled
   _object* emit_ = nullptr;            // a builtin that calls output_

@@ -2,6 +2,8 @@
 // and ended on their threads, jobs run through the bootstrap.
 #include <gtest/gtest.h>
 
+// Sizes of "#" formats are Py_ssize_t (3.12 requires saying so; 3.13 always does).
+#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <atomic>

@@ -1,5 +1,7 @@
 #include "daemon/python/runtime.h"
 
+// Sizes of "#" formats are Py_ssize_t (3.12 requires saying so; 3.13 always does).
+#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <cstdlib>
@@ -75,6 +77,12 @@ void Runtime::Finalize() {
   g_main_thread_state = nullptr;
   Py_FinalizeEx();
 }
+
+void Runtime::AttachMainThread() {
+  PyEval_RestoreThread(g_main_thread_state);
+}
+
+void Runtime::DetachMainThread() { g_main_thread_state = PyEval_SaveThread(); }
 
 std::string Runtime::Version() {
   const char* full = Py_GetVersion();  // "3.13.0 (main, ...)"

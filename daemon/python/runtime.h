@@ -24,6 +24,12 @@ class Runtime {
   /// sub-interpreter has ended.
   static void Finalize();
 
+  /// Takes the main interpreter's GIL back on the thread that called
+  /// Initialize (a process lane worker runs its jobs there), and gives it
+  /// up again. In pairs; MainInterpreter::Attached is the scoped form.
+  static void AttachMainThread();
+  static void DetachMainThread();
+
   /// "3.13.0": the version of the libpython linked in.
   static std::string Version();
 

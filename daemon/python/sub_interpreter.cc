@@ -1,5 +1,7 @@
 #include "daemon/python/sub_interpreter.h"
 
+// Sizes of "#" formats are Py_ssize_t (3.12 requires saying so; 3.13 always does).
+#define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <cassert>

@@ -189,6 +189,71 @@ def _threads_left():
                if t is not main and not t.daemon and t.is_alive())
 
 
+# -- the process lane: stopping a job in a worker process's main thread ------
+#
+# A worker process runs its jobs in its main interpreter, on the main thread.
+# To stop one, the daemon's request arrives on another thread, which leaves
+# the exception here (holding the GIL) and sends the stop signal to the main
+# thread; the signal's handler raises it there. A signal, unlike an
+# asynchronous exception, also ends a blocking call such as time.sleep (PEP
+# 475 retries only when the handler returns), and it raises in the job's
+# frame like any exception, so except and finally clauses run.
+
+_stop_exception = None  # what the stop signal's handler raises, once
+
+
+def install_stop_signal(signum):
+    import signal
+    signal.signal(signum, _on_stop_signal)
+
+
+def request_stop(exception_type):
+    global _stop_exception
+    _stop_exception = exception_type
+
+
+def _on_stop_signal(signum, frame):
+    global _stop_exception
+    exception_type, _stop_exception = _stop_exception, None
+    if exception_type is not None:
+        raise exception_type
+
+
+# -- the interpreter lane: modules that must never load in a sub-interpreter -
+
+
+class _RefusedModules:
+    """Refuses to import the modules of ``--process-modules`` (and their
+    submodules) in a sub-interpreter, with the ImportError CPython raises
+    for an extension module that does not support sub-interpreters.
+
+    Letting CPython find that out for itself is not safe: on CPython
+    3.13.0 a failed import of numpy in an isolated sub-interpreter frees
+    an object of the main interpreter's allocator, and glibc aborts the
+    whole daemon ("munmap_chunk(): invalid pointer", in ImportError's
+    dealloc; CPython gh-144601 is the same family of bug). Refused here,
+    before any of the package's code runs, the job fails cleanly, and the
+    daemon runs it in the process lane instead.
+    """
+
+    names = frozenset()
+
+    @classmethod
+    def find_spec(cls, fullname, path=None, target=None):
+        if fullname.partition(".")[0] not in cls.names:
+            return None
+        raise ImportError(
+            f"module {fullname} does not support loading in subinterpreters "
+            f"(extrainterpretersd: it is in --process-modules, whose jobs run "
+            f"in the process lane)", name=fullname)
+
+
+def refuse_modules(names):
+    _RefusedModules.names = frozenset(names)
+    if _RefusedModules not in sys.meta_path:
+        sys.meta_path.insert(0, _RefusedModules)
+
+
 def run_job(view, size, defs, emit, oob_fd, oob_lengths, share_result):
     """Runs the job in view[:size].
 
@@ -200,6 +265,8 @@ def run_job(view, size, defs, emit, oob_fd, oob_lengths, share_result):
     ``oob_lengths``; ``result_fd`` (or -1) holds the result's, made only
     when ``share_result`` (the client takes file descriptors).
     """
+    global _stop_exception
+    _stop_exception = None  # a stop meant for the job before came too late
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _JobStream("stdout", emit), _JobStream("stderr", emit)
     try:

@@ -27,6 +27,9 @@ def requests():
           "uses": [DIGEST, hashlib.sha256(b"other").hexdigest()],
           "fd": True, "oob": [1048576, 2097152], "region": True,
           "free_region": True}, RUN_PAYLOAD)
+    good("request_run_process_lane", "run in the process lane, no rerun",
+         {"type": "run", "id": 10, "lane": "process", "rerun": False},
+         RUN_PAYLOAD)
     good("request_run_integer_timeout", "run with a whole-second timeout",
          {"type": "run", "id": 9, "timeout": 30}, RUN_PAYLOAD)
     good("request_define", "define: a function by value, named by its SHA-256",
@@ -36,6 +39,8 @@ def requests():
     good("request_cancel", "cancel job 7",
          {"type": "cancel", "id": 8, "job": 7})
     good("request_lease", "lease", {"type": "lease", "id": 2})
+    good("request_lease_process", "lease a worker process",
+         {"type": "lease", "id": 2, "lane": "process"})
     good("request_release", "release lease 5",
          {"type": "release", "id": 3, "lease": 5})
     good("request_status", "status", {"type": "status", "id": 4})
@@ -71,7 +76,8 @@ def replies():
     good("reply_hello", "hello reply with every limit",
          {"type": "hello", "id": 1, "protocol": 1, "daemon_version": "0.1.0",
           "pid": 4242, "python": "3.13.0", "python_hexversion": 51183856,
-          "workers": 2,
+          "workers": 2, "lanes": ["interpreter", "process"],
+          "process_workers": 1,
           "limits": {"max_frame_bytes": 268435456, "max_header_bytes": 65536,
                      "buffer_size": 10485760, "max_interpreters": 8,
                      "max_definitions": 4096, "cancel_grace_seconds": 5.0,
@@ -81,7 +87,8 @@ def replies():
                      "idle_timeout_seconds": 0.0,
                      "max_output_buffer": 67108864, "max_queues": 1024,
                      "max_queue_items": 100000,
-                     "max_queue_bytes": 268435456}}, **daemon)
+                     "max_queue_bytes": 268435456,
+                     "max_process_workers": 2}}, **daemon)
     good("reply_result_ok", "result ok, with the pickled return value",
          {"type": "result", "id": 7, "status": "ok"}, RESULT_PAYLOAD, **daemon)
     good("reply_result_ok_out_of_band",
@@ -133,7 +140,16 @@ def replies():
            [frame({"type": "cancel", "id": 8 + i, "job": 7 + i, "state": s})
             for i, s in enumerate(["queued", "running", "unknown"])], **daemon)
     good("reply_lease", "lease reply",
-         {"type": "lease", "id": 2, "lease": 5, "interpreter": 9}, **daemon)
+         {"type": "lease", "id": 2, "lease": 5, "lane": "interpreter",
+          "interpreter": 9}, **daemon)
+    good("reply_lease_process", "lease reply for a worker process",
+         {"type": "lease", "id": 2, "lease": 1099511627776, "lane": "process",
+          "interpreter": -1, "worker": 3, "pid": 4711}, **daemon)
+    good("reply_error_worker_crashed", "error worker_crashed",
+         {"type": "error", "id": 17, "code": "worker_crashed", "fatal": False,
+          "message": "process worker 2 (pid 4711) died with SIGSEGV while "
+                     "running job 17; a fresh worker takes its place"},
+         **daemon)
     good("reply_release", "release reply",
          {"type": "release", "id": 3, "lease": 5}, **daemon)
     good("reply_status", "status reply with every key",
@@ -156,6 +172,15 @@ def replies():
              "totals": {"submitted": 11, "completed": 9, "failed": 1,
                         "dropped": 0, "cancelled": 1, "timeouts": 0},
              "retired": {"stuck": 0, "recycled": 0, "threads": 0},
+             "process_workers": [
+                 {"id": 3, "pid": 4711, "kind": "pool", "lease": None,
+                  "state": "idle", "jobs_done": 2,
+                  "current_job_age_seconds": None, "rss_bytes": 31457280}],
+             "lanes": {"interpreter": {"jobs": 9},
+                       "process": {"jobs": 2, "crashed": 0,
+                                   "routed": {"module": 1, "remembered": 0,
+                                              "load_refused": 0,
+                                              "run_refused": 1}}},
              "latency_us": {"p50": None, "p99": None, "samples": 0}}},
          **daemon)
     good("reply_ping", "ping reply", {"type": "ping", "id": 5}, **daemon)

@@ -31,7 +31,7 @@ from ._errors import DaemonConnectionError, ProtocolError
 from ._paths import resolve_socket_path
 from ._replies import (Pending, decode_ping, decode_result, decode_status,
                        expect_type)
-from ._run_request import add_options, dump_job
+from ._run_request import add_options, check_lane, dump_job
 
 __all__ = ["AsyncClient"]
 
@@ -42,7 +42,8 @@ class AsyncClient:
         async with AsyncClient() as client:
             print(await client.run(pow, 2, 10))
 
-    ``run``, ``submit`` and ``status`` mirror ``Client``'s; ``submit``
+    ``run``, ``submit`` and ``status`` mirror ``Client``'s (``lane`` and
+    ``rerun`` too); ``submit``
     returns an ``asyncio.Future``. ``timeout`` is the job's deadline
     (``JobTimeout`` past it), not an argument of ``fn``; ``submit_with``
     keeps the two apart. Use it from the loop it connected on.
@@ -50,10 +51,12 @@ class AsyncClient:
 
     def __init__(self, socket_path=None, *,
                  connect_timeout=_session.DEFAULT_CONNECT_TIMEOUT,
-                 output=True):
+                 output=True, lane="auto", rerun=True):
         self._socket_path = resolve_socket_path(socket_path)
         self._connect_timeout = connect_timeout
         self._output = bool(output)
+        self._lane = check_lane(lane)
+        self._rerun = bool(rerun)
         # Only the loop touches it: no lock. A Queue in a reply uses the
         # shared Client of this socket (_queue._reopen).
         self._pending = Pending(_settle, _stopped,
@@ -115,15 +118,15 @@ class AsyncClient:
             raise
         return self
 
-    def submit(self, fn, /, *args, timeout=None, **kwargs):
+    def submit(self, fn, /, *args, timeout=None, lane=None, **kwargs):
         """Send ``fn(*args, **kwargs)``; return an ``asyncio.Future``.
 
         Cancelling the Future cancels the job, queued or running.
         """
-        return self.submit_with(fn, args, kwargs, timeout=timeout)
+        return self.submit_with(fn, args, kwargs, timeout=timeout, lane=lane)
 
     def submit_with(self, fn, /, args=(), kwargs=None, *, timeout=None,
-                    output=None):
+                    output=None, lane=None, rerun=None):
         """``submit`` with the job's arguments and the options kept apart
         (as ``Client.submit_with``)."""
         if not callable(fn):
@@ -132,7 +135,9 @@ class AsyncClient:
                        bytecode_check(self._hello))
         header = {"type": "run"}
         add_options(header, timeout,
-                    self._output if output is None else output)
+                    self._output if output is None else output,
+                    check_lane(self._lane if lane is None else lane),
+                    self._rerun if rerun is None else rerun)
         if job.definitions:
             self._define(job.definitions)
             header["uses"] = [d.digest for d in job.definitions]
@@ -140,12 +145,12 @@ class AsyncClient:
         future.add_done_callback(lambda f: self._on_job_done(job_id, f))
         return future
 
-    async def run(self, fn, /, *args, timeout=None, **kwargs):
+    async def run(self, fn, /, *args, timeout=None, lane=None, **kwargs):
         """Run ``fn(*args, **kwargs)`` in a pool interpreter; its value.
 
         Cancelling the awaiting task cancels the job.
         """
-        future = self.submit(fn, *args, timeout=timeout, **kwargs)
+        future = self.submit(fn, *args, timeout=timeout, lane=lane, **kwargs)
         try:
             await self._writer.drain()
             return await future

@@ -42,7 +42,7 @@ from ._future import JobFuture
 from ._paths import resolve_socket_path
 from ._replies import (decode_lease, decode_ping, decode_result,
                        decode_status, expect_type)
-from ._run_request import add_options, describe, dump_job
+from ._run_request import add_options, check_lane, describe, dump_job
 from ._session import DEFAULT_CONNECT_TIMEOUT
 
 __all__ = ["Client", "run"]
@@ -61,12 +61,23 @@ class Client:
     With ``output=True`` (the default) what jobs print reaches this
     process's ``sys.stdout`` and ``sys.stderr`` as they print it;
     ``output=False`` has the daemon discard it.
+
+    ``lane`` is where jobs run unless a call says otherwise: ``"auto"``
+    (the default: the daemon sends jobs that use numpy, pandas and other
+    libraries that refuse sub-interpreters to its worker processes, and
+    the rest to sub-interpreters), ``"interpreter"`` or ``"process"``.
+    ``rerun=False`` stops the daemon from running a job again in a worker
+    process after it raised the sub-interpreter ImportError itself (code
+    before the failing import would run twice).
     """
 
     def __init__(self, socket_path=None, *,
-                 connect_timeout=DEFAULT_CONNECT_TIMEOUT, output=True):
+                 connect_timeout=DEFAULT_CONNECT_TIMEOUT, output=True,
+                 lane="auto", rerun=True):
         self._socket_path = resolve_socket_path(socket_path)
         self._output = bool(output)
+        self._lane = check_lane(lane)
+        self._rerun = bool(rerun)
         # Both reach the Client late: its _request may be replaced after
         # construction (tests spy on it), its connection is made below.
         self._definitions = Definitions(
@@ -98,8 +109,8 @@ class Client:
         """True once the client was closed or its connection ended."""
         return self._connection.closed
 
-    def submit(self, fn, /, *args, timeout=None, **kwargs):
-        """Schedule ``fn(*args, **kwargs)`` on a pool interpreter.
+    def submit(self, fn, /, *args, timeout=None, lane=None, **kwargs):
+        """Schedule ``fn(*args, **kwargs)`` on a pool worker.
 
         Returns a ``JobFuture``. Raises at once if the job cannot be
         pickled or the client is closed. ``cancel()`` on the Future stops
@@ -107,32 +118,36 @@ class Client:
 
         ``timeout`` (seconds, counted by the daemon from when it reads the
         request) is not passed to ``fn``: past it the job is stopped and
-        the Future raises ``JobTimeout``. A function that takes its own
-        ``timeout`` keyword goes through ``submit_with``.
+        the Future raises ``JobTimeout``. ``lane`` overrides the client's
+        (see ``Client``). A function that takes its own ``timeout`` or
+        ``lane`` keyword goes through ``submit_with``.
         """
-        return self._submit(fn, args, kwargs, timeout=timeout)
+        return self._submit(fn, args, kwargs, timeout=timeout, lane=lane)
 
     def submit_with(self, fn, /, args=(), kwargs=None, *, timeout=None,
-                    output=None):
+                    output=None, lane=None, rerun=None):
         """``submit`` with the job's arguments and the options kept apart.
 
         ``args`` and ``kwargs`` go to ``fn`` untouched (a ``timeout`` key
         included); ``timeout`` is the job's deadline as in ``submit``;
-        ``output`` overrides the client's ``output`` setting for this job.
+        ``output``, ``lane`` and ``rerun`` override the client's settings
+        for this job.
         """
         return self._submit(fn, tuple(args), dict(kwargs or {}),
-                            timeout=timeout, output=output)
+                            timeout=timeout, output=output, lane=lane,
+                            rerun=rerun)
 
-    def run(self, fn, /, *args, timeout=None, **kwargs):
-        """Run ``fn(*args, **kwargs)`` in a pool interpreter; return its value.
+    def run(self, fn, /, *args, timeout=None, lane=None, **kwargs):
+        """Run ``fn(*args, **kwargs)`` in a pool worker; return its value.
 
         An exception raised by ``fn`` is re-raised here as the same type,
         with the remote traceback as its ``__cause__``. ``timeout`` is the
         job's deadline, as in ``submit``: past it, ``JobTimeout``. A wait
-        interrupted here (Ctrl-C) cancels the job.
+        interrupted here (Ctrl-C) cancels the job. ``lane`` overrides the
+        client's (see ``Client``).
         """
         return self._wait_job(self._submit(fn, args, kwargs, timeout=timeout,
-                                           claimed=True))
+                                           lane=lane, claimed=True))
 
     def status(self, *, timeout=None):
         """Return the daemon's status document (see PROTOCOL.md) as a dict."""
@@ -164,10 +179,18 @@ class Client:
     # -- used by Interpreter, the executor and Queue -------------------------
 
     def _submit(self, fn, args, kwargs, *, lease=None, timeout=None,
-                output=None, claimed=False):
-        """Send one ``run`` request, optionally on a lease; return a Future."""
+                output=None, lane=None, rerun=None, claimed=False):
+        """Send one ``run`` request, optionally on a lease; return a Future.
+
+        A lease's jobs run where the lease is: ``lane`` does not apply.
+        """
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        options = {"timeout": timeout,
+                   "output": self._output if output is None else output,
+                   "lane": "auto" if lease is not None
+                   else check_lane(self._lane if lane is None else lane),
+                   "rerun": self._rerun if rerun is None else rerun}
         collector = None
         if _shm.may_be_large(args, kwargs):
             args, kwargs = _shm.wrap_large(args, kwargs)
@@ -176,8 +199,8 @@ class Client:
         header = {"type": "run"}
         if lease is not None:
             header["lease"] = lease
-        send = functools.partial(self._send_job, header, job, fn, timeout,
-                                 output, claimed=claimed)
+        send = functools.partial(self._send_job, header, job, fn, options,
+                                 claimed=claimed)
         if collector is None or not collector.buffers:
             return send()
         # Large buffers go in a memory file (PROTOCOL.md, "Large data").
@@ -185,14 +208,13 @@ class Client:
                 fd, region):
             return send(fd=fd, region=region)
 
-    def _send_job(self, header, job, fn, timeout, output, *, fd=-1,
-                  claimed=False, region=False):
-        """Send a ``run`` request with its options, after the definitions
-        it uses; return its JobFuture."""
+    def _send_job(self, header, job, fn, options, *, fd=-1, claimed=False,
+                  region=False):
+        """Send a ``run`` request with its options (``add_options``' keyword
+        arguments), after the definitions it uses; return its JobFuture."""
         def send():
             run_header = dict(header)
-            add_options(run_header, timeout,
-                        self._output if output is None else output)
+            add_options(run_header, **options)
             future = self._request(run_header, decode_result, job.payload,
                                    future=JobFuture(), fd=fd, claimed=claimed,
                                    region=region)
@@ -228,9 +250,13 @@ class Client:
             pass  # The connection is gone, and its jobs with it.
         return True
 
-    def _lease(self):
-        """Lease a dedicated interpreter; return ``(lease_id, interp_id)``."""
-        return self._request({"type": "lease"}, decode_lease).result()
+    def _lease(self, lane="interpreter"):
+        """Lease a dedicated interpreter (or, with ``lane="process"``, a
+        worker process); return ``(lease_id, interpreter id or pid)``."""
+        header = {"type": "lease"}
+        if lane == "process":
+            header["lane"] = "process"
+        return self._request(header, decode_lease).result()
 
     def _release(self, lease):
         """Ask for ``lease`` to end; return a Future for the reply."""
@@ -277,11 +303,12 @@ def _default_client(socket_path=None):
         return client
 
 
-def run(fn, /, *args, timeout=None, **kwargs):
+def run(fn, /, *args, timeout=None, lane=None, **kwargs):
     """Call ``fn(*args, **kwargs)`` in the daemon at the default socket.
 
     Uses one shared ``Client`` per socket path, connected on first use and
-    again after its connection ended. ``timeout`` is the job's deadline,
-    as in ``Client.run``.
+    again after its connection ended. ``timeout`` is the job's deadline
+    and ``lane`` where it runs, as in ``Client.run``.
     """
-    return _default_client().run(fn, *args, timeout=timeout, **kwargs)
+    return _default_client().run(fn, *args, timeout=timeout, lane=lane,
+                                 **kwargs)

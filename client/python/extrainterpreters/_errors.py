@@ -4,7 +4,8 @@
      +-- DaemonConnectionError   cannot reach the daemon, or lost it
      +-- ProtocolError           a frame or message broke PROTOCOL.md
      +-- RemoteError             a job failed in a way that cannot be
-     |                           re-raised as its own exception type
+     |    |                      re-raised as its own exception type
+     |    +-- WorkerCrashed      the process lane worker running it died
      +-- JobTimeout              a job ran past its deadline (also a
      |                           TimeoutError)
      +-- BrokenInterpreterPool   an InterpreterPoolExecutor cannot run jobs
@@ -23,6 +24,7 @@ __all__ = [
     "DaemonConnectionError",
     "ProtocolError",
     "RemoteError",
+    "WorkerCrashed",
     "JobTimeout",
     "BrokenInterpreterPool",
 ]
@@ -121,6 +123,17 @@ class RemoteError(ExtraInterpretersError):
         return cls(message, type_name=type_name,
                    traceback_text=_str_or_none(info.get("traceback")),
                    code=code)
+
+
+class WorkerCrashed(RemoteError):
+    """The worker process that ran a job in the process lane died in it.
+
+    A segfault, ``os._exit``, the OOM killer: only that job fails. The
+    message names the worker, its pid and how it ended, for example
+    ``process worker 2 (pid 4711) died with SIGSEGV while running job
+    17``; the daemon, its other jobs and clients carry on, and a fresh
+    worker takes the dead one's place. ``code`` is ``"worker_crashed"``.
+    """
 
 
 class JobTimeout(ExtraInterpretersError, TimeoutError):

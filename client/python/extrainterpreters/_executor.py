@@ -100,8 +100,9 @@ class _PoolState:
     """What the workers share with the executor, without keeping it alive
     (so a dropped executor shuts down, as ThreadPoolExecutor does)."""
 
-    def __init__(self, client, timeout, initializer, initargs):
+    def __init__(self, client, timeout, initializer, initargs, lane):
         self.client = client
+        self.lane = lane
         self.timeout = timeout
         self.initializer = initializer
         self.initargs = initargs
@@ -160,23 +161,35 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
     meaning, a limit on the caller's wait. ``output`` is as for ``Client``.
     ``cancel()`` on a returned Future stops the job even when it is running.
 
+    ``lane="process"`` makes each worker lease a worker process of the
+    daemon instead of a sub-interpreter (for numpy, pandas and other
+    libraries that refuse sub-interpreters); ``max_workers`` then defaults
+    to the daemon's ``max_process_workers``.
+
     Connects to the daemon at once, so a missing daemon raises here.
     """
 
     def __init__(self, max_workers=None, thread_name_prefix="",
                  initializer=None, initargs=(), *, socket_path=None,
-                 timeout=None, output=True):
+                 timeout=None, output=True, lane="interpreter"):
         if max_workers is not None and max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        if lane not in ("interpreter", "process"):
+            raise ValueError(f"an InterpreterPoolExecutor's lane must be "
+                             f"'interpreter' or 'process', not {lane!r}")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         client = Client(socket_path, output=output)
-        if max_workers is None:
+        if max_workers is None and lane == "process":
+            max_workers = client.hello.get("limits", {}).get(
+                "max_process_workers") or 1
+        elif max_workers is None:
             max_workers = client.hello.get("workers") or 1
         self._max_workers = max_workers
         self._thread_name_prefix = (thread_name_prefix
                                     or f"InterpreterPoolExecutor-{id(self)}")
-        self._state = _PoolState(client, timeout, initializer, tuple(initargs))
+        self._state = _PoolState(client, timeout, initializer, tuple(initargs),
+                                 lane)
         self._shutdown_lock = threading.Lock()
         self._counter = itertools.count()
         _live_pools.add(self._state)
@@ -295,7 +308,7 @@ class _Worker:
         """Lease an interpreter and run the initializer; False if broken."""
         state = self._state
         try:
-            self._lease, _ = self._client._lease()
+            self._lease, _ = self._client._lease(state.lane)
         except RemoteError as exc:
             with state.lock:
                 others = state.leased_workers

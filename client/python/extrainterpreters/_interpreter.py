@@ -32,9 +32,17 @@ class Interpreter:
     ``timeout`` on the run methods is the job's deadline (``JobTimeout``
     past it), not an argument of ``fn``; to pass ``fn`` a ``timeout``
     keyword, bind it with ``functools.partial``.
+
+    ``lane="process"`` leases a worker process instead of a
+    sub-interpreter: its state persists between calls the same way, every
+    extension module loads in it, and ``id`` is its pid.
     """
 
-    def __init__(self, socket_path=None, *, client=None, output=True):
+    def __init__(self, socket_path=None, *, client=None, output=True,
+                 lane="interpreter"):
+        if lane not in ("interpreter", "process"):
+            raise ValueError(f"an Interpreter's lane must be 'interpreter' or "
+                             f"'process', not {lane!r}")
         if client is not None and socket_path is not None:
             raise TypeError("pass socket_path or client, not both")
         self._owns_client = client is None
@@ -44,7 +52,8 @@ class Interpreter:
         self._future = None  # The job run_in_thread() started last.
         self._closed = False
         try:
-            self._lease, self._id = self._client._lease()
+            self._lease, self._id = self._client._lease(lane)
+            self._lane = lane
         except BaseException:
             if self._owns_client:
                 self._client.close()
@@ -54,6 +63,11 @@ class Interpreter:
     def id(self):
         """The daemon-side CPython interpreter id (for display)."""
         return self._id
+
+    @property
+    def lane(self):
+        """``"interpreter"`` or ``"process"``: what the lease holds."""
+        return self._lane
 
     @property
     def client(self):

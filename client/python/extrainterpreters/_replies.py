@@ -26,7 +26,8 @@ import pickle
 import sys
 
 from . import _queue_local
-from ._errors import JobTimeout, ProtocolError, RemoteError, _RemoteTraceback
+from ._errors import (JobTimeout, ProtocolError, RemoteError, WorkerCrashed,
+                      _RemoteTraceback)
 
 __all__ = [
     "Pending", "Raised", "decode_lease", "decode_ping", "decode_result",
@@ -219,6 +220,8 @@ def error_from_header(header):
         return JobTimeout(message)
     if code == "cancelled":
         return concurrent.futures.CancelledError(message)
+    if code == "worker_crashed":
+        return WorkerCrashed(message, code=code)
     return RemoteError.from_exception_info(header.get("exception"),
                                            message=message, code=code)
 
@@ -258,6 +261,13 @@ def decode_lease(frame):
     if not isinstance(lease, int) or not isinstance(interpreter, int):
         raise ProtocolError(f"lease reply lacks integer 'lease' and "
                             f"'interpreter': {header!r:.300}")
+    if header.get("lane") == "process":
+        # A worker process: it is known by its pid (interpreter is -1).
+        pid = header.get("pid")
+        if not isinstance(pid, int):
+            raise ProtocolError(f"process lease reply lacks an integer "
+                                f"'pid': {header!r:.300}")
+        return lease, pid
     return lease, interpreter
 
 

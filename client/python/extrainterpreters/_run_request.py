@@ -11,7 +11,12 @@ import pickle
 
 from . import _byvalue
 
-__all__ = ["add_options", "describe", "dump_job"]
+__all__ = ["LANES", "add_options", "check_lane", "describe", "dump_job"]
+
+# Where a job may run (PROTOCOL.md, ``run``): the daemon chooses ("auto"),
+# an own-GIL sub-interpreter, or a worker process (every extension module
+# loads there, and a crash ends only that process).
+LANES = ("auto", "interpreter", "process")
 
 
 def dump_job(fn, args, kwargs, check=None, buffer_callback=None):
@@ -26,13 +31,28 @@ def dump_job(fn, args, kwargs, check=None, buffer_callback=None):
             f"function or its arguments do not pickle: {exc}") from exc
 
 
-def add_options(header, timeout, output):
+def add_options(header, timeout, output, lane="auto", rerun=True):
     """Put the job's options in its ``run`` header: ``timeout`` (None: no
-    deadline) and ``output`` (whether what it prints comes back)."""
+    deadline), ``output`` (whether what it prints comes back), ``lane``
+    (where it runs) and ``rerun`` (whether a job that raised CPython's
+    "does not support loading in subinterpreters" ImportError may run
+    again in the process lane)."""
     if timeout is not None:
         header["timeout"] = _check_timeout(timeout)
     if output:
         header["output"] = True
+    if lane != "auto":
+        header["lane"] = check_lane(lane)
+    if not rerun:
+        header["rerun"] = False
+
+
+def check_lane(lane):
+    """``lane`` if it names one, else ValueError."""
+    if lane not in LANES:
+        raise ValueError(f"lane must be one of {', '.join(map(repr, LANES))}, "
+                         f"not {lane!r}")
+    return lane
 
 
 def _check_timeout(timeout):

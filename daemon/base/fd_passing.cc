@@ -1,4 +1,4 @@
-#include "daemon/net/fd_passing.h"
+#include "daemon/base/fd_passing.h"
 
 #include <sys/socket.h>
 
@@ -7,7 +7,8 @@
 
 namespace ei {
 
-Received ReceiveWithFds(int socket, char* buffer, std::size_t size, std::deque<UniqueFd>* fds) {
+Received ReceiveWithFds(int socket, char* buffer, std::size_t size, std::deque<UniqueFd>* fds,
+                        bool block) {
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsPerRead)];
   iovec part{buffer, size};
   msghdr message{};
@@ -16,7 +17,7 @@ Received ReceiveWithFds(int socket, char* buffer, std::size_t size, std::deque<U
   message.msg_control = control;
   message.msg_controllen = sizeof control;
   Received got;
-  got.bytes = ::recvmsg(socket, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  got.bytes = ::recvmsg(socket, &message, (block ? 0 : MSG_DONTWAIT) | MSG_CMSG_CLOEXEC);
   if (got.bytes < 0) {
     got.error = errno;
     return got;
@@ -34,7 +35,7 @@ Received ReceiveWithFds(int socket, char* buffer, std::size_t size, std::deque<U
   return got;
 }
 
-ssize_t SendWithFd(int socket, const iovec* parts, std::size_t count, int pass_fd) {
+ssize_t SendWithFd(int socket, const iovec* parts, std::size_t count, int pass_fd, bool block) {
   msghdr message{};
   message.msg_iov = const_cast<iovec*>(parts);
   message.msg_iovlen = count;
@@ -48,7 +49,7 @@ ssize_t SendWithFd(int socket, const iovec* parts, std::size_t count, int pass_f
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &pass_fd, sizeof pass_fd);
   }
-  return ::sendmsg(socket, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+  return ::sendmsg(socket, &message, (block ? 0 : MSG_DONTWAIT) | MSG_NOSIGNAL);
 }
 
 }  // namespace ei

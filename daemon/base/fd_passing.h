@@ -22,12 +22,16 @@ struct Received {
 /// The most descriptors one read takes.
 inline constexpr std::size_t kMaxFdsPerRead = 16;
 
-/// One non-blocking recvmsg into `buffer`: descriptors that came with the
-/// bytes are appended to `fds`, close-on-exec, in arrival order.
-Received ReceiveWithFds(int socket, char* buffer, std::size_t size, std::deque<UniqueFd>* fds);
+/// One recvmsg into `buffer` (non-blocking unless `block`): descriptors
+/// that came with the bytes are appended to `fds`, close-on-exec, in
+/// arrival order.
+Received ReceiveWithFds(int socket, char* buffer, std::size_t size, std::deque<UniqueFd>* fds,
+                        bool block = false);
 
-/// One non-blocking sendmsg of `parts`; `pass_fd` (if >= 0) goes with the
-/// first byte. Returns what sendmsg returns; errno is left as it set it.
-ssize_t SendWithFd(int socket, const iovec* parts, std::size_t count, int pass_fd);
+/// One sendmsg of `parts` (non-blocking unless `block`); `pass_fd` (if >= 0)
+/// goes with the first byte. Returns what sendmsg returns; errno is left as
+/// it set it.
+ssize_t SendWithFd(int socket, const iovec* parts, std::size_t count, int pass_fd,
+                   bool block = false);
 
 }  // namespace ei

@@ -1,0 +1,230 @@
+"""The process lane through the real daemon: real numpy and pandas in worker
+processes, chosen automatically; large arrays both ways; leases; output;
+queues; and the daemon's routing counters.
+
+numpy and pandas come from the test-only environment ./test.sh makes
+(tests/requirements.txt); the daemon sees them through --python-path.
+"""
+
+import contextlib
+import io
+import os
+import sys
+import unittest
+
+import harness
+import lane_jobs
+
+import extrainterpreters
+from extrainterpreters import Interpreter, InterpreterPoolExecutor, Queue
+
+SITE = harness.test_site_packages()
+sys.path.append(SITE)
+import numpy  # noqa: E402  (from the test-only environment)
+import pandas  # noqa: E402
+
+WAIT = 60.0
+
+
+def routed(client):
+    return client.status()["lanes"]["process"]["routed"]
+
+
+class ProcessLaneTest(harness.DaemonTestCase):
+    workers = 2
+    daemon_args = ("--python-path", f"{harness.TESTS_DIR}:{SITE}",
+                   "--process-workers", "1", "--max-process-workers", "2")
+
+    def test_a_numpy_job_runs_with_no_option(self):
+        before = routed(self.client)["module"]
+        self.assertEqual(self.client.run(numpy.add, 2, 3), 5)
+        total = self.client.run(numpy.sum, numpy.arange(10))
+        self.assertEqual(total, 45)
+        # In a worker process, not in the daemon.
+        self.assertNotEqual(self.client.run(os.getpid, lane="process"),
+                            self.client.hello["pid"])
+        self.assertGreaterEqual(routed(self.client)["module"], before + 2)
+
+    def test_arrays_and_frames_travel_both_ways(self):
+        array = numpy.arange(12, dtype=numpy.int64).reshape(3, 4)
+        doubled = self.client.run(lane_jobs.scale, array, 2)
+        numpy.testing.assert_array_equal(doubled, array * 2)
+        self.assertEqual(doubled.dtype, numpy.int64)
+        frame = pandas.DataFrame({"x": [1.0, 2.0, 3.0, 6.0]})
+        self.assertEqual(self.client.run(lane_jobs.frame_mean, frame, "x"), 3.0)
+        made = self.client.run(lane_jobs.make_frame, 4, lane="process")
+        self.assertEqual(list(made["sq"]), [0, 1, 4, 9])
+
+    def test_64_mib_arrays_as_argument_and_result(self):
+        big = numpy.arange(8 * 1024 * 1024, dtype=numpy.float64)  # 64 MiB
+        result = self.client.run(lane_jobs.scale, big, 3.0)
+        self.assertEqual(result.nbytes, 64 << 20)
+        self.assertEqual(result[0], 0.0)
+        self.assertEqual(result[-1], 3.0 * (big.size - 1))
+        numpy.testing.assert_array_equal(result[::4096], big[::4096] * 3.0)
+
+    def test_a_by_value_function_and_a_lambda(self):
+        def centred(values):
+            return values - values.mean()
+        out = self.client.run(centred, numpy.array([1.0, 2.0, 3.0]))
+        numpy.testing.assert_array_equal(out, [-1.0, 0.0, 1.0])
+        self.assertEqual(self.client.run(lambda a: int((a * 2).sum()),
+                                         numpy.arange(4)), 12)
+
+    def test_output_reaches_the_caller(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(self.client.run(lane_jobs.print_and_return,
+                                             "from a worker process",
+                                             lane="process"),
+                             "from a worker process")
+        self.assertIn("from a worker process\n", out.getvalue())
+
+    def test_queues_inside_process_lane_jobs(self):
+        q = Queue(client=self.client)
+        self.assertEqual(self.client.run(lane_jobs.put_squares, q, 5), 5)
+        self.assertEqual([q.get(timeout=WAIT) for _ in range(5)],
+                         [0, 1, 4, 9, 16])
+        waiting = self.client.submit(lane_jobs.get_one, q, lane="process")
+        q.put("hello")
+        self.assertEqual(waiting.result(WAIT), "hello")
+
+    def test_a_leased_worker_process_keeps_its_state(self):
+        with Interpreter(client=self.client, lane="process") as worker:
+            self.assertEqual(worker.lane, "process")
+            self.assertEqual(worker.run(lane_jobs.getpid), worker.id)
+            worker.run(lane_jobs.set_state, numpy.arange(3))
+            numpy.testing.assert_array_equal(worker.run(lane_jobs.get_state),
+                                             [0, 1, 2])
+            leased = [w for w in self.client.status()["process_workers"]
+                      if w["kind"] == "lease"]
+            self.assertEqual([w["pid"] for w in leased], [worker.id])
+
+    def test_the_executor_in_the_process_lane(self):
+        with InterpreterPoolExecutor(2, socket_path=self.daemon.socket_path,
+                                     lane="process") as pool:
+            self.assertEqual(list(pool.map(numpy.sqrt, [1.0, 4.0, 9.0])),
+                             [1.0, 2.0, 3.0])
+
+    def test_status_shows_the_worker_processes(self):
+        self.client.run(numpy.add, 1, 1)
+        status = self.client.status()
+        workers = status["process_workers"]
+        self.assertGreaterEqual(len(workers), 1)
+        for worker in workers:
+            self.assertGreater(worker["pid"], 0)
+            self.assertEqual(os.readlink(f"/proc/{worker['pid']}/exe"),
+                             os.readlink(f"/proc/{status['pid']}/exe"))
+            self.assertGreater(worker["rss_bytes"], 1 << 20)
+        self.assertGreaterEqual(sum(w["jobs_done"] for w in workers), 1)
+        self.assertGreaterEqual(status["lanes"]["process"]["jobs"], 1)
+
+    def test_an_unknown_lane_is_refused_clearly(self):
+        with self.assertRaises(ValueError) as cm:
+            self.client.run(numpy.add, 1, 1, lane="gpu")
+        self.assertIn("'gpu'", str(cm.exception))
+        raw = harness.RawConnection(self.daemon.socket_path)
+        self.addCleanup(raw.close)
+        raw.hello()
+        reply = raw.request("lease", lane="gpu")
+        self.assertEqual((reply["type"], reply["code"]), ("error", "bad_request"))
+        self.assertIn("lane", reply["message"])
+        self.assertEqual(self.client.run(numpy.add, 1, 1), 2)  # still serving
+
+
+class RoutingTest(harness.DaemonTestCase):
+    """Jobs that name no listed module: the interpreter lane tries them, and
+    hands them to the process lane when a sub-interpreter refuses.
+    _testsinglephase (CPython's own single-phase test extension) refuses
+    cleanly, and is not in the default --process-modules."""
+
+    workers = 1
+    daemon_args = ("--python-path", f"{harness.TESTS_DIR}:{SITE}")
+
+    def setUp(self):
+        super().setUp()
+        if not self.client.run(lane_jobs.getpid, lane="process"):
+            self.fail("no process lane")
+        try:
+            import _testsinglephase  # noqa: F401
+        except ImportError:
+            self.skipTest("this Python has no _testsinglephase")
+        self.marks = os.path.join(self.daemon.tmpdir, f"marks-{self.id()}")
+
+    def test_refused_while_loading_goes_to_the_process_lane(self):
+        import _testsinglephase
+        before = routed(self.client)
+        # Unpickling the job imports _testsinglephase: no job code ran yet.
+        self.assertEqual(self.client.run(_testsinglephase.sum, 2, 3), 5)
+        after = routed(self.client)
+        self.assertEqual(after["load_refused"], before["load_refused"] + 1)
+        # Remembered: the next call goes straight there.
+        self.assertEqual(self.client.run(_testsinglephase.sum, 4, 5), 9)
+        self.assertEqual(routed(self.client)["remembered"],
+                         after["remembered"] + 1)
+
+    def test_refused_while_running_runs_again_once(self):
+        before = routed(self.client)
+        self.assertEqual(self.client.run(lane_jobs.mark_then_import,
+                                         self.marks, "_testsinglephase"),
+                         "_testsinglephase")
+        # The code before the import ran twice: in a sub-interpreter (the
+        # daemon's pid) and again in a worker process.
+        pids = lane_jobs.lines(self.marks)
+        self.assertEqual(len(pids), 2, pids)
+        self.assertEqual(int(pids[0]), self.client.hello["pid"])
+        self.assertNotEqual(int(pids[1]), self.client.hello["pid"])
+        self.assertEqual(routed(self.client)["run_refused"],
+                         before["run_refused"] + 1)
+        # Remembered: once more, straight to a worker process.
+        self.client.run(lane_jobs.mark_then_import, self.marks,
+                        "_testsinglephase")
+        self.assertEqual(len(lane_jobs.lines(self.marks)), 3)
+
+    def test_running_again_can_be_turned_off_per_job(self):
+        # A daemon of its own: this daemon remembers the function from
+        # another test, and would send it straight to a worker process.
+        daemon = self.start_daemon(
+            workers=1, extra_args=("--python-path", f"{harness.TESTS_DIR}:{SITE}"))
+        future = daemon.client(self).submit_with(
+            lane_jobs.mark_then_import, (self.marks, "_testsinglephase"),
+            rerun=False)
+        with self.assertRaises(ImportError) as cm:
+            future.result(WAIT)
+        self.assertIn("does not support loading in subinterpreters",
+                      str(cm.exception))
+        self.assertEqual(len(lane_jobs.lines(self.marks)), 1)
+
+    def test_running_again_can_be_turned_off_for_the_daemon(self):
+        daemon = self.start_daemon(
+            workers=1, extra_args=("--python-path", f"{harness.TESTS_DIR}:{SITE}",
+                                   "--process-rerun", "false"))
+        client = daemon.client(self)
+        with self.assertRaises(ImportError):
+            client.run(lane_jobs.mark_then_import, self.marks,
+                       "_testsinglephase")
+        self.assertEqual(len(lane_jobs.lines(self.marks)), 1)
+
+    def test_a_listed_module_never_loads_in_a_sub_interpreter(self):
+        # Explicitly in the interpreter lane, a numpy job fails cleanly (on
+        # CPython 3.13.0, letting numpy's import fail there on its own
+        # aborts the process) and the daemon goes on serving.
+        with self.assertRaises(ImportError) as cm:
+            self.client.run(lane_jobs.numpy_total, [1, 2],
+                            lane="interpreter")
+        self.assertIn("--process-modules", str(cm.exception))
+        # Left to choose, the daemon runs it in a worker process.
+        self.assertEqual(self.client.run(lane_jobs.numpy_total, [1, 2]), 3)
+
+    def test_process_modules_can_be_added_to(self):
+        daemon = self.start_daemon(
+            workers=1, extra_args=("--python-path", f"{harness.TESTS_DIR}:{SITE}",
+                                   "--process-modules", "+lane_jobs"))
+        client = daemon.client(self)
+        self.assertNotEqual(client.run(lane_jobs.getpid), daemon.process.pid)
+        self.assertEqual(
+            client.status()["lanes"]["process"]["routed"]["module"], 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
