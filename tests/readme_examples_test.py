@@ -26,12 +26,17 @@ def python_examples():
 
 
 class ReadmeExamplesTest(harness.DaemonTestCase):
+    # numpy for the examples of the process lane, as a user has it
+    # installed: the daemon sees it through --python-path.
+    SITE = harness.test_site_packages()
+    daemon_args = ("--python-path", f"{harness.TESTS_DIR}:{SITE}")
 
     def test_every_python_example_runs(self):
         examples = list(python_examples())
         self.assertGreaterEqual(len(examples), 5, "README lost its examples")
         env = dict(os.environ, EXTRAINTERPRETERS_SOCKET=self.daemon.socket_path,
-                   PYTHONPATH=harness.client_pythonpath())
+                   PYTHONPATH=os.pathsep.join([harness.client_pythonpath(),
+                                               self.SITE]))
         for line, code in examples:
             with self.subTest(readme_line=line):
                 ran = subprocess.run([sys.executable, "-c", code], env=env,

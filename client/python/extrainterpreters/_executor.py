@@ -38,13 +38,15 @@ runs the initializer there and sends that job again.
 import concurrent.futures
 import functools
 import itertools
-import queue
 import threading
 import weakref
 
 from ._client import Client
-from ._errors import BrokenInterpreterPool, RemoteError
-from ._future import JobFuture, settle
+from ._errors import BrokenInterpreterPool
+from ._executor_workers import (DAEMON_THREADS, PoolState, WorkItem, Worker,
+                                drain, interpreter_exiting, live_pools,
+                                wake_on_drop)
+from ._future import JobFuture
 
 __all__ = ["InterpreterPoolExecutor"]
 
@@ -53,98 +55,6 @@ __all__ = ["InterpreterPoolExecutor"]
 # even where this package is not installed in the daemon's interpreters.
 _CHUNK_EXPRESSION = "[fn(*args) for args in chunk]"
 _run_chunk = functools.partial(eval, _CHUNK_EXPRESSION)
-
-# How often one job is sent again after finding its lease lost (it did not
-# run then, so sending it again is safe).
-_LEASE_ATTEMPTS = 3
-
-_global_shutdown = False
-_live_pools = weakref.WeakSet()  # _PoolState of executors not shut down.
-
-
-def _python_exit():
-    """At interpreter exit: let workers finish queued work, then join them.
-
-    Registered with ``threading._register_atexit`` like ThreadPoolExecutor,
-    so it runs before non-daemon threads are joined.
-    """
-    global _global_shutdown
-    _global_shutdown = True
-    pools = list(_live_pools)
-    for pool in pools:
-        pool.work_queue.put(None)
-    for pool in pools:
-        for thread in list(pool.threads):
-            thread.join()
-
-
-try:
-    threading._register_atexit(_python_exit)
-except AttributeError:  # Not CPython 3.9+: fall back to daemon workers.
-    _DAEMON_THREADS = True
-else:
-    _DAEMON_THREADS = False
-
-
-class _WorkItem:
-    __slots__ = ("future", "fn", "args", "kwargs")
-
-    def __init__(self, future, fn, args, kwargs):
-        self.future = future
-        self.fn = fn
-        self.args = args
-        self.kwargs = kwargs
-
-
-class _PoolState:
-    """What the workers share with the executor, without keeping it alive
-    (so a dropped executor shuts down, as ThreadPoolExecutor does)."""
-
-    def __init__(self, client, timeout, initializer, initargs, lane):
-        self.client = client
-        self.lane = lane
-        self.timeout = timeout
-        self.initializer = initializer
-        self.initargs = initargs
-        self.work_queue = queue.SimpleQueue()
-        self.idle = threading.Semaphore(0)
-        self.lock = threading.Lock()  # Guards everything below.
-        self.threads = set()
-        self.live_workers = 0  # Started and not yet gone.
-        self.leased_workers = 0  # Holding a lease right now.
-        self.shutdown = False
-        self.broken = None  # The BrokenInterpreterPool, once broken.
-        self.client_closed = False
-
-    def shutting_down(self):
-        return _global_shutdown or self.shutdown
-
-    def break_pool(self, message, cause):
-        """Fail every queued job and refuse new ones (first caller wins)."""
-        error = BrokenInterpreterPool(message)
-        error.__cause__ = cause
-        with self.lock:
-            if self.broken is None:
-                self.broken = error
-            error = self.broken
-        for item in _drain(self.work_queue):
-            settle(item.future, exception=error)
-        self.work_queue.put(None)  # Wake the others, which then exit.
-
-    def worker_exited(self):
-        with self.lock:
-            self.live_workers -= 1
-            close = self.shutdown and self.live_workers == 0
-        if close:
-            self.close_client()
-
-    def close_client(self):
-        with self.lock:
-            if self.client_closed:
-                return
-            self.client_closed = True
-        self.client.close()
-
 
 class InterpreterPoolExecutor(concurrent.futures.Executor):
     """An ``Executor`` whose workers are interpreters leased from the daemon.
@@ -188,13 +98,13 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
         self._max_workers = max_workers
         self._thread_name_prefix = (thread_name_prefix
                                     or f"InterpreterPoolExecutor-{id(self)}")
-        self._state = _PoolState(client, timeout, initializer, tuple(initargs),
+        self._state = PoolState(client, timeout, initializer, tuple(initargs),
                                  lane)
         self._shutdown_lock = threading.Lock()
         self._counter = itertools.count()
-        _live_pools.add(self._state)
+        live_pools.add(self._state)
         state = self._state
-        self._weakref = weakref.ref(self, lambda _: _wake_on_drop(state))
+        self._weakref = weakref.ref(self, lambda _: wake_on_drop(state))
 
     @property
     def client(self):
@@ -213,10 +123,10 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
                 if state.shutdown:
                     raise RuntimeError("cannot schedule new futures after "
                                        "shutdown")
-                if _global_shutdown:
+                if interpreter_exiting():
                     raise RuntimeError("cannot schedule new futures after "
                                        "interpreter shutdown")
-                state.work_queue.put(_WorkItem(future, fn, args, kwargs))
+                state.work_queue.put(WorkItem(future, fn, args, kwargs))
             self._adjust_thread_count()
             return future
 
@@ -247,7 +157,7 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
             with state.lock:
                 state.shutdown = True
             if cancel_futures:
-                for item in _drain(state.work_queue):
+                for item in drain(state.work_queue):
                     item.future.cancel()
                     # Wakes wait() and as_completed() on it.
                     item.future.set_running_or_notify_cancel()
@@ -270,134 +180,10 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
                 return
             state.live_workers += 1
         name = f"{self._thread_name_prefix}_{next(self._counter)}"
-        thread = threading.Thread(name=name, target=_Worker(state).run,
-                                  daemon=_DAEMON_THREADS)
+        thread = threading.Thread(name=name, target=Worker(state).run,
+                                  daemon=DAEMON_THREADS)
         state.threads.add(thread)
         thread.start()
-
-
-class _Worker:
-    """One worker thread and the lease it holds."""
-
-    def __init__(self, state):
-        self._state = state
-        self._client = state.client
-        self._lease = None
-
-    def run(self):
-        state = self._state
-        try:
-            if not self._start_interpreter():
-                return
-            while True:
-                item = state.work_queue.get()
-                if item is None:
-                    state.work_queue.put(None)  # Wake the next worker too.
-                    if state.shutting_down() or state.broken is not None:
-                        return
-                    continue
-                if not self._run_item(item):
-                    return
-                del item
-                state.idle.release()
-        finally:
-            self._end_lease()
-            state.worker_exited()
-
-    def _start_interpreter(self):
-        """Lease an interpreter and run the initializer; False if broken."""
-        state = self._state
-        try:
-            self._lease, _ = self._client._lease(state.lane)
-        except RemoteError as exc:
-            with state.lock:
-                others = state.leased_workers
-            if exc.code == "lease_limit" and others:
-                return False  # The daemon is full: run with fewer workers.
-            state.break_pool(f"a worker could not lease an interpreter: "
-                             f"{exc}", exc)
-            return False
-        except Exception as exc:
-            state.break_pool(f"a worker could not lease an interpreter: "
-                             f"{exc}", exc)
-            return False
-        with state.lock:
-            state.leased_workers += 1
-        if state.initializer is None:
-            return True
-        try:
-            self._client._submit(state.initializer, state.initargs, {},
-                                 lease=self._lease).result()
-        except BaseException as exc:
-            state.break_pool("a worker interpreter's initializer failed; "
-                             "the pool is not usable any more", exc)
-            return False
-        return True
-
-    def _run_item(self, item):
-        """Run one job on this worker's lease; False if the pool broke."""
-        future = item.future
-        if not future.set_running_or_notify_cancel():
-            return True  # Cancelled while queued.
-        for attempt in range(_LEASE_ATTEMPTS):
-            try:
-                job = self._client._submit(item.fn, item.args, item.kwargs,
-                                           lease=self._lease,
-                                           timeout=self._state.timeout)
-            except BaseException as exc:  # It does not pickle, say.
-                settle(future, exception=exc)
-                return True
-            future._set_stopper(job.cancel)
-            try:
-                value = job.result()
-            except concurrent.futures.CancelledError:
-                future._mark_cancelled()  # By us, or by the daemon.
-                return True
-            except RemoteError as exc:
-                if (exc.code != "lease_lost"
-                        or attempt == _LEASE_ATTEMPTS - 1):
-                    settle(future, exception=exc)
-                    return True
-                self._end_lease()
-                if not self._start_interpreter():
-                    settle(future, exception=self._state.broken or exc)
-                    return False
-            except BaseException as exc:
-                settle(future, exception=exc)
-                return True
-            else:
-                settle(future, value=value)
-                return True
-        return True
-
-    def _end_lease(self):
-        if self._lease is None:
-            return
-        lease, self._lease = self._lease, None
-        with self._state.lock:
-            self._state.leased_workers -= 1
-        try:
-            self._client._release(lease).result()
-        except Exception:  # noqa: BLE001 - lost lease or connection.
-            pass
-
-
-def _wake_on_drop(state):
-    """The executor was garbage collected: let its workers exit."""
-    state.shutdown = True
-    state.work_queue.put(None)
-
-
-def _drain(work_queue):
-    """Take every work item out of ``work_queue`` (not the wake-ups)."""
-    items = []
-    while True:
-        try:
-            item = work_queue.get_nowait()
-        except queue.Empty:
-            return items
-        if item is not None:
-            items.append(item)
 
 
 def _chunks(iterator, size):
