@@ -215,6 +215,26 @@ class ShutdownTest(ExecutorTestCase):
         self.assert_no_leases()
         self.assertEqual(jobs.read_lines(marks), [])
 
+    def test_cancel_futures_cancels_only_jobs_not_started(self):
+        # concurrent.futures' own contract for shutdown(cancel_futures=True)
+        # (as CPython's test_cancel_futures checks it, with few workers and
+        # many short jobs): pending jobs are cancelled, started ones finish
+        # and at least one does. Twenty times, since it is about a race.
+        for attempt in range(20):
+            with self.subTest(attempt=attempt):
+                executor = InterpreterPoolExecutor(
+                    5, socket_path=self.daemon.socket_path)
+                futures = [executor.submit(jobs.sleep, 0.1) for _ in range(50)]
+                executor.shutdown(cancel_futures=True)
+                cancelled = [f for f in futures if f.cancelled()]
+                others = [f for f in futures if not f.cancelled()]
+                self.assertGreater(len(cancelled), 20)
+                self.assertGreater(len(others), 0)
+                for future in others:
+                    self.assertTrue(future.done())
+                    self.assertIsNone(future.exception())
+        self.assert_no_leases()
+
     def test_context_manager(self):
         with InterpreterPoolExecutor(
                 socket_path=self.daemon.socket_path) as executor:

@@ -175,14 +175,16 @@ def cpu_seconds(pid):
 
 class JobLimitTest(LimitsTestCase):
 
-    def test_jobs_past_max_jobs_per_connection_get_busy(self):
+    def test_jobs_past_max_jobs_per_connection_get_busy_when_they_ask(self):
         daemon = self.start("--max-jobs-per-connection", "3")
         release = os.path.join(daemon.tmpdir, "release")
         self.addCleanup(harness.touch, release)
         conn = self.connect(daemon)
         conn.hello()
         for request_id in range(10, 15):
-            conn.run(request_id, job(jobs.wait_for_file, release, request_id))
+            # "wait": false: refused when there is no room, not held.
+            conn.send({"type": "run", "id": request_id, "wait": False},
+                      job(jobs.wait_for_file, release, request_id))
         for request_id in (13, 14):
             reply = conn.read_reply(request_id)
             self.assert_error(reply, "busy", False)
@@ -200,6 +202,26 @@ class JobLimitTest(LimitsTestCase):
         self.assertEqual(conn.read_reply(20)["type"], "result")
         totals = self.status(conn)["totals"]
         self.assertEqual(totals["submitted"], totals["completed"])
+
+    def test_jobs_past_max_jobs_per_connection_wait_for_room(self):
+        daemon = self.start("--max-jobs-per-connection", "3")
+        release = os.path.join(daemon.tmpdir, "release")
+        self.addCleanup(harness.touch, release)
+        conn = self.connect(daemon)
+        conn.hello()
+        for request_id in range(10, 15):
+            conn.run(request_id, job(jobs.wait_for_file, release, request_id))
+        # Held, not refused; the daemon serves other connections meanwhile.
+        other = self.connect(daemon)
+        other.hello()
+        self.assertEqual(other.request("ping")["type"], "ping")
+        harness.wait_until(lambda: self.status(other)["totals"]["submitted"] == 3,
+                           message="three of the five jobs in")
+        harness.touch(release)
+        for request_id in range(10, 15):
+            self.assertEqual(conn.read_reply(request_id)["type"], "result")
+        totals = self.status(other)["totals"]
+        self.assertEqual((totals["submitted"], totals["completed"]), (5, 5))
 
     def test_jobs_past_max_queue_depth_get_busy(self):
         daemon = self.start("--max-queue-depth", "4")
@@ -220,7 +242,8 @@ class JobLimitTest(LimitsTestCase):
                            message="three queued jobs")
         submitted = 4
         for request_id in (21, 22, 23):
-            second.run(request_id, job(jobs.add, request_id, 0))
+            second.send({"type": "run", "id": request_id, "wait": False},
+                        job(jobs.add, request_id, 0))
         busy = 0
         for request_id in (22, 23):
             reply = second.read_reply(request_id)
@@ -238,6 +261,38 @@ class JobLimitTest(LimitsTestCase):
         self.assertEqual((answered, busy), (submitted, 2))
         self.assertEqual(self.status(first)["totals"]["completed"], submitted)
         self.assertIn("queue full", daemon.log())
+
+    def test_jobs_past_max_queue_depth_wait_for_room_in_turn(self):
+        daemon = self.start("--max-queue-depth", "2")
+        release = os.path.join(daemon.tmpdir, "release")
+        self.addCleanup(harness.touch, release)
+        blocker = self.connect(daemon)
+        blocker.hello()
+        blocker.run(1, job(jobs.wait_for_file, release, 1))
+        watcher = self.connect(daemon)
+        watcher.hello()
+        harness.wait_until(
+            lambda: any(w["state"] == "busy" for w in
+                        harness.pool_workers(self.status(watcher))),
+            message="the blocking job to start")
+        # Three connections send four jobs each into a queue with room for
+        # two: none is refused; all wait, and go in as room frees.
+        senders = [self.connect(daemon) for _ in range(3)]
+        for n, conn in enumerate(senders):
+            conn.hello()
+            for k in range(4):
+                conn.run(100 * n + k, job(jobs.add, 100 * n + k, 0))
+        harness.wait_until(lambda: self.status(watcher)["queue_depth"] == 2,
+                           message="the queue full")
+        self.assertEqual(self.status(watcher)["totals"]["failed"], 0)
+        harness.touch(release)
+        for n, conn in enumerate(senders):
+            for k in range(4):
+                reply = conn.read_reply(100 * n + k)
+                self.assertEqual(reply["type"], "result", reply)
+        totals = self.status(watcher)["totals"]
+        self.assertEqual((totals["submitted"], totals["completed"],
+                          totals["failed"]), (13, 13, 0))
 
 
 class DeadlineTest(LimitsTestCase):

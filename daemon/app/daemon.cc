@@ -179,6 +179,7 @@ Daemon::Daemon(Config config, int argc, char** argv, systemd::Notifier notifier)
   context_.sessions = &sessions_;
   context_.queues = &queues_;
   context_.trimmer = &trimmer_;
+  context_.gate = &gate_;
 }
 
 Daemon::~Daemon() {

@@ -24,6 +24,7 @@
 #include "daemon/base/status.h"
 #include "daemon/core/interpreter_pool.h"
 #include "daemon/core/job_totals.h"
+#include "daemon/net/flow_gate.h"
 #include "daemon/net/latency_recorder.h"
 #include "daemon/net/memory_trimmer.h"
 #include "daemon/net/server.h"
@@ -80,6 +81,7 @@ class Daemon {
   LatencyRecorder latency_;
   SessionManager sessions_;
   MemoryTrimmer trimmer_;
+  FlowGate gate_{io_};
   DaemonContext context_;
   Server server_;
   ServiceNotifier service_;

@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <thread>
@@ -349,6 +350,24 @@ TEST(InterpreterPool, TimeoutsStopRunningAndQueuedJobs) {
   EXPECT_EQ(got[1].interpreter_id, -1) << "the queued job never started";
 }
 
+// Waits until `count` threads of this process sleep in the kernel
+// (time.sleep): a job is inside the C call then, where a stop exception
+// waits until the call returns. Not a guess at how long that takes.
+void WaitForSleepingThreads(int count) {
+  while (true) {
+    int sleeping = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+      std::ifstream wchan(task.path() / "wchan");
+      std::string where;
+      if (std::getline(wchan, where) && where.find("nanosleep") != std::string::npos) {
+        ++sleeping;
+      }
+    }
+    if (sleeping >= count) return;
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
 TEST(InterpreterPool, AJobThatDoesNotStopIsGivenUpAndItsInterpreterReplaced) {
   JobTotals totals;
   InterpreterPool pool(Options(1, 3), &totals);
@@ -359,9 +378,7 @@ TEST(InterpreterPool, AJobThatDoesNotStopIsGivenUpAndItsInterpreterReplaced) {
   Job stuck = replies.MakeJob(JobPickle("sleep", "I30\n"));
   auto control = stuck.control;
   pool.Submit(std::move(stuck));
-  while (pool.Snapshot().interpreters[0].state != InterpreterSnapshot::State::kBusy) {
-    std::this_thread::sleep_for(1ms);
-  }
+  WaitForSleepingThreads(1);
   EXPECT_EQ(pool.Cancel(control), JobControl::State::kRunning);
   JobReply reply = std::move(replies.WaitAll(1)[0]);
   EXPECT_EQ(reply.disposition, Disposition::kCancelled);
@@ -381,7 +398,7 @@ TEST(InterpreterPool, AJobThatDoesNotStopIsGivenUpAndItsInterpreterReplaced) {
   ASSERT_EQ(pool.SubmitToLease(lease.lease_id, leased_stuck), Scheduler::LeaseSubmit::kQueued);
   Job behind = replies.MakeJob(NoArgJob("recall"));
   ASSERT_EQ(pool.SubmitToLease(lease.lease_id, behind), Scheduler::LeaseSubmit::kQueued);
-  while (leased_control->worker() == nullptr) std::this_thread::sleep_for(1ms);
+  WaitForSleepingThreads(2);  // the first stuck job still sleeps
   pool.Cancel(leased_control);
   std::vector<JobReply> got = replies.WaitAll(4);
   EXPECT_TRUE(got[2].given_up);

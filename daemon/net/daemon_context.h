@@ -14,6 +14,7 @@
 
 namespace ei {
 
+class FlowGate;
 class SessionManager;
 
 /// What one client may hold (Config's limits; PROTOCOL.md, hello).
@@ -42,6 +43,7 @@ struct DaemonContext {
   SessionManager* sessions = nullptr;
   QueueStore* queues = nullptr;  // I/O thread only
   MemoryTrimmer* trimmer = nullptr;
+  FlowGate* gate = nullptr;  // connections waiting for room (flow control)
   bool stopping = false;  // set on the I/O thread when shutdown starts
   bool queue_full_logged = false;  // I/O thread: max_queue_depth was hit, logged once
 };

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "daemon/base/log.h"
+#include "daemon/net/flow_gate.h"
 #include "daemon/net/lease_requests.h"
 #include "daemon/net/memory_trimmer.h"
 #include "daemon/net/session.h"
@@ -109,9 +110,19 @@ bool JobRequests::Queue(const Json& id, const Json& lease, std::uint64_t request
   return false;
 }
 
+bool JobRequests::HasRoom(const Json& header) {
+  if (header.value("wait", true) != true) return true;  // Admit refuses it if full
+  const ConnectionLimits& limits = session_.context().connection_limits;
+  {
+    std::lock_guard lock(mu_);
+    if (jobs_.size() >= limits.max_jobs_per_connection) return false;
+  }
+  return session_.context().pool->QueueDepth() < limits.max_queue_depth;
+}
+
 // Refuses a run past max_jobs_per_connection or max_queue_depth with a
-// busy error: the client learns at once, instead of the daemon queueing
-// without bound. I/O thread: the only one that queues jobs, so the queue
+// busy error, when it asked not to wait ("wait": false; others wait for
+// room: HasRoom). I/O thread: the only one that queues jobs, so the queue
 // cannot grow past the limit between this check and the submit.
 bool JobRequests::Admit(const Json& id) {
   DaemonContext& context = session_.context();
@@ -275,6 +286,7 @@ void JobRequests::OnDone(std::uint64_t request_id, Clock::time_point received, b
     last_job_done_ = Clock::now();
   }
   DaemonContext& context = session_.context();
+  if (context.gate != nullptr) context.gate->Wake();  // room for a waiting run
   context.latency->Record(Clock::now() - received);
   const JobOutcome& outcome = reply.outcome;
   const bool out_of_band_done = outcome.out_of_band_done;

@@ -37,6 +37,12 @@ class JobRequests {
   JobRequests& operator=(const JobRequests&) = delete;
 
   void OnRun(proto::Frame& frame);
+
+  /// Whether a run (its header) may go in now: false when it must wait
+  /// for room (the daemon's queue is full, or this connection has its
+  /// window of jobs in flight) and it did not ask to be refused instead
+  /// ("wait": false). I/O thread.
+  bool HasRoom(const nlohmann::json& header);
   void OnCancel(proto::Frame& frame);
   void OnDefine(proto::Frame& frame);
 

@@ -7,6 +7,7 @@
 
 #include "daemon/base/log.h"
 #include "daemon/base/version.h"
+#include "daemon/net/flow_gate.h"
 #include "daemon/base/fd_passing.h"
 #include "daemon/net/job_reply.h"
 #include "daemon/net/session_manager.h"
@@ -46,7 +47,7 @@ void Session::ReadMore() {
 }
 
 void Session::OnReadable(const boost::system::error_code& error) {
-  if (closed_ || closing_) return;
+  if (closed_ || closing_ || held_) return;
   if (error) {
     if (error != boost::asio::error::operation_aborted) {
       log::Info("connection error: connection " + std::to_string(id_) + ": " + error.message());
@@ -55,10 +56,10 @@ void Session::OnReadable(const boost::system::error_code& error) {
     return;
   }
   // A few reads per wake-up, so one busy client cannot starve the others.
-  for (int i = 0; i < 8 && !closing_ && !closed_; ++i) {
+  for (int i = 0; i < 8 && !closing_ && !closed_ && !held_; ++i) {
     if (!ReceiveSome()) break;
   }
-  if (!closing_ && !closed_) ReadMore();
+  if (!closing_ && !closed_ && !held_) ReadMore();
 }
 
 // One read: false when there is nothing more to read now (or the
@@ -85,15 +86,15 @@ bool Session::ReceiveSome() {
               /*fatal=*/true);
     return false;
   }
-  Consume(static_cast<std::size_t>(got.bytes));
+  Consume(read_buffer_.data(), static_cast<std::size_t>(got.bytes));
   return static_cast<std::size_t>(got.bytes) == read_buffer_.size();
 }
 
-void Session::Consume(std::size_t size) {
+void Session::Consume(const char* data, std::size_t size) {
   std::size_t offset = 0;
-  while (offset < size && !closing_) {
+  while (offset < size && !closing_ && !held_) {
     std::size_t used = 0;
-    auto result = decoder_.Feed(read_buffer_.data() + offset, size - offset, &used);
+    auto result = decoder_.Feed(data + offset, size - offset, &used);
     offset += used;
     deadlines_.NoteBytes(result == proto::FrameDecoder::Result::kFrame);
     if (result == proto::FrameDecoder::Result::kFrame) {
@@ -106,6 +107,30 @@ void Session::Consume(std::size_t size) {
       SendError(id, decoder_.error().code, decoder_.error().message, /*fatal=*/true);
     }
   }
+  if (held_ && offset < size) unread_.insert(unread_.end(), data + offset, data + size);
+}
+
+// Flow control: the run waits, and so does everything this client sent
+// after it (requests of one connection are taken in order).
+void Session::Hold(proto::Frame frame) {
+  held_ = std::move(frame);
+  context_.gate->Wait(shared_from_this());
+}
+
+bool Session::QueueHasRoom() const {
+  return context_.pool->QueueDepth() < context_.connection_limits.max_queue_depth;
+}
+
+void Session::ResumeHeld() {
+  if (!held_ || closed_) return;
+  proto::Frame frame = std::move(*held_);
+  held_.reset();
+  Dispatch(frame);
+  if (held_ || closing_ || closed_) return;  // no room again: back in line
+  std::vector<char> rest = std::move(unread_);
+  unread_.clear();
+  Consume(rest.data(), rest.size());
+  if (!held_ && !closing_ && !closed_) ReadMore();
 }
 
 // One small handler per message type, grouped by family in the
@@ -140,6 +165,10 @@ void Session::Dispatch(Frame& frame) {
   }
   if (type != "run" && frame.header.value("fd", false) == true && !received_fds_.empty()) {
     received_fds_.pop_front();  // only run takes one; drop it, do not pass it on
+  }
+  if (type == "run" && !jobs_.HasRoom(frame.header)) {
+    Hold(std::move(frame));
+    return;
   }
   auto it = kHandlers.find(type);
   if (it == kHandlers.end()) {
@@ -226,9 +255,10 @@ UniqueFd Session::TakeReceivedFd() {
 }
 
 bool Session::Busy(Clock::time_point* last_done) {
-  // A put or get blocked on a queue is a request in flight, like a job.
+  // A put or get blocked on a queue is a request in flight, like a job;
+  // so is a run waiting for room.
   const bool jobs = jobs_.InFlight(last_done);
-  return jobs || context_.queues->IsWaiting(id_);
+  return jobs || held_.has_value() || context_.queues->IsWaiting(id_);
 }
 
 void Session::CloseWhenFlushed() {
@@ -246,6 +276,8 @@ void Session::Close() {
   leases_.Close();
   if (result_region_ != nullptr) result_region_->Close();
   queues_.Close();
+  held_.reset();
+  unread_.clear();
   writer_.CloseSocket();
   log::Info("connection closed: connection " + std::to_string(id_));
   context_.sessions->Remove(shared_from_this());

@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/local/stream_protocol.hpp>
 #include <nlohmann/json.hpp>
@@ -71,15 +73,24 @@ class Session : public std::enable_shared_from_this<Session> {
   const std::shared_ptr<ResultRegion>& result_region() const { return result_region_; }
   /// The oldest descriptor received and not yet taken, or an empty one.
   UniqueFd TakeReceivedFd();
-  /// Whether a job or a queue wait is in flight; `*last_done` is when the
-  /// last job ended.
+  /// Whether a job or a queue wait is in flight, or a run waits for room;
+  /// `*last_done` is when the last job ended.
   bool Busy(Clock::time_point* last_done);
+
+  // Flow control (net/flow_gate.h), I/O thread.
+
+  /// Whether the daemon's queue has room for another job.
+  bool QueueHasRoom() const;
+  /// There may be room: the held run goes in (or waits again), then the
+  /// rest of what was read, then reading goes on.
+  void ResumeHeld();
 
  private:
   void ReadMore();
   void OnReadable(const boost::system::error_code& error);
   bool ReceiveSome();
-  void Consume(std::size_t size);
+  void Consume(const char* data, std::size_t size);
+  void Hold(proto::Frame frame);
   void Dispatch(proto::Frame& frame);
   void OnHello(proto::Frame& frame);
   void OnStatus(proto::Frame& frame);
@@ -94,6 +105,10 @@ class Session : public std::enable_shared_from_this<Session> {
   bool greeted_ = false;
   bool takes_fds_ = false;
   std::shared_ptr<ResultRegion> result_region_;
+  // A run that found no room, and what was read after it (not decoded):
+  // nothing more is read until the run goes in.
+  std::optional<proto::Frame> held_;
+  std::vector<char> unread_;
   bool closing_ = false;  // no more reads; close once every reply is written
   bool closed_ = false;   // I/O thread's view; writers check the writer's own flag
 

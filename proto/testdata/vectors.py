@@ -28,7 +28,8 @@ def requests():
           "fd": True, "oob": [1048576, 2097152], "region": True,
           "free_region": True}, RUN_PAYLOAD)
     good("request_run_process_lane", "run in the process lane, no rerun",
-         {"type": "run", "id": 10, "lane": "process", "rerun": False},
+         {"type": "run", "id": 10, "lane": "process", "rerun": False,
+          "wait": False},
          RUN_PAYLOAD)
     good("request_run_integer_timeout", "run with a whole-second timeout",
          {"type": "run", "id": 9, "timeout": 30}, RUN_PAYLOAD)

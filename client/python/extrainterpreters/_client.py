@@ -29,15 +29,15 @@ this process's ``sys.stdout`` or ``sys.stderr`` in one write, so a job's
 lines come out in order, while it runs, and whole.
 """
 
+import concurrent.futures
 import copy
 import functools
 import threading
 
 from . import _shm
 from ._byvalue_version import bytecode_check
-from ._connection import Connection
-from ._definitions import Definitions
-from ._errors import ExtraInterpretersError
+from ._keeper import DEFAULT_RECONNECT_TIMEOUT, ConnectionKeeper
+from ._errors import ExtraInterpretersError, RemoteError
 from ._future import JobFuture
 from ._paths import resolve_socket_path
 from ._replies import (decode_lease, decode_ping, decode_result,
@@ -69,24 +69,39 @@ class Client:
     ``rerun=False`` stops the daemon from running a job again in a worker
     process after it raised the sub-interpreter ImportError itself (code
     before the failing import would run twice).
+
+    A connection may have the daemon's window of jobs in flight (hello's
+    ``max_jobs_per_connection``); ``submit`` then waits for one to be
+    answered, up to ``submit_timeout`` seconds (None: as long as it takes;
+    past it, ``DaemonBusy``). If the daemon goes away (a restart, a crash),
+    jobs in flight fail with ``JobLost`` and the next call reconnects,
+    trying for up to ``reconnect_timeout`` seconds (``_keeper``).
     """
 
     def __init__(self, socket_path=None, *,
                  connect_timeout=DEFAULT_CONNECT_TIMEOUT, output=True,
-                 lane="auto", rerun=True):
+                 lane="auto", rerun=True, submit_timeout=None,
+                 reconnect_timeout=DEFAULT_RECONNECT_TIMEOUT):
         self._socket_path = resolve_socket_path(socket_path)
         self._output = bool(output)
         self._lane = check_lane(lane)
         self._rerun = bool(rerun)
-        # Both reach the Client late: its _request may be replaced after
-        # construction (tests spy on it), its connection is made below.
-        self._definitions = Definitions(
-            lambda *args, **kwargs: self._request(*args, **kwargs),
-            lambda job_id, job: self._connection.abandon(job_id, job))
-        self._connection = Connection(
-            self._socket_path, connect_timeout, unpickling=self,
-            explain=self._definitions.explain)
-        self._hello = self._connection.hello
+        self._submit_timeout = submit_timeout
+        # It reaches the Client late: _request may be replaced after
+        # construction (tests spy on it).
+        self._keeper = ConnectionKeeper(
+            self._socket_path, connect_timeout, reconnect_timeout,
+            request=lambda *args, **kwargs: self._request(*args, **kwargs),
+            unpickling=self)
+
+    @property
+    def _connection(self):
+        """The current connection (a new one after a restart)."""
+        return self._keeper.connection
+
+    @property
+    def _hello(self):
+        return self._keeper.connection.hello
 
     # -- public API -------------------------------------------------------
 
@@ -125,17 +140,19 @@ class Client:
         return self._submit(fn, args, kwargs, timeout=timeout, lane=lane)
 
     def submit_with(self, fn, /, args=(), kwargs=None, *, timeout=None,
-                    output=None, lane=None, rerun=None):
+                    output=None, lane=None, rerun=None, wait=True):
         """``submit`` with the job's arguments and the options kept apart.
 
         ``args`` and ``kwargs`` go to ``fn`` untouched (a ``timeout`` key
         included); ``timeout`` is the job's deadline as in ``submit``;
         ``output``, ``lane`` and ``rerun`` override the client's settings
-        for this job.
+        for this job. ``wait=False``: if there is no room for the job (the
+        connection's window is full, or the daemon's queue), raise
+        ``DaemonBusy`` at once instead of waiting for room.
         """
         return self._submit(fn, tuple(args), dict(kwargs or {}),
                             timeout=timeout, output=output, lane=lane,
-                            rerun=rerun)
+                            rerun=rerun, wait=wait)
 
     def run(self, fn, /, *args, timeout=None, lane=None, **kwargs):
         """Run ``fn(*args, **kwargs)`` in a pool worker; return its value.
@@ -159,12 +176,12 @@ class Client:
         self._request({"type": "ping"}, decode_ping).result(timeout)
 
     def close(self):
-        """Close the connection. Idempotent.
+        """Close the connection, for good. Idempotent.
 
         Requests still waiting fail with ``DaemonConnectionError``; the
         daemon drops their queued jobs and ends this connection's leases.
         """
-        self._connection.close()
+        self._keeper.close()
 
     def __enter__(self):
         return self
@@ -179,23 +196,30 @@ class Client:
     # -- used by Interpreter, the executor and Queue -------------------------
 
     def _submit(self, fn, args, kwargs, *, lease=None, timeout=None,
-                output=None, lane=None, rerun=None, claimed=False):
+                output=None, lane=None, rerun=None, wait=True, claimed=False):
         """Send one ``run`` request, optionally on a lease; return a Future.
 
         A lease's jobs run where the lease is: ``lane`` does not apply.
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
+        connection = self._keeper.current()  # reconnects if the daemon left
+        if lease is not None and self._keeper.lease_ended(lease):
+            raise RemoteError(
+                f"lease {lease} has ended: the connection it was granted on "
+                f"ended (the daemon stopped or restarted)", code="lease_lost")
         options = {"timeout": timeout,
                    "output": self._output if output is None else output,
                    "lane": "auto" if lease is not None
                    else check_lane(self._lane if lane is None else lane),
-                   "rerun": self._rerun if rerun is None else rerun}
+                   "rerun": self._rerun if rerun is None else rerun,
+                   "wait": wait}
         collector = None
         if _shm.may_be_large(args, kwargs):
             args, kwargs = _shm.wrap_large(args, kwargs)
             collector = _shm.Collector()
-        job = dump_job(fn, args, kwargs, bytecode_check(self._hello), collector)
+        job = dump_job(fn, args, kwargs, bytecode_check(connection.hello),
+                       collector)
         header = {"type": "run"}
         if lease is not None:
             header["lease"] = lease
@@ -204,8 +228,7 @@ class Client:
         if collector is None or not collector.buffers:
             return send()
         # Large buffers go in a memory file (PROTOCOL.md, "Large data").
-        with self._connection.large_data(header, collector.buffers) as (
-                fd, region):
+        with connection.large_data(header, collector.buffers) as (fd, region):
             return send(fd=fd, region=region)
 
     def _send_job(self, header, job, fn, options, *, fd=-1, claimed=False,
@@ -215,9 +238,17 @@ class Client:
         def send():
             run_header = dict(header)
             add_options(run_header, **options)
-            future = self._request(run_header, decode_result, job.payload,
-                                   future=JobFuture(), fd=fd, claimed=claimed,
-                                   region=region)
+            # The connection's window: wait for room (or refuse at once).
+            connection = self._keeper.current()
+            connection.take_room(options["wait"], self._submit_timeout)
+            try:
+                future = self._request(run_header, decode_result, job.payload,
+                                       future=JobFuture(), fd=fd,
+                                       claimed=claimed, region=region)
+            except BaseException:
+                connection.give_room()
+                raise
+            future.add_done_callback(connection.give_room)
             # The stopper names the job by id, not by its Future: a Future
             # that refers to itself through its stopper is a reference
             # cycle, which would keep its result (and a shared-memory
@@ -231,7 +262,8 @@ class Client:
         if not job.definitions:
             return send()
         header["uses"] = [d.digest for d in job.definitions]
-        return self._definitions.run_with(job.definitions, describe(fn), send)
+        return self._keeper.definitions.run_with(job.definitions, describe(fn),
+                                                 send)
 
     def _stop_job(self, job_id):
         """Stop waiting for a job and ask the daemon to stop it.
@@ -256,10 +288,16 @@ class Client:
         header = {"type": "lease"}
         if lane == "process":
             header["lane"] = "process"
-        return self._request(header, decode_lease).result()
+        lease_id, where = self._request(header, decode_lease).result()
+        return self._keeper.lease(lease_id), where
 
     def _release(self, lease):
-        """Ask for ``lease`` to end; return a Future for the reply."""
+        """Ask for ``lease`` to end; return a Future for the reply. A lease
+        of a connection that ended has ended with it: nothing to send."""
+        if self._keeper.lease_ended(lease):
+            ended = concurrent.futures.Future()
+            ended.set_result(None)
+            return ended
         return self._request({"type": "release", "lease": lease},
                              expect_type("release"))
 
@@ -267,15 +305,17 @@ class Client:
                  claimed=False, region=False):
         """Send a request; return the Future of its reply (see
         ``Connection.request``)."""
-        return self._connection.request(header, decode, payload,
-                                        future=future, fd=fd,
-                                        claimed=claimed, region=region)
+        return self._keeper.current().request(header, decode, payload,
+                                              future=future, fd=fd,
+                                              claimed=claimed, region=region)
 
     def _wait_job(self, future):
         """The job's result, read on this thread when no other thread is
         reading; a wait interrupted here (Ctrl-C) cancels the job."""
         try:
-            return self._connection.wait(future)
+            # On the connection it was sent on, even if another one has
+            # been made since (then its answer, JobLost, is there already).
+            return getattr(future, "connection", self._connection).wait(future)
         finally:
             future.cancel()  # A no-op once the job is done.
 

@@ -27,7 +27,7 @@ import socket
 import threading
 
 from . import _codec, _fdpass, _outbox, _regions, _session, _shm
-from ._errors import DaemonConnectionError, ProtocolError
+from ._errors import DaemonBusy, DaemonConnectionError, JobLost, ProtocolError
 from ._future import JobFuture, settle
 from ._replies import Pending
 
@@ -45,7 +45,8 @@ class Connection:
     a job whose definition was refused.
     """
 
-    def __init__(self, socket_path, connect_timeout, *, unpickling, explain):
+    def __init__(self, socket_path, connect_timeout, *, unpickling, explain,
+                 first_id=1):
         self.socket_path = socket_path
         # Guards the pending table, _closed_error, _reader and _finished.
         self._lock = threading.Lock()
@@ -63,13 +64,18 @@ class Connection:
         self._read_lock = threading.Lock()
         self._turn = threading.Condition(self._lock)
         self._reader_work = threading.Condition(self._lock)
-        self._next_id = 1  # Only touched under _send_lock.
+        # Only touched under _send_lock. A client's later connections go on
+        # counting (first_id), so a stale id never names another request.
+        self._next_id = first_id
         self._closed_error = None  # Makes the error for a closed connection.
         self.limits = _codec.Limits()
         self._decoder = _codec.FrameDecoder(self.limits)  # Reader's own.
         self._received_fds = collections.deque()  # Reader's own (SCM_RIGHTS).
         self._regions = _regions.Regions()
         self.hello = None  # The daemon's hello reply header.
+        # Jobs in flight, at most the daemon's window (set by hello).
+        self._window = 10000
+        self._room = threading.BoundedSemaphore(self._window)
         self._sock = _connect(socket_path)
         self._outbox = _outbox.Outbox(
             self._sock,
@@ -85,6 +91,28 @@ class Connection:
             self.close()
             raise
 
+    def peer_gone(self):
+        """The daemon closed its end and nobody noticed yet: if so, the
+        connection is ended now, as a reader would have ended it."""
+        if self.closed:
+            return True
+        gone = _session.peer_gone(self._sock)
+        if gone:
+            self._shutdown(self._lost("daemon closed the connection"))
+        return gone
+
+    def failure(self):
+        """Why the connection ended (an exception), or None while open."""
+        with self._lock:
+            make_error = self._closed_error
+        return None if make_error is None else make_error()
+
+    @property
+    def next_id(self):
+        """The id the next request would get."""
+        with self._send_lock:
+            return self._next_id
+
     @property
     def closed(self):
         """True once closed, or once the connection ended."""
@@ -93,7 +121,7 @@ class Connection:
 
     def close(self):
         """Close the connection; waiting Futures fail. Idempotent."""
-        self._shutdown(self._lost("client closed"))
+        self._shutdown(self._lost("client closed"), jobs_lost=False)
         # The reader closes the socket on its way out (or this thread does,
         # when there is none). A done callback may call close() on the
         # reader thread, which must not join itself.
@@ -120,6 +148,25 @@ class Connection:
             return self._pending.take(request_id) is not None
 
     # -- sending ------------------------------------------------------------
+
+    def take_room(self, wait, timeout):
+        """Room for one more job in flight on this connection (its window:
+        hello's ``max_jobs_per_connection``), which its reply gives back.
+
+        Waits for a reply up to ``timeout`` seconds (None: as long as it
+        takes) when ``wait``; else, or past the timeout, ``DaemonBusy``.
+        """
+        if self._room.acquire(blocking=wait, timeout=timeout if wait else None):
+            return
+        window = self._window
+        raise DaemonBusy(
+            f"job not sent: {window} jobs of this connection are in flight "
+            f"(its window, max_jobs_per_connection)"
+            + (f" and none ended within {timeout} s" if wait else
+               " and the job was not to wait"), code="busy")
+
+    def give_room(self, _future=None):
+        self._room.release()
 
     def request(self, header, decode, payload=b"", *, future=None, fd=-1,
                 claimed=False, region=False):
@@ -164,6 +211,7 @@ class Connection:
         if isinstance(future, JobFuture):
             future.job_id = request_id
         future.request_id = request_id  # for queue_cancel (_queue)
+        future.connection = self  # where its reply comes (Client.wait, cancel)
         header = dict(header, id=request_id)
         if self._regions.result_free():
             header["free_region"] = True
@@ -209,6 +257,8 @@ class Connection:
         self.limits = _session.check_hello(frame.header)
         self._decoder.limits = self.limits
         self.hello = frame.header
+        self._window = _session.window(frame.header)
+        self._room = threading.BoundedSemaphore(self._window)
 
     # -- receiving ------------------------------------------------------------
 
@@ -321,8 +371,10 @@ class Connection:
     def _lost(self, reason):
         return _session.closed_error(self.socket_path, reason)
 
-    def _shutdown(self, make_error):
-        """Mark the connection ended and fail every waiting Future.
+    def _shutdown(self, make_error, jobs_lost=True):
+        """Mark the connection ended and fail every waiting Future: jobs
+        with ``JobLost`` (unless the client closed it), other requests
+        with the reason.
 
         The first reason wins; later calls only repeat the socket shutdown,
         which also wakes the reader and any writer blocked on the socket.
@@ -339,7 +391,11 @@ class Connection:
         except OSError:
             pass  # Already shut down, or the peer is gone: both are fine.
         for future in futures:
-            future.set_exception(make_error())
+            error = make_error()
+            if (jobs_lost and isinstance(future, JobFuture)
+                    and isinstance(error, DaemonConnectionError)):
+                error = JobLost(self.socket_path, error.reason, future.job_id)
+            future.set_exception(error)
 
 
 def _stopped(future, error):

@@ -2,10 +2,14 @@
 
     ExtraInterpretersError
      +-- DaemonConnectionError   cannot reach the daemon, or lost it
+     |    +-- JobLost            the connection ended while a job was in
+     |                           flight: it may have run, and is not run
+     |                           again
      +-- ProtocolError           a frame or message broke PROTOCOL.md
      +-- RemoteError             a job failed in a way that cannot be
      |    |                      re-raised as its own exception type
      |    +-- WorkerCrashed      the process lane worker running it died
+     |    +-- DaemonBusy         no room for a job that was not to wait
      +-- JobTimeout              a job ran past its deadline (also a
      |                           TimeoutError)
      +-- BrokenInterpreterPool   an InterpreterPoolExecutor cannot run jobs
@@ -22,9 +26,11 @@ import concurrent.futures
 __all__ = [
     "ExtraInterpretersError",
     "DaemonConnectionError",
+    "JobLost",
     "ProtocolError",
     "RemoteError",
     "WorkerCrashed",
+    "DaemonBusy",
     "JobTimeout",
     "BrokenInterpreterPool",
 ]
@@ -49,6 +55,25 @@ class DaemonConnectionError(ExtraInterpretersError):
         else:
             text = f"cannot connect to {socket_path} ({reason})"
         super().__init__(text)
+
+
+class JobLost(DaemonConnectionError):
+    """The connection ended while a job was in flight (the daemon stopped,
+    crashed, or was restarted): the job may or may not have run, and the
+    client never sends it again. ``job_id`` is its request id.
+
+    The ``Client`` itself reconnects on its next call.
+    """
+
+    def __init__(self, socket_path, reason, job_id):
+        self.job_id = job_id
+        super().__init__(socket_path, reason, connected=True)
+        self.args = (f"job {job_id} was lost: the connection to {socket_path} "
+                     f"ended ({reason}) before its reply; it may have run, "
+                     f"and it is not sent again",)
+
+    def __reduce__(self):
+        return type(self), (self.socket_path, self.reason, self.job_id)
 
 
 class ProtocolError(ExtraInterpretersError):
@@ -133,6 +158,13 @@ class WorkerCrashed(RemoteError):
     ``process worker 2 (pid 4711) died with SIGSEGV while running job
     17``; the daemon, its other jobs and clients carry on, and a fresh
     worker takes the dead one's place. ``code`` is ``"worker_crashed"``.
+    """
+
+
+class DaemonBusy(RemoteError):
+    """A job asked not to wait for room (``wait=False``), and there was
+    none: the connection had its window of jobs in flight, or the daemon's
+    queue was full. ``code`` is ``"busy"``.
     """
 
 

@@ -51,13 +51,14 @@ else:
 
 
 class WorkItem:
-    __slots__ = ("future", "fn", "args", "kwargs")
+    __slots__ = ("future", "fn", "args", "kwargs", "claimed")
 
     def __init__(self, future, fn, args, kwargs):
         self.future = future
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
+        self.claimed = False  # a worker took it: its Future is running
 
 
 class PoolState:
@@ -118,11 +119,13 @@ class Worker:
         self._client = state.client
         self._lease = None
 
+    # A worker takes a work item before it has a lease, as a thread pool's
+    # worker takes one at once: from then on the job has started, so
+    # shutdown(cancel_futures=True) lets it finish, as the standard says,
+    # however long the lease takes.
     def run(self):
         state = self._state
         try:
-            if not self._start_interpreter():
-                return
             while True:
                 item = state.work_queue.get()
                 if item is None:
@@ -130,6 +133,13 @@ class Worker:
                     if state.shutting_down() or state.broken is not None:
                         return
                     continue
+                if not item.claimed:
+                    if not item.future.set_running_or_notify_cancel():
+                        continue  # cancelled while queued
+                    item.claimed = True
+                if self._lease is None and not self._start_interpreter():
+                    self._hand_over(item)
+                    return
                 if not self._run_item(item):
                     return
                 del item
@@ -137,6 +147,15 @@ class Worker:
         finally:
             self._end_lease()
             state.worker_exited()
+
+    def _hand_over(self, item):
+        """This worker got no lease: a broken pool fails the item; a full
+        daemon leaves it to the workers that have one."""
+        state = self._state
+        if state.broken is not None:
+            settle(item.future, exception=state.broken)
+        else:
+            state.work_queue.put(item)
 
     def _start_interpreter(self):
         """Lease an interpreter and run the initializer; False if broken."""
@@ -169,15 +188,16 @@ class Worker:
         return True
 
     def _run_item(self, item):
-        """Run one job on this worker's lease; False if the pool broke."""
+        """Run one job (taken, its Future running) on this worker's lease;
+        False if the pool broke."""
         future = item.future
-        if not future.set_running_or_notify_cancel():
-            return True  # Cancelled while queued.
         for attempt in range(_LEASE_ATTEMPTS):
             try:
                 job = self._client._submit(item.fn, item.args, item.kwargs,
                                            lease=self._lease,
                                            timeout=self._state.timeout)
+            except RemoteError as exc:  # the lease ended with its connection
+                job = _failed(exc)
             except BaseException as exc:  # It does not pickle, say.
                 settle(future, exception=exc)
                 return True
@@ -214,6 +234,13 @@ class Worker:
             self._client._release(lease).result()
         except Exception:  # noqa: BLE001 - lost lease or connection.
             pass
+
+
+def _failed(exc):
+    """A Future that failed with ``exc`` before it was sent."""
+    future = concurrent.futures.Future()
+    future.set_exception(exc)
+    return future
 
 
 def interpreter_exiting():

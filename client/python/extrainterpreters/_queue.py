@@ -20,6 +20,7 @@ import math
 import pickle
 
 from . import _queue_items, _queue_local, _queue_requests
+from ._errors import RemoteError
 from ._queue_requests import (decode_created, decode_empty, decode_header,
                               decode_item, decode_opened)
 
@@ -95,6 +96,7 @@ class Queue:
         """A Queue for an id known some other way (tests, later: jobs)."""
         self = cls.__new__(cls)
         self._client, self._own_client = client, False
+        self._generation = _generation_of(client)
         self._id, self._name, self._maxsize = queue_id, None, 0
         return self
 
@@ -223,14 +225,49 @@ class Queue:
         else:
             from ._client import _default_client
             self._client, self._own_client = _default_client(), False
+        self._generation = _generation_of(self._client)
 
     def _call(self, header, payload, decode):
+        header = self._follow_restart(header)
         return _queue_requests.call(self._client, header, payload, decode,
                                     self)
 
     async def _call_async(self, header, payload, decode):
+        header = self._follow_restart(header)
         return await _queue_requests.call_async(self._client, header,
                                                 payload, decode, self)
+
+    def _follow_restart(self, header):
+        """After the client reconnected (the daemon restarted), this Queue's
+        id means nothing (a new daemon numbers queues afresh): an anonymous
+        queue is gone with the connection that owned it; a named one is
+        looked up by its name again. Returns ``header`` with the id now
+        right."""
+        keeper = getattr(self._client, "_keeper", None)
+        if keeper is None or self._generation is None:
+            return header  # inside a job: the daemon itself
+        keeper.current()  # reconnects now if the daemon went away
+        if keeper.generation == self._generation:
+            return header
+        if self._name is None:
+            raise RemoteError(
+                f"queue {self._id} is gone: it was anonymous, and the "
+                f"connection that owned it ended (the daemon stopped or "
+                f"restarted)", code="queue_gone")
+        generation = keeper.generation
+        try:
+            self._id, self._maxsize = _queue_requests.call(
+                self._client, {"type": "queue_open", "name": self._name}, b"",
+                decode_opened, self)
+            self._generation = generation
+        except RemoteError as exc:
+            if exc.code != "unknown_queue":
+                raise
+            raise RemoteError(
+                f"queue {self._name!r} is gone: the daemon restarted since it "
+                f"was opened, and nobody has made it again (queues live in "
+                f"the daemon's memory)", code="unknown_queue") from None
+        return dict(header, queue=self._id) if "queue" in header else header
 
     def _dump_item(self, item):
         return _queue_items.dump(item, self._client, self)
@@ -257,8 +294,16 @@ def _reopen(queue_id, name, maxsize):
         self._client, self._own_client = _default_client(via), False
     else:
         self._setup(via, None)
+    self._generation = _generation_of(self._client)
     self._id, self._name, self._maxsize = queue_id, name, maxsize
     return self
+
+
+def _generation_of(client):
+    """Which connection of ``client`` a Queue's id belongs to (None: the
+    daemon's own transport, inside a job)."""
+    keeper = getattr(client, "_keeper", None)
+    return None if keeper is None else keeper.generation
 
 
 def _check_maxsize(maxsize):

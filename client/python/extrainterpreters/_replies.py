@@ -26,8 +26,8 @@ import pickle
 import sys
 
 from . import _queue_local
-from ._errors import (JobTimeout, ProtocolError, RemoteError, WorkerCrashed,
-                      _RemoteTraceback)
+from ._errors import (DaemonBusy, JobTimeout, ProtocolError, RemoteError,
+                      WorkerCrashed, _RemoteTraceback)
 
 __all__ = [
     "Pending", "Raised", "decode_lease", "decode_ping", "decode_result",
@@ -222,6 +222,8 @@ def error_from_header(header):
         return concurrent.futures.CancelledError(message)
     if code == "worker_crashed":
         return WorkerCrashed(message, code=code)
+    if code == "busy":
+        return DaemonBusy(message, code=code)
     return RemoteError.from_exception_info(header.get("exception"),
                                            message=message, code=code)
 

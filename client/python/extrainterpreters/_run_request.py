@@ -31,12 +31,13 @@ def dump_job(fn, args, kwargs, check=None, buffer_callback=None):
             f"function or its arguments do not pickle: {exc}") from exc
 
 
-def add_options(header, timeout, output, lane="auto", rerun=True):
+def add_options(header, timeout, output, lane="auto", rerun=True, wait=True):
     """Put the job's options in its ``run`` header: ``timeout`` (None: no
     deadline), ``output`` (whether what it prints comes back), ``lane``
     (where it runs) and ``rerun`` (whether a job that raised CPython's
     "does not support loading in subinterpreters" ImportError may run
-    again in the process lane)."""
+    again in the process lane) and ``wait`` (False: refused with ``busy``
+    if the daemon has no room for it, rather than held until it has)."""
     if timeout is not None:
         header["timeout"] = _check_timeout(timeout)
     if output:
@@ -45,6 +46,8 @@ def add_options(header, timeout, output, lane="auto", rerun=True):
         header["lane"] = check_lane(lane)
     if not rerun:
         header["rerun"] = False
+    if not wait:
+        header["wait"] = False
 
 
 def check_lane(lane):

@@ -9,6 +9,7 @@ Future gets an exception of its own.
 """
 
 import platform
+import socket
 
 from . import _codec
 from ._errors import DaemonConnectionError, ProtocolError
@@ -18,7 +19,7 @@ from ._version import __version__
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT", "PROTOCOL_VERSION", "RECV_SIZE", "check_hello",
     "closed_error", "connect_reason", "eof_error", "hello_request",
-    "same_protocol_error",
+    "peer_gone", "same_protocol_error", "window",
 ]
 
 PROTOCOL_VERSION = 1
@@ -48,6 +49,29 @@ def check_hello(header):
     return _codec.Limits(
         max_header_bytes=_limit(limits, "max_header_bytes"),
         max_frame_bytes=_limit(limits, "max_frame_bytes"))
+
+
+def peer_gone(sock):
+    """True if the daemon closed its end of ``sock`` and nobody has read
+    that yet, so a request is not sent into a dead socket after the daemon
+    went away. A peek: it takes nothing a reader is owed, and a reader
+    taking the bytes meanwhile makes it "nothing yet", not "gone"."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
+def window(header):
+    """How many jobs a connection may have in flight (hello's
+    ``max_jobs_per_connection``): past it the daemon holds the next run
+    until one is answered."""
+    value = header.get("limits", {}).get("max_jobs_per_connection")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        return 10000
+    return value
 
 
 def _limit(limits, key):
