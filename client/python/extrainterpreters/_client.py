@@ -239,16 +239,10 @@ class Client:
             run_header = dict(header)
             add_options(run_header, **options)
             # The connection's window: wait for room (or refuse at once).
-            connection = self._keeper.current()
-            connection.take_room(options["wait"], self._submit_timeout)
-            try:
-                future = self._request(run_header, decode_result, job.payload,
-                                       future=JobFuture(), fd=fd,
-                                       claimed=claimed, region=region)
-            except BaseException:
-                connection.give_room()
-                raise
-            future.add_done_callback(connection.give_room)
+            self._connection.take_room(options["wait"], self._submit_timeout)
+            future = self._request(run_header, decode_result, job.payload,
+                                   future=JobFuture(), fd=fd, claimed=claimed,
+                                   region=region)
             # The stopper names the job by id, not by its Future: a Future
             # that refers to itself through its stopper is a reference
             # cycle, which would keep its result (and a shared-memory
