@@ -34,7 +34,7 @@ import copy
 import functools
 import threading
 
-from . import _shm
+from . import _batch, _shm
 from ._byvalue_version import bytecode_check
 from ._keeper import DEFAULT_RECONNECT_TIMEOUT, ConnectionKeeper
 from ._errors import ExtraInterpretersError, RemoteError
@@ -165,6 +165,26 @@ class Client:
         """
         return self._wait_job(self._submit(fn, args, kwargs, timeout=timeout,
                                            lane=lane, claimed=True))
+
+    def map(self, fn, *iterables, timeout=None, chunksize=1, lane=None):
+        """``fn`` over the iterables' items, like ``Executor.map``: every
+        call is sent at once, the values come back in order, lazily, and a
+        call's exception is raised when its value is reached. ``timeout``
+        limits the wait for all of them, counted from this call.
+
+        ``chunksize`` calls go as one job: one frame each way, run back to
+        back in one worker, each failing on its own (``_batch``). Many small
+        calls go much faster so.
+        """
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
+        if chunksize == 1:
+            futures = [self._submit(fn, args, {}, lane=lane)
+                       for args in zip(*iterables)]
+            return _batch.in_order(futures, timeout)
+        futures = [self._submit(_batch.run_batch, (fn, chunk), {}, lane=lane)
+                   for chunk in _batch.chunks(iterables, chunksize)]
+        return _batch.outcomes(_batch.in_order(futures, timeout))
 
     def status(self, *, timeout=None):
         """Return the daemon's status document (see PROTOCOL.md) as a dict."""
