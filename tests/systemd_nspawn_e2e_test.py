@@ -52,7 +52,7 @@ SLOW_IMPORT_SECONDS = 2.0  # the preloaded module's import time
 WATCHDOG_SECONDS = 3
 # docs/operations.md: "Overall exposure level: 0.5 SAFE".
 MAX_EXPOSURE = 0.5
-# From a job's segfault to the first job a new client runs (RestartSec=200ms
+# From a job's segfault to the first job a new client runs (RestartSec=100ms
 # plus the daemon's start; docs/operations.md has the measured figure).
 MAX_COMEBACK_SECONDS = 2.0
 DAEMON_LOG_ID = "extrainterpretersd"  # SYSLOG_IDENTIFIER of the daemon's lines

@@ -60,7 +60,7 @@ mmdebstrap --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
   --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --customize-hook='chroot "$1" systemctl mask console-getty.service systemd-firstboot.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer systemd-networkd-wait-online.service' \
+  --customize-hook='chroot "$1" systemctl mask console-getty.service systemd-firstboot.service apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer systemd-networkd-wait-online.service 2>/dev/null' \
   --customize-hook='rm -f "$1"/etc/machine-id "$1"/etc/hostname' \
   --quiet "$suite" "$partial" ${sources:+"$sources"} >&2
 mv -T "$partial" "$root"
