@@ -179,6 +179,10 @@ def _spread_text(value):
 def _walk(figure, value, path, unit, lines):
     if path and path[-1] == "speedup":
         unit = "x"
+    elif path and path[-1].endswith(("_jobs", "_processes", "_seen")):
+        unit = ""  # a count
+    if isinstance(value, dict):
+        unit = value.get("unit", unit)
     if isinstance(value, dict) and ({"error", "median", "p50", "skipped",
                                      "unavailable"} & value.keys()):
         lines.append(f"| {figure} | {' / '.join(path)} | {unit} | "

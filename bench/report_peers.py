@@ -184,7 +184,9 @@ def unavailable_notes(doc):
             if not isinstance(holder, dict):
                 continue
             for name, value in (holder.get("peers") or {}).items():
-                if isinstance(value, dict) and "unavailable" in value:
-                    notes.append(f"- {figure_name}, {name}: "
-                                 f"{value['unavailable']}")
+                note = (f"- {figure_name}, {name}: {value['unavailable']}"
+                        if isinstance(value, dict) and "unavailable" in value
+                        else None)
+                if note and note not in notes:  # a figure's round trip too
+                    notes.append(note)
     return notes

@@ -107,6 +107,10 @@ PYTHONPATH="$numpy_site:$peers_site" bazel-bin/bench/benchmark --socket "$tmp/ei
   --raw-tool "$root/bazel-bin/bench/raw_socket_pingpong" \
   --label "$(git describe --always --dirty 2>/dev/null || echo unknown)" \
   ${args[@]+"${args[@]}"} || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "The daemon's log ends (a failed measurement may be explained there):" >&2
+  grep -vE ' INFO (connection|client hello)' "$tmp/daemon.log" | tail -n 15 >&2 || true
+fi
 for index in "${!daemon_pids[@]}"; do
   if ! kill -0 "${daemon_pids[$index]}" 2>/dev/null; then
     log=$tmp/daemon.log
