@@ -37,7 +37,7 @@ class Settings:
     # Issue 15's peers. Dask and Ray take ~1 ms or more a job: they get
     # fewer samples per round (still hundreds) so a run stays minutes.
     slow_round_trips: int = 600    # round trips per slow peer
-    slow_queue_items: int = 2000   # items per round, job to job, slow peers
+    slow_queue_items: int = 1000   # items per round, job to job, slow peers
     slow_cold_starts: int = 3      # new clusters / clients of slow peers
     map_chunksize: int = 100       # the chunked map of issue 15's target
     # Issue 11's process lane: a numpy job of a few ms, arrays in and out.
