@@ -7,12 +7,8 @@ the REPL test types them at a real interactive prompt under a pseudo-terminal.
 
 import asyncio
 import os
-import pty
-import re
-import select
 import subprocess
 import sys
-import time
 import unittest
 from unittest import mock
 
@@ -20,12 +16,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import byvalue_cases  # noqa: E402
 import harness  # noqa: E402
 import jobs  # noqa: E402
+import repl  # noqa: E402
 
 import extrainterpreters  # noqa: E402
 from extrainterpreters import RemoteError, _byvalue  # noqa: E402
 
 OLD_PYTHON = "/usr/bin/python3.11"
-REPL_TIMEOUT = 60.0
 
 
 def record_requests(test_case, client):
@@ -276,80 +272,9 @@ class ReplTest(harness.DaemonTestCase):
             lines.append("print('R4', list(pool.map(square, range(5))), "
                          "pool.submit(cube, 5).result())")
             expected.append("R4 [0, 1, 4, 9, 16] 125")
-        output = self.run_repl(lines, expected)
+        output = repl.run_repl(self, lines, expected)
         for text in expected:
             self.assertIn(text, output)
-
-    def run_repl(self, lines, expected):
-        """Runs ``sys.executable -i`` on a pty, types ``lines``; returns output.
-
-        Each line is typed once the previous prompt appeared; reading stops
-        when every ``expected`` text was printed, or after REPL_TIMEOUT.
-        """
-        env = dict(os.environ, PYTHONPATH=harness.client_pythonpath(),
-                   TERM="xterm", PYTHONSTARTUP="")
-        # Popen rather than pty.fork(): this process has threads (clients'
-        # readers), and only exec is safe in a child forked from them.
-        fd, terminal = pty.openpty()
-        process = subprocess.Popen([sys.executable, "-i", "-q"], env=env,
-                                   stdin=terminal, stdout=terminal,
-                                   stderr=terminal, start_new_session=True)
-        os.close(terminal)
-        self.addCleanup(self.reap, process, fd)
-        reader = _PtyReader(fd, time.monotonic() + REPL_TIMEOUT)
-        reader.wait_for(">>> ")
-        for line in lines:
-            os.write(fd, line.encode() + b"\r")
-            reader.wait_for(">>> ", after_mark=True)
-        for text in expected:
-            reader.wait_for(text)
-        os.write(fd, b"exit()\r")
-        return reader.text
-
-    @staticmethod
-    def reap(process, fd):
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        os.close(fd)
-
-
-class _PtyReader:
-    """Reads what a pty child prints, with a deadline for every wait."""
-
-    _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\r")
-
-    def __init__(self, fd, deadline):
-        self._fd = fd
-        self._deadline = deadline
-        self._raw = ""
-        self._mark = 0  # wait_for(after_mark=True) looks past this offset
-
-    @property
-    def text(self):
-        """Everything read so far, without terminal escape sequences."""
-        return self._ESCAPES.sub("", self._raw)
-
-    def wait_for(self, text, after_mark=False):
-        start = self._mark if after_mark else 0
-        while text not in self.text[start:]:
-            remaining = self._deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"the REPL did not print {text!r}; it printed:\n"
-                                     f"{self.text}")
-            ready, _, _ = select.select([self._fd], [], [], remaining)
-            if ready:
-                try:
-                    chunk = os.read(self._fd, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    chunk = b""
-                if not chunk:
-                    raise AssertionError(f"the REPL exited before printing "
-                                         f"{text!r}; it printed:\n{self.text}")
-                self._raw += chunk.decode(errors="replace")
-        self._mark = start + self.text[start:].index(text) + len(text)
 
 
 if __name__ == "__main__":
