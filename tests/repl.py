@@ -18,8 +18,9 @@ REPL_TIMEOUT = 60.0
 def run_repl(test_case, lines, expected, *, cwd=None, pythonpath=None):
     """Runs ``sys.executable -i`` on a pty, types ``lines``; returns output.
 
-    Each line is typed once the previous prompt appeared; reading stops
-    when every ``expected`` text was printed, or after REPL_TIMEOUT.
+    Each line is typed once the prompt after the previous one appeared
+    (``>>> ``, or ``... `` inside a block); reading stops when every
+    ``expected`` text was printed, or after REPL_TIMEOUT.
     ``cwd`` is where it runs (its ``sys.path[0]``); ``pythonpath`` defaults
     to the client package and the tests' folder.
     """
@@ -37,7 +38,7 @@ def run_repl(test_case, lines, expected, *, cwd=None, pythonpath=None):
     reader.wait_for(">>> ")
     for line in lines:
         os.write(fd, line.encode() + b"\r")
-        reader.wait_for(">>> ", after_mark=True)
+        reader.wait_for(">>> ", "... ", after_mark=True)
     for text in expected:
         reader.wait_for(text)
     os.write(fd, b"exit()\r")
@@ -69,13 +70,15 @@ class _PtyReader:
         """Everything read so far, without terminal escape sequences."""
         return self._ESCAPES.sub("", self._raw)
 
-    def wait_for(self, text, after_mark=False):
+    def wait_for(self, *texts, after_mark=False):
+        """Reads until one of ``texts`` was printed (past the mark of the
+        last wait, with ``after_mark``), and moves the mark past it."""
         start = self._mark if after_mark else 0
-        while text not in self.text[start:]:
+        while not any(text in self.text[start:] for text in texts):
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"the REPL did not print {text!r}; it printed:\n"
-                                     f"{self.text}")
+                raise AssertionError(f"the REPL did not print {texts!r}; it "
+                                     f"printed:\n{self.text}")
             ready, _, _ = select.select([self._fd], [], [], remaining)
             if ready:
                 try:
@@ -84,6 +87,8 @@ class _PtyReader:
                     chunk = b""
                 if not chunk:
                     raise AssertionError(f"the REPL exited before printing "
-                                         f"{text!r}; it printed:\n{self.text}")
+                                         f"{texts!r}; it printed:\n{self.text}")
                 self._raw += chunk.decode(errors="replace")
-        self._mark = start + self.text[start:].index(text) + len(text)
+        rest = self.text[start:]
+        self._mark = start + min(rest.index(t) + len(t) for t in texts
+                                 if t in rest)
