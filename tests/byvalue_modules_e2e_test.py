@@ -67,6 +67,10 @@ class ProjectTest(harness.DaemonTestCase):
         script = os.path.join(self.project, "script.py")
         self.assert_every_call_ran(self.run_python([script], "/"))
 
+    def test_package_module_run_with_dash_m(self):
+        output = self.run_python(["-m", "shop.cli"], self.project)
+        self.assertEqual(output.strip(), "R apple")
+
     def test_typed_at_a_repl_in_the_project_folder(self):
         lines = [f"import os; os.environ['EXTRAINTERPRETERS_SOCKET'] = "
                  f"{self.daemon.socket_path!r}"] + byvalue_project.REPL_LINES

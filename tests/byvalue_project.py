@@ -6,6 +6,7 @@
     shop/prices.py
     shop/orders.py   relative imports at the top and inside a function
     shop/tax.py      imported only inside a function, never by the client
+    shop/cli.py      run as ``python -m shop.cli``: a relative import in __main__
 
 Nothing of it is on the daemon's ``--python-path``: every call goes by
 value, by the client's own choice. ``script.py`` prints ``R<n> <value>``
@@ -58,6 +59,16 @@ FILES = {
     "shop/tax.py": '''
         def rate():
             return 2
+        ''',
+    "shop/cli.py": '''
+        import extrainterpreters
+
+        def cheapest():
+            from .prices import PRICES  # relative, in __main__ of python -m
+            return min(PRICES, key=PRICES.get)
+
+        if __name__ == "__main__":
+            print("R", extrainterpreters.run(cheapest))
         ''',
     "script.py": '''
         import extrainterpreters

@@ -70,8 +70,10 @@ class BareModule:
         module = self.module
         name = module.__name__
         attrs = vars(module)
+        spec = attrs.get("__spec__")
         meta = {"package": attrs.get("__package__"),
                 "file": attrs.get("__file__"), "doc": attrs.get("__doc__"),
+                "spec": getattr(spec, "name", None),
                 "install": name != "__main__"
                 and sys.modules.get(name) is module}
         if "__path__" in attrs:
@@ -162,6 +164,9 @@ def _imported(namespace, statement, attr_names):
     return found
 
 
+_not_users = set()  # Names _import_unloaded found no module of the user's for.
+
+
 def _import_unloaded(name):
     """A module the code imports but this process has not imported yet.
 
@@ -169,13 +174,15 @@ def _import_unloaded(name):
     imported here, to be shipped, if it is one: only a file that
     ``importlib`` finds outside the installed libraries' folders.
     """
-    if name.rpartition(".")[0] and name.rpartition(".")[0] not in sys.modules:
+    parent = name.rpartition(".")[0]
+    if name in _not_users or (parent and parent not in sys.modules):
         return None
     try:
         spec = importlib.util.find_spec(name)
     except (ImportError, ValueError):
-        return None
+        spec = None
     if spec is None or not spec.has_location or not _is_users(spec):
+        _not_users.add(name)  # Looked up once, not at every job.
         return None
     try:
         return importlib.import_module(name)

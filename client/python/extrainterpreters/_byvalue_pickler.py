@@ -219,12 +219,12 @@ class ByValuePickler(pickle.Pickler):
 
     def _home(self, fn):
         """The by-value module whose dict ``fn``'s globals are, named and
-        placed in the daemon as here; None for ``__main__``, a bare dict,
-        or a module the daemon has (a lambda of an importable module keeps
-        its globals apart from the daemon's copy of that module)."""
+        placed in the daemon as here (``__main__`` keeps its package, for
+        relative imports under ``python -m``); None for a bare dict, or a
+        module the daemon has (a lambda of an importable module keeps its
+        globals apart from the daemon's copy of that module)."""
         module = _module_of(fn.__globals__)
-        if (module is None or module.__name__ == "__main__"
-                or not self.rule.module_by_value(module)):
+        if module is None or not self.rule.module_by_value(module):
             return None
         return BareModule(module, self.rule)
 

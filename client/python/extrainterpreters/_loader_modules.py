@@ -38,18 +38,23 @@ _installed = {}  # name -> (client module in sys.modules, what it displaced)
 
 def describe(module, meta, parent):
     """Names and places ``module`` as the client's: ``meta`` has its
-    ``package``, ``file``, ``doc`` and, for a package, ``path``."""
+    ``package``, ``file``, ``doc``, ``spec`` (its name; None for a
+    script's ``__main__``) and, for a package, ``path``."""
     attrs = module.__dict__
     attrs["__package__"] = meta.get("package")
     attrs["__doc__"] = meta.get("doc")
-    spec = importlib.machinery.ModuleSpec(
-        module.__name__, None, origin=meta.get("file"),
-        is_package="path" in meta)
+    spec = None
+    if meta.get("spec"):  # A script's __main__ has none.
+        spec = importlib.machinery.ModuleSpec(
+            meta["spec"], None, origin=meta.get("file"),
+            is_package="path" in meta)
+        spec.has_location = bool(meta.get("file"))
     if "path" in meta:
-        attrs["__path__"] = spec.submodule_search_locations = list(meta["path"])
+        attrs["__path__"] = list(meta["path"])
+        if spec is not None:
+            spec.submodule_search_locations = attrs["__path__"]
     if meta.get("file"):
         attrs["__file__"] = meta["file"]
-        spec.has_location = True
     attrs["__spec__"], attrs["__loader__"] = spec, None
     if parent is not None:
         _parents[module] = parent
