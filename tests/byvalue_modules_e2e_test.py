@@ -104,7 +104,7 @@ class ProjectTest(harness.DaemonTestCase):
         with open(path) as file:
             text = file.read()
         with open(path, "w") as file:
-            file.write(text.replace("SCALE = 3", "SCALE = 10"))
+            file.write(text.replace("FACTOR = 3", "FACTOR = 10"))
         output = self.run_python(["script.py"], self.project)
         self.assertIn("R1 50", output)
 

@@ -20,17 +20,19 @@ __all__ = ["EXPECTED", "REPL_LINES", "write_project"]
 
 FILES = {
     "helpers.py": '''
-        SCALE = 3
+        FACTOR = 3
 
-        def triple(x):
-            return x * SCALE
+        def triple(n):
+            return FACTOR * n
 
-        class Point:
-            def __init__(self, x, y):
-                self.x, self.y = x, y
+        class Parcel:
+            """A box of width by depth."""
 
-            def scaled(self):
-                return Point(self.x * SCALE, self.y * SCALE)
+            def __init__(self, width, depth):
+                self.width, self.depth = width, depth
+
+            def bigger(self):
+                return Parcel(FACTOR * self.width, FACTOR * self.depth)
 
         def price_of(item):
             import shop.prices  # imported when it runs, in the daemon too
@@ -78,8 +80,8 @@ FILES = {
         run = extrainterpreters.run
         print("R1", run(helpers.triple, 5))
         print("R2", run(shop.orders.total, ["apple", "pear"]))
-        point = run(lambda p: p.scaled(), helpers.Point(1, 2))
-        print("R3", type(point) is helpers.Point, point.x, point.y)
+        parcel = run(lambda p: p.bigger(), helpers.Parcel(1, 2))
+        print("R3", type(parcel) is helpers.Parcel, parcel.width, parcel.depth)
         print("R4", run(helpers.price_of, "pear"))
         print("R5", run(lambda m: m.triple(2), helpers))
         print("R6", run(shop.orders.where))
