@@ -64,7 +64,8 @@ import pickle
 import types
 
 from ._byvalue_code import builtin_type_reduce, needs_value
-from ._byvalue_pickler import PROTOCOL, ByValuePickler, method_needs_value
+from ._byvalue_pickler import PROTOCOL, ByValuePickler
+from ._byvalue_reducers import method_needs_value
 from ._byvalue_registry import add_requires, registry
 from ._byvalue_rule import rule_for
 from ._byvalue_version import VersionMismatch

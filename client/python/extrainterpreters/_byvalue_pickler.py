@@ -23,18 +23,16 @@ from ._byvalue_code import (
     ATOMS, MISSING, TYPE_PARAMS, FunctionType, body_methods, code_info,
     globals_name, has_parts, needs_value, slot_names)
 from ._byvalue_modules import (
-    SESSION, BareModule, code_modules, is_module, module_attributes,
-    module_key)
+    BareModule, code_modules, is_module, module_attributes, module_key)
 from ._byvalue_reducers import (
-    class_extras, method_needs_value, reduce_cell, reduce_special,
-    reduce_type_param)
+    class_extras, reduce_cell, reduce_special, reduce_type_param)
 from ._byvalue_rule import rule_for
 from ._loader_refs import (
     BIND, MAKE_CLASS, MAKE_FUNCTION, MODULE, SET_CLASS_STATE, SET_DEFAULTS,
     SET_FUNCTION_STATE, SET_MODULE_STATE, LoaderFunction, LoaderModule,
     ModuleByName, reduce_by_name)
 
-__all__ = ["PROTOCOL", "SESSION", "ByValuePickler", "method_needs_value"]
+__all__ = ["PROTOCOL", "ByValuePickler"]
 
 PROTOCOL = 5
 _NO_RULE = rule_for(None)
