@@ -11,6 +11,7 @@ import importlib.util
 import os
 import sys
 import types
+from unittest import mock
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -299,3 +300,18 @@ def load_function_loader():
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def record_requests(test_case, client):
+    """Make ``client`` log the type of every request it sends; return the log."""
+    sent = []
+    send = client._request
+
+    def spy(header, *args, **kwargs):
+        sent.append(header["type"])
+        return send(header, *args, **kwargs)
+
+    patcher = mock.patch.object(client, "_request", spy)
+    patcher.start()
+    test_case.addCleanup(patcher.stop)
+    return sent

@@ -24,21 +24,6 @@ from extrainterpreters import RemoteError, _byvalue  # noqa: E402
 OLD_PYTHON = "/usr/bin/python3.11"
 
 
-def record_requests(test_case, client):
-    """Make ``client`` log the type of every request it sends; return the log."""
-    sent = []
-    send = client._request
-
-    def spy(header, *args, **kwargs):
-        sent.append(header["type"])
-        return send(header, *args, **kwargs)
-
-    patcher = mock.patch.object(client, "_request", spy)
-    patcher.start()
-    test_case.addCleanup(patcher.stop)
-    return sent
-
-
 class ByValueTest(harness.DaemonTestCase):
 
     def setUp(self):
@@ -90,12 +75,12 @@ class ByValueTest(harness.DaemonTestCase):
 
     def test_importable_functions_go_by_reference(self):
         self.assertEqual(_byvalue.dump_job(jobs.add, (1, 2), {}).definitions, ())
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         self.assertEqual(self.client.run(jobs.add, 1, 2), 3)
         self.assertEqual(sent, ["run"])
 
     def test_second_call_sends_no_definition(self):
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         fn = self.user.make_adder(1)
         self.assertEqual(self.client.run(fn, 1), 2)
         self.assertEqual(sent.count("define"), 2)  # add, and helper
@@ -106,7 +91,7 @@ class ByValueTest(harness.DaemonTestCase):
         self.assertEqual(sent.count("define"), 0)
 
     def test_changed_global_is_sent_again(self):
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         self.assertEqual(self.client.run(self.user.helper, 2), 6)
         self.user.SCALE = 10
         del sent[:]
@@ -133,7 +118,7 @@ class ByValueTest(harness.DaemonTestCase):
         async def main():
             async with extrainterpreters.AsyncClient(
                     self.daemon.socket_path) as client:
-                sent = record_requests(self, client)
+                sent = byvalue_cases.record_requests(self, client)
                 results = [await client.run(adder, 1),
                            await client.run(adder, 2),
                            await client.run(lambda p: p.scaled(),
@@ -193,7 +178,7 @@ class PerCallPartsTest(harness.DaemonTestCase):
         self.expected = [i * 3 for i in range(self.COUNT)]
 
     def test_ten_thousand_lambdas_through_one_client(self):
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         for fns in (self.user.default_lambdas(self.COUNT),
                     self.user.closures(self.COUNT)):
             futures = [self.client.submit(fn) for fn in fns]
@@ -203,7 +188,7 @@ class PerCallPartsTest(harness.DaemonTestCase):
     def test_ten_thousand_closures_through_the_executor(self):
         with extrainterpreters.InterpreterPoolExecutor(
                 max_workers=2, socket_path=self.daemon.socket_path) as pool:
-            sent = record_requests(self, pool.client)
+            sent = byvalue_cases.record_requests(self, pool.client)
             closures = self.user.closures(self.COUNT)
             self.assertEqual(list(pool.map(self.user.apply, closures)),
                              self.expected)
@@ -217,7 +202,7 @@ class PerCallPartsTest(harness.DaemonTestCase):
         get, put = self.user.make_box([1])
         self.assertEqual(self.client.run(lambda g, p: (p(5), g()), get, put),
                          (5, 5))
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         self.assertEqual(self.client.run(get), [1])
         get()[0] = 2
         self.assertEqual(self.client.run(get), [2])
@@ -226,7 +211,7 @@ class PerCallPartsTest(harness.DaemonTestCase):
         self.assertEqual(sent.count("define"), 0)
 
     def test_recursive_closures(self):
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         counters = [self.user.make_counter() for _ in range(20)]
         self.assertEqual([self.client.run(fn, n) for n, fn in
                           enumerate(counters)], list(range(20)))

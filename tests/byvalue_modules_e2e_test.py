@@ -16,6 +16,7 @@ import textwrap
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import byvalue_cases  # noqa: E402
 import byvalue_project  # noqa: E402
 import harness  # noqa: E402
 import repl  # noqa: E402
@@ -66,6 +67,20 @@ class ProjectTest(harness.DaemonTestCase):
     def test_script_run_from_elsewhere(self):
         script = os.path.join(self.project, "script.py")
         self.assert_every_call_ran(self.run_python([script], "/"))
+
+    def test_a_module_is_sent_once_per_connection(self):
+        sys.path.insert(0, self.project)
+        self.addCleanup(sys.path.remove, self.project)
+        for name in ("helpers", "shop", "shop.prices"):
+            self.addCleanup(sys.modules.pop, name, None)
+        import helpers
+        sent = byvalue_cases.record_requests(self, self.client)
+        self.assertEqual(self.client.run(helpers.price_of, "apple"), 3)
+        self.assertIn("define", sent)
+        del sent[:]
+        self.assertEqual([self.client.run(helpers.price_of, "pear")
+                          for _ in range(3)], [5, 5, 5])
+        self.assertEqual(sent, ["run"] * 3)
 
     def test_package_module_run_with_dash_m(self):
         output = self.run_python(["-m", "shop.cli"], self.project)
