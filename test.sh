@@ -39,4 +39,8 @@ failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOM
 rm -f "$log"
 echo
 echo "test targets: ${passed} passed, ${failed} failed"
+
+# The Python tests again for each other installed CPython >= 3.12, the
+# daemon built against it (EI_PYTHON_MATRIX=0 skips this).
+bazel/python_matrix.sh "$@" || status=$?
 exit "$status"

@@ -297,7 +297,9 @@ class ExceptionTest(harness.DaemonTestCase):
             self.client.submit(42)
 
     def client_only_module(self):
-        """Import a new module that exists only on the client's sys.path."""
+        """Import a new module that exists only on the client's sys.path,
+        and make it go by name (it would go by value by default), so that
+        the daemon fails to import it."""
         name = f"ei_client_only_{uuid.uuid4().hex}"
         directory = self.tmp_path()
         with open(os.path.join(directory, name + ".py"), "w") as source:
@@ -306,6 +308,7 @@ class ExceptionTest(harness.DaemonTestCase):
         sys.path.insert(0, directory)
         self.addCleanup(sys.path.remove, directory)
         self.addCleanup(sys.modules.pop, name, None)
+        extrainterpreters.ship_by_reference(name)
         return __import__(name)
 
     def assert_every_worker_serves(self):
