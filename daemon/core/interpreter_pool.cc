@@ -190,22 +190,9 @@ Scheduler::LeaseSubmit InterpreterPool::SubmitToLease(std::uint64_t lease_id, Jo
 
 bool InterpreterPool::Release(std::uint64_t lease_id, std::function<void()> done) {
   std::unique_lock lock(mu_);
-  std::unique_ptr<Interpreter> leased;
-  switch (leases_.End(lease_id, done, &leased)) {
-    case LeaseBook<Interpreter>::Ending::kNoSuchLease:
-      return false;
-    case LeaseBook<Interpreter>::Ending::kEndedBefore:
-      // A lost lease has ended already; releasing it is no error.
-      lock.unlock();
-      done();
-      return true;
-    case LeaseBook<Interpreter>::Ending::kEnding:
-      break;
-  }
-  Interpreter* ending = leased.get();
-  retiring_.push_back(std::move(leased));
-  ending->Stop();
-  if (spare_ == nullptr && !shutting_down_) StartSpareLocked();
+  // A lost lease has ended already; releasing it is no error.
+  if (!leases_.End(lease_id, std::move(done), lock, &retiring_)) return false;
+  if (lock.owns_lock() && spare_ == nullptr && !shutting_down_) StartSpareLocked();
   return true;
 }
 

@@ -54,17 +54,26 @@ class LeaseBook {
     return lost_.contains(id) ? Scheduler::LeaseSubmit::kLost : Scheduler::LeaseSubmit::kUnknown;
   }
 
-  enum class Ending { kNoSuchLease, kEndedBefore, kEnding };
-  /// Ends lease `id` for its holder. kEnding: its worker is moved to
-  /// `*worker` (the caller stops it), and `done` is kept for TakeEnded.
-  /// kEndedBefore: the lease was lost already; the caller calls `done`.
-  Ending End(std::uint64_t id, std::function<void()> done, std::unique_ptr<W>* worker) {
+  /// Ends lease `id` for its holder: its worker moves to `retiring` and is
+  /// told to Stop(), and `done` is kept for TakeEnded. A lease lost before
+  /// has ended already: `done` is called at once, after `lock` (the lane's,
+  /// held by the caller) is let go. False when there is no such lease.
+  template <typename Lock>
+  bool End(std::uint64_t id, std::function<void()> done, Lock& lock,
+           std::vector<std::unique_ptr<W>>* retiring) {
     auto it = leases_.find(id);
-    if (it == leases_.end()) return lost_.erase(id) > 0 ? Ending::kEndedBefore : Ending::kNoSuchLease;
-    ended_[it->second.get()] = std::move(done);
-    *worker = std::move(it->second);
+    if (it == leases_.end()) {
+      if (lost_.erase(id) == 0) return false;
+      lock.unlock();
+      done();
+      return true;
+    }
+    W* ending = it->second.get();
+    ended_[ending] = std::move(done);
+    retiring->push_back(std::move(it->second));
     leases_.erase(it);
-    return Ending::kEnding;
+    ending->Stop();
+    return true;
   }
 
   /// What to call now that `worker`, released by End, has ended (or null).

@@ -183,21 +183,7 @@ Scheduler::LeaseSubmit ProcessLane::SubmitToLease(std::uint64_t lease_id, Job& j
 
 bool ProcessLane::Release(std::uint64_t lease_id, std::function<void()> done) {
   std::unique_lock lock(mu_);
-  std::unique_ptr<ProcessWorker> leased;
-  switch (leases_.End(lease_id, done, &leased)) {
-    case LeaseBook<ProcessWorker>::Ending::kNoSuchLease:
-      return false;
-    case LeaseBook<ProcessWorker>::Ending::kEndedBefore:
-      lock.unlock();
-      done();
-      return true;
-    case LeaseBook<ProcessWorker>::Ending::kEnding:
-      break;
-  }
-  ProcessWorker* ending = leased.get();
-  retiring_.push_back(std::move(leased));
-  ending->Stop();
-  return true;
+  return leases_.End(lease_id, std::move(done), lock, &retiring_);
 }
 
 // A worker given up on (its stopped job did not end in time) is killed; a
