@@ -228,6 +228,7 @@ def run(args):
         busy_after, ours_after = cpu_seconds(ctx.daemon_pid)
         background = max(0.0, (busy_after - busy) - (ours_after - ours))
         doc["runs"][name] = {
+            "load_average": round(os.getloadavg()[0], 2),  # 1 min, at its end
             "seconds": round(seconds, 2),
             "background_cpu_s": round(background, 2),
             "background_share": round(
