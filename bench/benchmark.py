@@ -245,7 +245,7 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    runs, best_ratios, failed = [], [], set()
+    runs, best_ratios, conditions, failed = [], [], [], set()
     for index in range(max(1, args.runs)):
         if args.runs > 1:
             print(f"benchmark: run {index + 1} of {args.runs}", file=sys.stderr,
@@ -253,10 +253,12 @@ def main(argv=None):
         doc = run(args)
         runs.append(doc["headlines"])
         best_ratios.append(report_peers.best_ratios(doc))
+        conditions.append({"date": doc["machine"]["date"], **doc["runs"]})
         failed.update(name for name, value in doc["figures"].items()
                       if has_error(value))
     doc["headline_runs"] = runs
     doc["best_ratio_runs"] = best_ratios  # ours / best peer, per figure
+    doc["run_conditions"] = conditions    # each run's load, figure by figure
     text = report.markdown(doc)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
