@@ -70,10 +70,10 @@ def headlines(doc):
         ppe = report_peers.lookup(doc, ("numpy", *inner, "process_pool",
                                         *path))[0]
         kept[label] = ours / ppe if ours is not None and ppe else None
-    before = before_after_rows(doc)
-    if before:
-        kept["Interpreter lane round trip p50, after / before"] = \
-            before[0][3]
+    for label, _, _, ratio in before_after_rows(doc):
+        if "p50" in label:  # pool and leased Interpreter
+            kept[f"Interpreter lane {label[0].lower()}{label[1:]}, "
+                 "after / before"] = ratio
     return kept
 
 
