@@ -114,6 +114,16 @@ class HostileJobTest(harness.DaemonTestCase):
         self.assert_still_serving()
         harness.touch(release)
 
+    def test_a_job_that_logs_keeps_its_interpreter(self):
+        # The worker thread itself is not a thread the job left running.
+        daemon = self.start_daemon(workers=1)
+        with daemon.client() as client:
+            first = client.run(hostile_jobs.log_a_line, timeout=WAIT)
+            self.assertEqual(
+                [client.run(hostile_jobs.log_a_line, timeout=WAIT)
+                 for _ in range(5)], [first] * 5)
+            self.assertEqual(client.status()["retired"]["threads"], 0)
+
     def test_interpreter_with_a_thread_left_running_is_retired(self):
         daemon = self.start_daemon()
         release = self.release_file(daemon)

@@ -52,6 +52,16 @@ def leave_thread_running(path, timeout=WAIT_TIMEOUT):
     return thread.name
 
 
+def log_a_line():
+    """Logging, like any call of threading.current_thread(), makes the
+    worker thread a _DummyThread of the job's interpreter (not a daemon
+    thread, in an isolated sub-interpreter). Returns the interpreter's id."""
+    import logging
+    import jobs
+    logging.getLogger("job").warning("a line from a job")
+    return jobs.interpreter_id()
+
+
 def left_running_threads():
     """Names of the threads ``leave_thread_running`` left in this interpreter."""
     return sorted(t.name for t in threading.enumerate()

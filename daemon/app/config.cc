@@ -308,7 +308,7 @@ std::vector<std::string> Config::DefaultProcessModules() {
   return {"numpy",  "pandas",  "scipy",   "sklearn",    "torch",        "tensorflow",
           "jax",    "jaxlib",  "matplotlib", "PIL",     "cv2",          "pyarrow",
           "polars", "numba",   "h5py",    "lxml",       "pydantic_core", "orjson",
-          "cryptography", "psycopg2"};
+          "cryptography", "psycopg2", "psutil"};
 }
 
 ParseResult ParseCommandLine(int argc, char** argv) {

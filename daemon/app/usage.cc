@@ -61,7 +61,7 @@ main interpreter, for libraries that refuse sub-interpreters; README.md):
                            numpy, pandas, scipy, sklearn, torch, tensorflow,
                            jax, jaxlib, matplotlib, PIL, cv2, pyarrow, polars,
                            numba, h5py, lxml, pydantic_core, orjson,
-                           cryptography, psycopg2.
+                           cryptography, psycopg2, psutil.
   --process-rerun BOOL     A job that raised CPython's "does not support
                            loading in subinterpreters" ImportError runs again,
                            from the start, in the process lane. Default: true.

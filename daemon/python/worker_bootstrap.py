@@ -181,12 +181,15 @@ def _threads_left():
     threading = sys.modules.get("threading")
     if threading is None:
         return 0
-    # In a sub-interpreter the worker thread is a _DummyThread (daemon) and
-    # main_thread() is the process's main thread; daemon threads cannot be
-    # started here (isolated config), so started threads are non-daemon.
+    # main_thread() is not this thread in a sub-interpreter. This thread
+    # shows up as a _DummyThread once a job called current_thread()
+    # (logging does), and in an isolated sub-interpreter that one is not a
+    # daemon thread (daemon threads are not allowed there): it is skipped
+    # by its ident. Threads a job started are non-daemon for the same reason.
     main = threading.main_thread()
+    this = threading.get_ident()
     return sum(1 for t in threading.enumerate()
-               if t is not main and not t.daemon and t.is_alive())
+               if t is not main and t.ident != this and not t.daemon and t.is_alive())
 
 
 # -- the process lane: stopping a job in a worker process's main thread ------
