@@ -124,6 +124,22 @@ class HostileJobTest(harness.DaemonTestCase):
                  for _ in range(5)], [first] * 5)
             self.assertEqual(client.status()["retired"]["threads"], 0)
 
+    def test_interpreters_that_used_datetime_and_logging_end_cleanly(self):
+        # Every job ends its interpreter (--max-jobs-per-interpreter 1):
+        # with the interpreters that imported _datetime ending one after
+        # another, CPython 3.13.0 crashed the daemon within a few jobs
+        # unless the main interpreter set that module up first.
+        daemon = self.start_daemon(workers=2, extra_args=(
+            "--max-jobs-per-interpreter", "1"))
+        with daemon.client() as client:
+            futures = [client.submit(hostile_jobs.use_datetime_and_log)
+                       for _ in range(30)]
+            self.assertEqual([f.result(WAIT) for f in futures],
+                             ["2026-12-03"] * 30)
+            self.assertGreaterEqual(client.status()["retired"]["recycled"], 29)
+        self.assertEqual(daemon.terminate(), 0)
+        self.assertNotIn("Exception ignored", daemon.log())
+
     def test_interpreter_with_a_thread_left_running_is_retired(self):
         daemon = self.start_daemon()
         release = self.release_file(daemon)

@@ -62,6 +62,15 @@ def log_a_line():
     return jobs.interpreter_id()
 
 
+def use_datetime_and_log():
+    """_datetime's shared static types, and a _DummyThread for the worker
+    thread: both outlive-the-interpreter hazards on CPython 3.13.0."""
+    import datetime
+    import logging
+    logging.getLogger("job").warning("at %s", datetime.datetime.now())
+    return datetime.date(2026, 12, 3).isoformat()
+
+
 def left_running_threads():
     """Names of the threads ``leave_thread_running`` left in this interpreter."""
     return sorted(t.name for t in threading.enumerate()

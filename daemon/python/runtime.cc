@@ -47,6 +47,26 @@ void ReadSysPath(std::vector<std::string>* out) {
   }
 }
 
+// Extension modules whose process-wide state must be set up by the main
+// interpreter, before any sub-interpreter imports them. _datetime keeps
+// static types that every interpreter shares: on CPython 3.13.0, when the
+// first interpreter to import it is a sub-interpreter, ending that one
+// tears them down under the others, and a later import or interpreter end
+// crashes the process (seen with `import datetime` and
+// --max-jobs-per-interpreter 1; CPython gh-136421 and gh-136423, fixed
+// later by the same step at interpreter start). Importing it here keeps
+// them alive for the daemon's life. The GIL must be held.
+void ImportSharedStateModules() {
+  for (const char* name : {"_datetime"}) {
+    PyObject* module = PyImport_ImportModule(name);
+    if (module == nullptr) {
+      PyErr_Clear();  // not built: nothing to set up
+    } else {
+      Py_DECREF(module);
+    }
+  }
+}
+
 }  // namespace
 
 Status Runtime::Initialize(const RuntimeOptions& options) {
@@ -75,6 +95,7 @@ Status Runtime::Initialize(const RuntimeOptions& options) {
   PyConfig_Clear(&config);
   if (!s.ok()) return s;
   ReadSysPath(&g_sys_path);
+  ImportSharedStateModules();
   g_main_thread_state = PyEval_SaveThread();
   return Status::Ok();
 }

@@ -33,6 +33,20 @@ PyInterpreterConfig IsolatedConfig() {
   return config;
 }
 
+// A job that called threading.current_thread() (logging does) made this
+// thread a _DummyThread of the interpreter, whose thread-local guard would
+// unregister it only while the interpreter ends, when threading's globals
+// are gone (an "Exception ignored" traceback on stderr each time). Dropping
+// the guard first lets it unregister the thread cleanly.
+constexpr char kForgetDummyThread[] = R"(
+import sys
+threading = sys.modules.get("threading")
+info = getattr(threading, "_thread_local_info", None)
+if info is not None and hasattr(info, "_track_dummy_thread_ref"):
+    del info._track_dummy_thread_ref
+del sys, threading, info
+)";
+
 }  // namespace
 
 // CPython creates interpreters unreliably when two threads do it at once:
@@ -91,6 +105,13 @@ std::unique_ptr<SubInterpreter> SubInterpreter::TryCreate(Status* status) {
 
 SubInterpreter::~SubInterpreter() {
   PyEval_RestoreThread(thread_state_);
+  PyObject* globals = PyDict_New();
+  PyObject* done = globals != nullptr
+                       ? PyRun_String(kForgetDummyThread, Py_file_input, globals, globals)
+                       : nullptr;
+  if (done == nullptr) PyErr_Clear();  // ending anyway; nothing to report
+  Py_XDECREF(done);
+  Py_XDECREF(globals);
   Py_EndInterpreter(thread_state_);  // leaves no current thread state
 }
 
