@@ -71,22 +71,29 @@ class Regions:
             else:
                 os.close(fd)
 
-    def result_free(self):
-        """True if the next request should say ``free_region``."""
+    def take_result_free(self):
+        """True if the request being made should say ``free_region``; it
+        is then said (``result_released`` again if that request is not
+        sent after all)."""
+        if not self._result_free:  # the common case: no lock
+            return False
         with self._lock:
-            return self._result_free
+            free, self._result_free = self._result_free, False
+            return free
 
-    def sent(self, request_id, region):
-        """A request is made: it said ``free_region`` if that was due, and
-        has the argument region if ``region``."""
+    def sent(self, request_id):
+        """The request ``request_id`` is made with the argument region."""
         with self._lock:
-            self._result_free = False
-            if region:
-                self._job = request_id
+            self._job = request_id
 
     def on_reply(self, header):
         """A reply to the request that has the argument region gives it
         back: reusable once the daemon says it is done with it."""
+        if self._job is None:
+            # The common case, read without the lock: the request that has
+            # the region was registered (sent()) before it was sent, so
+            # before its reply could be read.
+            return
         request_id = header["id"]
         with self._lock:
             region = (self._region if request_id is not None

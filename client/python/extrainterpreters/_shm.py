@@ -31,9 +31,18 @@ OUT_OF_BAND_MIN = 1 << 20  # smaller buffers stay in the pickle
 _SCAN = 64  # container items looked at by may_be_large
 
 
+_SMALL = frozenset({int, float, str, bool, type(None)})  # never a buffer
+
+
 def may_be_large(args, kwargs):
     """True if an argument, or an item of a container argument, is a large
     buffer. Only such jobs pay for the out-of-band pickling."""
+    if not kwargs and len(args) <= _SCAN:
+        for item in args:
+            if type(item) not in _SMALL:
+                break
+        else:
+            return False  # the common small job: numbers and strings
     items = list(args[:_SCAN]) + list(kwargs.values())[:_SCAN]
     for item in list(items):
         if type(item) in (list, tuple):
