@@ -360,15 +360,19 @@ class Connection:
     def _dispatch_with_fd(self, frame):
         """Dispatch ``frame``, giving it the descriptor it came with, which
         is closed afterwards (mappings made from it keep their own)."""
-        if frame.header.get("fd") is not True:
+        header = frame.header
+        if header.get("fd") is not True:
             self._dispatch(frame)
             return
         if not self._received_fds:
             raise ProtocolError(f"daemon sent a frame with \"fd\": true but no "
                                 f"file descriptor: {frame.header!r:.300}")
         fd = self._received_fds.popleft()
+        region = header.get("region") is True  # the daemon's result region
         try:
-            views = _shm.map_views(fd, frame.header.get("oob") or [])
+            lengths = header.get("oob") or []
+            views = (self._regions.result_views(fd, lengths) if region
+                     else _shm.map_views(fd, lengths))
         except (OSError, ValueError, TypeError) as exc:
             views = exc  # the job's result fails with it (decode_result)
         finally:
@@ -378,8 +382,10 @@ class Connection:
             return
         # The daemon's result region is free again for its next result once
         # nothing made from it here still uses it.
-        if _shm.release(views) and frame.header.get("region") is True:
-            self._regions.result_released()
+        if region:
+            self._regions.release_result(views)
+        else:
+            _shm.release(views)
 
     def _dispatch(self, frame):
         """Hand a reply to the pending table; a reply to the job that has

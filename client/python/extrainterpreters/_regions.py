@@ -8,20 +8,36 @@ one file per connection and says when the other may write it again
     ---------------------------            --------------------------
     attach(): a job's large arguments      a large result arrives in it
       go in it while no other job has it     (its descriptor with the frame)
-    sent(): the run request has it         mapped and unpickled here
-    on_reply(): "oob_done" -> reusable;    result_released(): nothing made
-      without it the daemon may still        from it is used any more; the
-      read it: dropped, a new one next       next request says "free_region"
+    sent(): the run request has it         result_views(): mapped once, the
+    on_reply(): "oob_done" -> reusable;      mapping kept; unpickled here
+      without it the daemon may still      release_result(): nothing made
+      read it: dropped, a new one next       from it is used any more; the
+                                             next request says "free_region"
+
+The result region's mapping is kept from one result to the next: mapping
+64 MiB with its page tables, and unmapping it, cost about as much as a
+64 MiB memcpy here. Since closing the mapping then no longer tells
+whether anything still uses it, each result's buffers are handed to
+pickle as ``PickleBuffer`` objects over views of it: whatever is made
+from one (a memoryview, a NumPy array) holds either that PickleBuffer or
+a buffer of its view, which ``release_result`` sees.
 """
 
 import contextlib
+import mmap
 import os
+import pickle
+import sys
 import threading
 
 from . import _shm
 from ._errors import ProtocolError
 
 __all__ = ["Regions"]
+
+# mmap's trackfd=False (3.13): a mapping kept for the connection holds no
+# descriptor of its own. Older Pythons map each result, as before.
+_KEEP_RESULT_MAPPING = sys.version_info >= (3, 13)
 
 
 class Regions:
@@ -36,6 +52,10 @@ class Regions:
         self._job = None
         self._result_free = False  # Say "free_region" with the next request.
         self._closed = False
+        # The reading thread's own (one reads at a time): the daemon's
+        # result region, mapped read-only, and (st_dev, st_ino) of its file.
+        self._result_map = None
+        self._result_file = None
 
     @contextlib.contextmanager
     def attach(self, header, buffers, max_bytes, lend=True):
@@ -106,6 +126,52 @@ class Regions:
         with self._lock:
             self._result_free = True
 
+    def result_views(self, fd, lengths):
+        """The buffers of a result in the daemon's result region (``fd``),
+        as ``_ResultViews`` for ``pickle.loads``; with ``fd`` still open.
+        On Pythons before 3.13, a mapping of this result alone."""
+        if not _KEEP_RESULT_MAPPING:
+            return _shm.map_views(fd, lengths)
+        total = sum(lengths)
+        stat = os.fstat(fd)
+        if stat.st_size < total:
+            raise ValueError(f"the result's buffers ({total} bytes) do not "
+                             f"fit the daemon's result region "
+                             f"({stat.st_size} bytes)")
+        file = (stat.st_dev, stat.st_ino)
+        if (self._result_map is None or file != self._result_file
+                or len(self._result_map) < total):
+            self._drop_result_map()
+            # The whole file: it grows seldom, and the next results fit.
+            self._result_map = mmap.mmap(
+                fd, stat.st_size, prot=mmap.PROT_READ, flags=_shm.POPULATE,
+                trackfd=False)
+            self._result_file = file
+        return _ResultViews(self._result_map, lengths)
+
+    def release_result(self, views):
+        """After a result in the daemon's region was unpickled: True (and
+        the next request says ``free_region``) if nothing made from it is
+        used any more; else the region stays the client's, and its mapping
+        is left to what uses it."""
+        if isinstance(views, _ResultViews):
+            done = views.release()
+            if not done:
+                self._result_map = None  # freed when the last user goes
+        else:
+            done = _shm.release(views)
+        if done:
+            self.result_released()
+        return done
+
+    def _drop_result_map(self):
+        result_map, self._result_map = self._result_map, None
+        if result_map is not None:
+            try:
+                result_map.close()
+            except BufferError:
+                pass  # a kept result still reads it; it goes with that
+
     def close(self):
         """The connection is over: no region is lent again."""
         with self._lock:
@@ -113,6 +179,7 @@ class Regions:
             region, self._region = self._region, None
         if region is not None:
             region.close()
+        self._drop_result_map()
 
     def _take(self):
         """The argument region, if no job has it now."""
@@ -134,3 +201,39 @@ class Regions:
                     self._region = None
         if not reuse:
             region.close()  # the daemon's mapping keeps what it still uses
+
+
+class _ResultViews(list):
+    """One result's buffers: ``PickleBuffer`` objects over views of the kept
+    mapping. A PickleBuffer passes the buffers asked of it on to its
+    view, so anything made from one shows, after unpickling, as a
+    reference to the PickleBuffer or as a buffer its view still lends."""
+
+    __slots__ = ("_views",)
+
+    def __init__(self, result_map, lengths):
+        super().__init__()
+        self._views = []
+        with memoryview(result_map) as whole:
+            offset = 0
+            for length in lengths:
+                view = whole[offset:offset + length]
+                self._views.append(view)
+                self.append(pickle.PickleBuffer(view))
+                offset += length
+
+    def release(self):
+        """True if nothing made from these buffers is used any more;
+        releases what is not."""
+        done = True
+        for index in range(len(self)):
+            # The list and getrefcount's own argument.
+            if sys.getrefcount(self[index]) > 2:
+                done = False
+                continue
+            self[index].release()
+            try:
+                self._views[index].release()
+            except BufferError:
+                done = False  # something holds a buffer of it
+        return done

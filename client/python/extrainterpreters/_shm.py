@@ -128,7 +128,7 @@ reserve = None
 
 # mmap flags of a mapping whose pages are all faulted in at once: one call
 # instead of a fault per page.
-_POPULATE = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+POPULATE = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 def _copy_into(view, buffers):
@@ -205,7 +205,7 @@ class Region:
             self._map.close()
             self._map = None
         os.ftruncate(self.fd, size)
-        self._map = mmap.mmap(self.fd, size, flags=_POPULATE)
+        self._map = mmap.mmap(self.fd, size, flags=POPULATE)
         self._size = size
 
     def close(self):
@@ -235,7 +235,7 @@ def map_views(fd, lengths):
     if total == 0:
         out.extend(memoryview(b"") for _ in lengths)
         return out
-    out.mmap = mmap.mmap(fd, total, prot=mmap.PROT_READ, flags=_POPULATE)
+    out.mmap = mmap.mmap(fd, total, prot=mmap.PROT_READ, flags=POPULATE)
     with memoryview(out.mmap) as whole:
         offset = 0
         for length in lengths:
