@@ -209,6 +209,19 @@ class LargeDataTest(harness.DaemonTestCase):
             self.assertEqual(sha(future.result()),
                              sha(jobs.pattern((1 + seed % 4) * MIB, seed)))
 
+    def test_a_dropped_result_gives_the_region_back(self):
+        seen = self.replies()
+        kept, data = self.client.run(jobs.keeper_and_bytes, 2 * MIB, 3)
+        self.assertEqual(self.client.run(jobs.pattern, 2 * MIB, 4),
+                         jobs.pattern(2 * MIB, 4))
+        del kept, data
+        for seed in range(5, 7):
+            self.assertEqual(self.client.run(jobs.pattern, 2 * MIB, seed),
+                             jobs.pattern(2 * MIB, seed))
+        # Kept, a new file meanwhile; dropped, the region again.
+        self.assertEqual([h.get("region") for h in seen],
+                         [True, None, True, True])
+
     def test_a_view_made_from_a_kept_result_keeps_the_region(self):
         # The kept object holds no reference to what pickle was given, only
         # a memoryview made from it: that still counts as using the region.

@@ -11,8 +11,10 @@ one file per connection and says when the other may write it again
     sent(): the run request has it         result_views(): mapped once, the
     on_reply(): "oob_done" -> reusable;      mapping kept; unpickled here
       without it the daemon may still      release_result(): nothing made
-      read it: dropped, a new one next       from it is used any more; the
-                                             next request says "free_region"
+      read it: dropped, a new one next       from it is used any more (at
+                                             once, or when the caller drops
+                                             it); the next request says
+                                             "free_region"
 
 The result region's mapping is kept from one result to the next: mapping
 64 MiB with its page tables, and unmapping it, cost about as much as a
@@ -24,11 +26,13 @@ a buffer of its view, which ``release_result`` sees.
 """
 
 import contextlib
+import functools
 import mmap
 import os
 import pickle
 import sys
 import threading
+import weakref
 
 from . import _shm
 from ._errors import ProtocolError
@@ -56,6 +60,7 @@ class Regions:
         # result region, mapped read-only, and (st_dev, st_ino) of its file.
         self._result_map = None
         self._result_file = None
+        self._held = None  # the _ResultViews of a result still in use
 
     @contextlib.contextmanager
     def attach(self, header, buffers, max_bytes, lend=True):
@@ -158,6 +163,12 @@ class Regions:
             done = views.release()
             if not done:
                 self._result_map = None  # freed when the last user goes
+                # Then the region is free again: said with the request
+                # after that. (A plain store: the last user may go in a
+                # garbage collection run while this thread holds _lock.)
+                views.when_unused(functools.partial(_result_unused,
+                                                    weakref.ref(self)))
+                self._held = views
         else:
             done = _shm.release(views)
         if done:
@@ -203,13 +214,21 @@ class Regions:
             region.close()  # the daemon's mapping keeps what it still uses
 
 
+def _result_unused(regions_ref):
+    """The last user of a kept result went: the region is free (weakly
+    held, so a held result makes no reference cycle with its Regions)."""
+    regions = regions_ref()
+    if regions is not None:
+        regions._result_free = True
+
+
 class _ResultViews(list):
     """One result's buffers: ``PickleBuffer`` objects over views of the kept
     mapping. A PickleBuffer passes the buffers asked of it on to its
     view, so anything made from one shows, after unpickling, as a
     reference to the PickleBuffer or as a buffer its view still lends."""
 
-    __slots__ = ("_views",)
+    __slots__ = ("_views", "_watch")
 
     def __init__(self, result_map, lengths):
         super().__init__()
@@ -237,3 +256,21 @@ class _ResultViews(list):
             except BufferError:
                 done = False  # something holds a buffer of it
         return done
+
+    def when_unused(self, callback):
+        """After ``release`` said False: calls ``callback()`` once nothing
+        made from these buffers is left, and lets go of them here. Whatever
+        uses one holds its view (a PickleBuffer's view, or the object of a
+        buffer lent by the view), so the views' deaths tell."""
+        left = list(self._views)
+
+        def gone(_):
+            left.pop()  # one step: safe from any thread
+            if not left:
+                callback()
+
+        self._watch = [weakref.ref(view, gone) for view in left]
+        for index in range(len(left)):
+            left[index] = None  # counts the views still alive
+        self._views = []
+        self.clear()
