@@ -202,6 +202,15 @@ class LargeDataTest(harness.DaemonTestCase):
                 sha(jobs.pattern(size, seed)))
         self.assertEqual([h.get("fd") for h in seen], [True] * 3)
 
+    def test_a_buffer_result_is_a_view_of_the_region_until_dropped(self):
+        seen = self.replies()
+        for seed in range(3):
+            view = self.client.run(jobs.pattern_buffer, 4 * MIB, seed)
+            self.assertIs(type(view), memoryview)
+            self.assertEqual(sha(view), sha(jobs.pattern(4 * MIB, seed)))
+            del view  # the region is free again for the next result
+        self.assertEqual([h.get("region") for h in seen], [True] * 3)
+
     def test_concurrent_large_results_arrive_intact(self):
         futures = [self.client.submit(jobs.pattern, (1 + seed % 4) * MIB, seed)
                    for seed in range(16)]

@@ -20,9 +20,9 @@ The result region's mapping is kept from one result to the next: mapping
 64 MiB with its page tables, and unmapping it, cost about as much as a
 64 MiB memcpy here. Since closing the mapping then no longer tells
 whether anything still uses it, each result's buffers are handed to
-pickle as ``PickleBuffer`` objects over views of it: whatever is made
-from one (a memoryview, a NumPy array) holds either that PickleBuffer or
-a buffer of its view, which ``release_result`` sees.
+pickle as memoryviews of ``PickleBuffer`` objects over views of it:
+whatever is made from one (a memoryview of it, a NumPy array) holds it,
+or its view, or a buffer its view lends, which ``release_result`` sees.
 """
 
 import contextlib
@@ -223,22 +223,25 @@ def _result_unused(regions_ref):
 
 
 class _ResultViews(list):
-    """One result's buffers: ``PickleBuffer`` objects over views of the kept
-    mapping. A PickleBuffer passes the buffers asked of it on to its
-    view, so anything made from one shows, after unpickling, as a
-    reference to the PickleBuffer or as a buffer its view still lends."""
+    """One result's buffers: memoryviews of ``PickleBuffer`` objects over
+    views of the kept mapping. A PickleBuffer passes the buffers asked of
+    it on to its view, so anything made from one of these (a memoryview
+    of it, a NumPy array) holds a reference to it, or to the view, or a
+    buffer the view lends: all of which ``release`` sees."""
 
-    __slots__ = ("_views", "_watch")
+    __slots__ = ("_buffers", "_views", "_watch")
 
     def __init__(self, result_map, lengths):
         super().__init__()
+        self._buffers = []
         self._views = []
         with memoryview(result_map) as whole:
             offset = 0
             for length in lengths:
                 view = whole[offset:offset + length]
                 self._views.append(view)
-                self.append(pickle.PickleBuffer(view))
+                self._buffers.append(pickle.PickleBuffer(view))
+                self.append(memoryview(self._buffers[-1]))
                 offset += length
 
     def release(self):
@@ -250,8 +253,9 @@ class _ResultViews(list):
             if sys.getrefcount(self[index]) > 2:
                 done = False
                 continue
-            self[index].release()
             try:
+                self[index].release()
+                self._buffers[index].release()
                 self._views[index].release()
             except BufferError:
                 done = False  # something holds a buffer of it
@@ -273,4 +277,5 @@ class _ResultViews(list):
         for index in range(len(left)):
             left[index] = None  # counts the views still alive
         self._views = []
+        self._buffers = []
         self.clear()
