@@ -252,6 +252,10 @@ class Client:
             collector = _shm.Collector()
         job = dump_job(fn, args, kwargs, bytecode_check(connection.hello),
                        collector)
+        if not job.definitions and (collector is None
+                                    or not collector.buffers):
+            return self._send_run(connection, header, job.payload, wait, -1,
+                                  claimed, False)  # the common case
         if collector is None or not collector.buffers:
             return self._send_job(connection, header, job, fn, wait,
                                   claimed=claimed)

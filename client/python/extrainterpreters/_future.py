@@ -106,6 +106,27 @@ class JobFuture(concurrent.futures.Future):
             return self._result
         return super().result(timeout)
 
+    def set_result(self, result):
+        # Future.set_result, on the lock of its _Condition itself (the
+        # Condition's own __enter__ and __exit__ are Python calls), and
+        # notifying only whom there is to notify: every job's reply
+        # passes here.
+        condition = self._condition
+        if type(condition) is not _Condition:
+            return super().set_result(result)
+        with condition._lock:
+            if self._state in _DONE_STATES:
+                raise concurrent.futures.InvalidStateError(
+                    f"{self._state}: {self!r}")
+            self._result = result
+            self._state = _base.FINISHED
+            for waiter in self._waiters:
+                waiter.add_result(self)
+            if condition._waiters:
+                condition.notify_all()
+        if self._done_callbacks:
+            self._invoke_callbacks()
+
     def cancel(self):
         """Cancel the job, queued or running. False only if it finished."""
         with self._condition:
