@@ -30,6 +30,8 @@ __all__ = ["JobFuture", "settle"]
 _CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
 _DONE_STATES = frozenset({_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED,
                           _base.FINISHED})
+
+
 class _Condition(threading.Condition):
     """A ``threading.Condition`` over its own RLock, as a Future's, whose
     lock methods are the class's: ``Condition.__init__`` binds five of the
