@@ -285,6 +285,13 @@ def pattern(size, seed=0):
     return (block * (size // len(block) + 1))[:size]
 
 
+def pattern_buffer(size, seed=0):
+    """``pattern`` as a buffer that pickles out of band and arrives as a
+    memoryview of the shared memory, not copied."""
+    import pickle
+    return pickle.PickleBuffer(bytearray(pattern(size, seed)))
+
+
 def describe_buffer(data):
     """(type name, length, sha-256) of a buffer argument."""
     import hashlib

@@ -63,7 +63,7 @@ import io
 import pickle
 import types
 
-from ._byvalue_code import builtin_type_reduce, needs_value
+from ._byvalue_code import FunctionType, builtin_type_reduce, needs_value
 from ._byvalue_pickler import PROTOCOL, ByValuePickler
 from ._byvalue_reducers import method_needs_value
 from ._byvalue_registry import add_requires, registry
@@ -95,7 +95,63 @@ def dump_job(fn, args, kwargs, check=None, buffer_callback=None):
     cost one plain pickling; others are pickled a second time, by value.
     ``buffer_callback`` is pickle's (out-of-band buffers, protocol 5).
     """
-    return dump((fn, args, kwargs), check, buffer_callback)
+    job = (fn, args, kwargs)
+    if buffer_callback is None and _plain_job(fn, args, kwargs, check):
+        try:
+            return Job(pickle.dumps(job, PROTOCOL), ())
+        except Exception:
+            pass  # the long way says what is wrong, as it always did
+    return dump(job, check, buffer_callback)
+
+
+# Exact types that pickle writes without asking ``reducer_override``
+# (pickle's documentation of it): they hold nothing to ship by value.
+_PLAIN_TYPES = frozenset({type(None), bool, int, float, str, bytes})
+_PLAIN_SCAN = 16  # items of a list, tuple or dict argument looked at
+_BuiltinFunctionType = types.BuiltinFunctionType
+_ModuleType = types.ModuleType
+
+
+def _plain_job(fn, args, kwargs, check):
+    """True if plain ``pickle`` writes the job exactly as ``dump`` would:
+    ``fn`` is a function the daemon imports by name (a module's builtin,
+    or a function the rule sends by reference), and every argument is of
+    ``_PLAIN_TYPES``, or a small list, tuple or dict of them. The cheap
+    path of most small jobs: no pickler subclass, no ``reducer_override``.
+    Decided anew for each job, so nothing here goes stale."""
+    kind = type(fn)
+    if kind is _BuiltinFunctionType:
+        owner = fn.__self__
+        if owner is not None and type(owner) is not _ModuleType:
+            return False  # a bound method: its object is pickled too
+    elif kind is not FunctionType or needs_value(
+            fn, getattr(check, "rule", None) or rule_for(None)):
+        return False
+    for value in args:  # the common case: a few numbers and strings
+        if type(value) not in _PLAIN_TYPES:
+            if not _plain_values(args):
+                return False
+            break
+    return not kwargs or _plain_values(kwargs.values())
+
+
+def _plain_values(values):
+    for value in values:
+        kind = type(value)
+        if kind in _PLAIN_TYPES:
+            continue
+        if kind is tuple or kind is list:
+            items = value
+        elif kind is dict:
+            if not _plain_values(value.keys()):
+                return False
+            items = value.values()
+        else:
+            return False
+        if len(items) > _PLAIN_SCAN or not all(
+                type(item) in _PLAIN_TYPES for item in items):
+            return False
+    return True
 
 
 def dump(job, check=None, buffer_callback=None, origin=None):

@@ -79,17 +79,24 @@ def rule_for(daemon_path):
         with _lock:
             if len(_rules) > 16:
                 _rules.clear()  # Old generations; rules are cheap to remake.
-            rule = _rules.setdefault(key, ModuleRule(path, dict(_overrides)))
+            rule = _rules.setdefault(key, ModuleRule(path, dict(_overrides),
+                                                     key[1]))
     return rule
 
 
 class ModuleRule:
     """Decides, and remembers, which modules go by value to one daemon."""
 
-    def __init__(self, daemon_path, overrides):
+    def __init__(self, daemon_path, overrides, generation=None):
         self.daemon_path = daemon_path
         self._overrides = overrides
+        self._generation = generation  # of the overrides it was made with
         self._cache = {}  # name -> (module object, by value)
+
+    def current(self):
+        """False once an override was made after this rule: ``rule_for``
+        gives a new one then."""
+        return self._generation == _generation[0]
 
     def by_value(self, name):
         """True if the module named ``name`` must travel by value."""

@@ -28,10 +28,22 @@ class VersionMismatch(ExtraInterpretersError, pickle.PicklingError):
 def bytecode_check(hello):
     """A ``check`` for ``_byvalue.dump``: by value only to the same minor version.
 
-    The daemon's version and ``sys_path`` are in its ``hello`` reply.
+    The daemon's version and ``sys_path`` are in its ``hello`` reply. The
+    last check made is given again for the same reply while its rule is
+    current (no ``ship_by_value`` or ``ship_by_reference`` since): every
+    job of a connection asks.
     """
-    return _Check(".".join(str(hello.get("python")).split(".")[:2]),
-                  rule_for(hello.get("sys_path")))
+    global _last_check
+    last = _last_check
+    if last is not None and last[0] is hello and last[1].rule.current():
+        return last[1]
+    check = _Check(".".join(str(hello.get("python")).split(".")[:2]),
+                   rule_for(hello.get("sys_path")))
+    _last_check = (hello, check)  # one store: safe across threads
+    return check
+
+
+_last_check = None  # (hello reply, its check)
 
 
 class _Check:

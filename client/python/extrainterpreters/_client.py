@@ -87,6 +87,11 @@ class Client:
         self._lane = check_lane(lane)
         self._rerun = bool(rerun)
         self._submit_timeout = submit_timeout
+        # A run header with this client's options, copied for each job
+        # that sets none of its own.
+        self._run_header = {"type": "run"}
+        add_options(self._run_header, None, self._output, self._lane,
+                    self._rerun)
         # It reaches the Client late: _request may be replaced after
         # construction (tests spy on it).
         self._keeper = ConnectionKeeper(
@@ -224,60 +229,69 @@ class Client:
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
         connection = self._keeper.current()  # reconnects if the daemon left
-        if lease is not None and self._keeper.lease_ended(lease):
-            raise RemoteError(
-                f"lease {lease} has ended: the connection it was granted on "
-                f"ended (the daemon stopped or restarted)", code="lease_lost")
-        options = {"timeout": timeout,
-                   "output": self._output if output is None else output,
-                   "lane": "auto" if lease is not None
-                   else check_lane(self._lane if lane is None else lane),
-                   "rerun": self._rerun if rerun is None else rerun,
-                   "wait": wait}
+        if (lease is None and timeout is None and output is None
+                and lane is None and rerun is None and wait):
+            header = dict(self._run_header)  # the client's own options
+        else:
+            header = {"type": "run"}
+            if lease is not None:
+                if self._keeper.lease_ended(lease):
+                    raise RemoteError(
+                        f"lease {lease} has ended: the connection it was "
+                        f"granted on ended (the daemon stopped or restarted)",
+                        code="lease_lost")
+                header["lease"] = lease
+            add_options(header, timeout,
+                        self._output if output is None else output,
+                        "auto" if lease is not None
+                        else check_lane(self._lane if lane is None else lane),
+                        self._rerun if rerun is None else rerun, wait)
         collector = None
         if _shm.may_be_large(args, kwargs):
             args, kwargs = _shm.wrap_large(args, kwargs)
             collector = _shm.Collector()
         job = dump_job(fn, args, kwargs, bytecode_check(connection.hello),
                        collector)
-        header = {"type": "run"}
-        if lease is not None:
-            header["lease"] = lease
-        send = functools.partial(self._send_job, header, job, fn, options,
-                                 claimed=claimed)
+        if not job.definitions and (collector is None
+                                    or not collector.buffers):
+            return self._send_run(connection, header, job.payload, wait, -1,
+                                  claimed, False)  # the common case
         if collector is None or not collector.buffers:
-            return send()
+            return self._send_job(connection, header, job, fn, wait,
+                                  claimed=claimed)
         # Large buffers go in a memory file (PROTOCOL.md, "Large data").
         with connection.large_data(header, collector.buffers) as (fd, region):
-            return send(fd=fd, region=region)
+            return self._send_job(connection, header, job, fn, wait, fd=fd,
+                                  claimed=claimed, region=region)
 
-    def _send_job(self, header, job, fn, options, *, fd=-1, claimed=False,
-                  region=False):
-        """Send a ``run`` request with its options (``add_options``' keyword
-        arguments), after the definitions it uses; return its JobFuture."""
-        def send():
-            run_header = dict(header)
-            add_options(run_header, **options)
-            # The connection's window: wait for room (or refuse at once).
-            self._connection.take_room(options["wait"], self._submit_timeout)
-            future = self._request(run_header, decode_result, job.payload,
-                                   future=JobFuture(), fd=fd, claimed=claimed,
-                                   region=region)
-            # The stopper names the job by id, not by its Future: a Future
-            # that refers to itself through its stopper is a reference
-            # cycle, which would keep its result (and a shared-memory
-            # mapping the result wraps, with its descriptor) alive until
-            # the garbage collector runs, rather than until the caller
-            # lets go of it.
-            future._set_stopper(functools.partial(self._stop_job,
-                                                  future.job_id))
-            return future
-
+    def _send_job(self, connection, header, job, fn, wait, *, fd=-1,
+                  claimed=False, region=False):
+        """Send a ``run`` request (``header``, with its options) on
+        ``connection``, after the definitions it uses; return its
+        JobFuture."""
         if not job.definitions:
-            return send()
+            return self._send_run(connection, header, job.payload, wait, fd,
+                                  claimed, region)
         header["uses"] = [d.digest for d in job.definitions]
-        return self._keeper.definitions.run_with(job.definitions, describe(fn),
-                                                 send)
+        return self._keeper.definitions.run_with(
+            job.definitions, describe(fn),
+            functools.partial(self._send_run, connection, header, job.payload,
+                              wait, fd, claimed, region))
+
+    def _send_run(self, connection, header, payload, wait, fd, claimed,
+                  region):
+        # The connection's window: wait for room (or refuse at once).
+        connection.take_room(wait, self._submit_timeout)
+        future = self._request(header, decode_result, payload,
+                               future=JobFuture(running=True), fd=fd,
+                               claimed=claimed, region=region)
+        # The stopper names the job by id, not by its Future: a Future
+        # that refers to itself through its stopper is a reference cycle,
+        # which would keep its result (and a shared-memory mapping the
+        # result wraps, with its descriptor) alive until the garbage
+        # collector runs, rather than until the caller lets go of it.
+        future._set_first_stopper(self._stop_job, future.job_id)
+        return future
 
     def _stop_job(self, job_id):
         """Stop waiting for a job and ask the daemon to stop it.

@@ -88,14 +88,34 @@ def encode_frame_parts(header, payload=b"", limits=Limits()):
     it with a fatal error and close the connection.
     """
     _check_header_fields(header)
-    header_bytes = json.dumps(header, separators=(",", ":"),
-                              ensure_ascii=False,
-                              allow_nan=False).encode("utf-8")
-    payload_len = memoryview(payload).nbytes
-    _check_lengths(len(header_bytes), payload_len, limits)
+    header_bytes = _encode_header(header).encode("utf-8")
+    payload_len = (len(payload) if type(payload) is bytes
+                   else memoryview(payload).nbytes)
+    header_len = len(header_bytes)
+    if (header_len > limits.max_header_bytes or header_len < MIN_HEADER_BYTES
+            or PREFIX_SIZE + header_len + payload_len
+            > limits.max_frame_bytes):
+        _check_lengths(header_len, payload_len, limits)  # raises
     prefix = _PREFIX.pack(MAGIC, FRAME_VERSION, 0, 0, len(header_bytes),
                           payload_len)
     return prefix + header_bytes, payload
+
+
+_HEADER_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                                   allow_nan=False)
+if json.encoder.c_make_encoder is not None:
+    # What JSONEncoder.encode builds on every call, built once: a header is
+    # encoded per request. Without the markers (the check for a structure
+    # that contains itself), which would be shared between threads: a
+    # header is made of fresh dicts, lists, strings and numbers.
+    _ITERENCODE = json.encoder.c_make_encoder(
+        None, _HEADER_ENCODER.default, json.encoder.encode_basestring, None,
+        ":", ",", False, False, False)
+
+    def _encode_header(header):
+        return "".join(_ITERENCODE(header, 0))
+else:
+    _encode_header = _HEADER_ENCODER.encode
 
 
 class FrameDecoder:
@@ -133,41 +153,53 @@ class FrameDecoder:
         """Add ``data`` (bytes-like, any length) and return finished frames."""
         if self._error is not None:
             raise self._error
-        self._buffer += data
+        if self._buffer:
+            self._buffer += data
+            data = self._buffer
+        # Frames are read where they lie (a chunk holds many replies when
+        # the client is busy); what is left is kept once, at the end.
         frames = []
+        offset = 0
         try:
             while True:
-                frame = self._next_frame()
-                if frame is None:
-                    return frames
-                frames.append(frame)
+                end = self._next_frame(data, offset, frames)
+                if end is None:
+                    break
+                offset = end
         except ProtocolError as exc:
             self._error = exc
             self._buffer = bytearray()
             raise
+        if data is self._buffer:
+            del self._buffer[:offset]  # cheap at the front, in CPython
+        elif offset < len(data):
+            self._buffer = bytearray(memoryview(data)[offset:])
+        return frames
 
-    def _next_frame(self):
+    def _next_frame(self, data, offset, frames):
+        """Appends the frame at ``offset`` of ``data`` to ``frames`` and
+        returns where it ends; None if it is not all there yet."""
         if self._lengths is None:
-            if len(self._buffer) < PREFIX_SIZE:
+            if len(data) - offset < PREFIX_SIZE:
                 return None
-            self._lengths = _parse_prefix(self._buffer, self._limits)
+            self._lengths = _parse_prefix(data, self._limits, offset)
         header_len, payload_len = self._lengths
-        end = PREFIX_SIZE + header_len + payload_len
-        if len(self._buffer) < end:
+        header_end = offset + PREFIX_SIZE + header_len
+        end = header_end + payload_len
+        if len(data) < end:
             return None
-        header_end = PREFIX_SIZE + header_len
-        header = _parse_header(self._buffer[PREFIX_SIZE:header_end],
-                               self._allow_null_id)
-        payload = bytes(self._buffer[header_end:end])
-        # Deleting from the front of a bytearray is cheap in CPython.
-        del self._buffer[:end]
+        with memoryview(data) as view:
+            header = _parse_header(view[offset + PREFIX_SIZE:header_end],
+                                   self._allow_null_id)
+            payload = bytes(view[header_end:end])
         self._lengths = None
-        return Frame(header, payload)
+        frames.append(Frame(header, payload))
+        return end
 
 
-def _parse_prefix(buffer, limits):
+def _parse_prefix(buffer, limits, offset=0):
     magic, version, flags, reserved, header_len, payload_len = (
-        _PREFIX.unpack_from(buffer))
+        _PREFIX.unpack_from(buffer, offset))
     if magic != MAGIC:
         raise ProtocolError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}",
                             code="bad_frame")
@@ -225,6 +257,24 @@ def _parse_int(text):
 _HEADER_DECODER = json.JSONDecoder(parse_constant=_reject_constant,
                                    parse_float=_parse_float,
                                    parse_int=_parse_int)
+# Headers too short to hold an integer past a double's range (309 digits)
+# skip the Python call per integer.
+_SHORT_HEADER = 308
+_SHORT_HEADER_SCAN = json.JSONDecoder(parse_constant=_reject_constant,
+                                      parse_float=_parse_float).scan_once
+
+
+def _decode_short(text):
+    """A short header that is one JSON object with nothing around it, as
+    every peer writes them; else None (``_HEADER_DECODER`` then reads it,
+    or says what is wrong with it)."""
+    if not text.startswith("{"):
+        return None
+    try:
+        header, end = _SHORT_HEADER_SCAN(text, 0)
+    except StopIteration:
+        return None
+    return header if end == len(text) else None
 
 
 # An escaped surrogate: the only way into a header for an unpaired one,
@@ -250,7 +300,10 @@ def _depth(value):
 def _parse_header(raw, allow_null_id):
     raw = bytes(raw)
     try:
-        header = _HEADER_DECODER.decode(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        header = _decode_short(text) if len(raw) <= _SHORT_HEADER else None
+        if header is None:
+            header = _HEADER_DECODER.decode(text)
         if _ESCAPED_SURROGATE.search(raw):
             # json reads "\ud800" as a lone surrogate, which no Unicode text
             # holds; the daemon refuses it (PROTOCOL.md, Frames), and so

@@ -21,6 +21,7 @@ file may be written again is ``_regions``' business.
 
 import collections
 import concurrent.futures
+from concurrent.futures import _base
 import os
 import select
 import socket
@@ -52,6 +53,7 @@ class Connection:
         self._lock = threading.Lock()
         self._pending = Pending(settle, _stopped, lock=self._lock,
                                 unpickling=unpickling, explain=explain)
+        self._in_flight = self._pending.entries  # len() of it: no call
         self._send_lock = threading.Lock()  # Held for one whole frame.
         # Reading: whoever holds _read_lock reads the socket and dispatches
         # every reply. A thread waiting in wait() reads for itself (one
@@ -64,6 +66,7 @@ class Connection:
         self._read_lock = threading.Lock()
         self._turn = threading.Condition(self._lock)
         self._reader_work = threading.Condition(self._lock)
+        self._reader_waits = False  # in _reader_work.wait_for; under _lock
         # Only touched under _send_lock. A client's later connections go on
         # counting (first_id), so a stale id never names another request.
         self._next_id = first_id
@@ -98,7 +101,7 @@ class Connection:
         every request.)"""
         if self._closed_error is not None:
             return True
-        if self._pending:
+        if self._in_flight:
             return False
         gone = _session.peer_gone(self._sock)
         if gone:
@@ -160,11 +163,11 @@ class Connection:
         else, or past the timeout, ``DaemonBusy``. Replies make room: the
         reading thread notifies ``_turn`` after each read.
         """
-        if len(self._pending) < self._window:  # the common case: no lock
+        if len(self._in_flight) < self._window:  # the common case: no lock
             return
         with self._turn:
             if wait and self._turn.wait_for(
-                    lambda: len(self._pending) < self._window
+                    lambda: len(self._in_flight) < self._window
                     or self._closed_error is not None, timeout):
                 return
         raise DaemonBusy(
@@ -186,7 +189,9 @@ class Connection:
         """
         if future is None:
             future = concurrent.futures.Future()
-        future.set_running_or_notify_cancel()
+        if not (isinstance(future, JobFuture)
+                and future._state == _base.RUNNING):  # born running
+            future.set_running_or_notify_cancel()
         with self._send_lock:
             head, body, in_flight = self._register(
                 header, payload, decode, future, claimed, region)
@@ -218,17 +223,26 @@ class Connection:
         future.request_id = request_id  # for queue_cancel (_queue)
         future.connection = self  # where its reply comes (Client.wait, cancel)
         header = dict(header, id=request_id)
-        if self._regions.result_free():
+        free_region = self._regions.take_result_free()
+        if free_region:
             header["free_region"] = True
-        head, body = _codec.encode_frame_parts(header, payload, self.limits)
+        try:
+            head, body = _codec.encode_frame_parts(header, payload,
+                                                   self.limits)
+        except BaseException:
+            if free_region:  # not said: the next request says it
+                self._regions.result_released()
+            raise
         with self._lock:
             if self._closed_error is not None:
                 raise self._closed_error()
-            self._regions.sent(request_id, region)
+            if region:
+                self._regions.sent(request_id)
             self._pending.add(request_id, future, decode, claimed)
-            in_flight = len(self._pending) > 1
+            in_flight = len(self._in_flight) > 1
             if not claimed:
-                self._reader_work.notify()  # the reader thread has work
+                if self._reader_waits:
+                    self._reader_work.notify()  # the reader has work now
                 if self._reader is None:
                     self._reader = threading.Thread(
                         target=self._read_loop, daemon=True,
@@ -291,9 +305,11 @@ class Connection:
         reading for it (``wait``), then waits for such a request again."""
         while True:
             with self._reader_work:
+                self._reader_waits = True
                 self._reader_work.wait_for(
                     lambda: self._closed_error is not None
                     or self._pending.unclaimed())
+                self._reader_waits = False
             with self._read_lock:
                 if self.closed or not self._read_once():
                     break
@@ -344,15 +360,19 @@ class Connection:
     def _dispatch_with_fd(self, frame):
         """Dispatch ``frame``, giving it the descriptor it came with, which
         is closed afterwards (mappings made from it keep their own)."""
-        if frame.header.get("fd") is not True:
+        header = frame.header
+        if header.get("fd") is not True:
             self._dispatch(frame)
             return
         if not self._received_fds:
             raise ProtocolError(f"daemon sent a frame with \"fd\": true but no "
                                 f"file descriptor: {frame.header!r:.300}")
         fd = self._received_fds.popleft()
+        region = header.get("region") is True  # the daemon's result region
         try:
-            views = _shm.map_views(fd, frame.header.get("oob") or [])
+            lengths = header.get("oob") or []
+            views = (self._regions.result_views(fd, lengths) if region
+                     else _shm.map_views(fd, lengths))
         except (OSError, ValueError, TypeError) as exc:
             views = exc  # the job's result fails with it (decode_result)
         finally:
@@ -362,8 +382,10 @@ class Connection:
             return
         # The daemon's result region is free again for its next result once
         # nothing made from it here still uses it.
-        if _shm.release(views) and frame.header.get("region") is True:
-            self._regions.result_released()
+        if region:
+            self._regions.release_result(views)
+        else:
+            _shm.release(views)
 
     def _dispatch(self, frame):
         """Hand a reply to the pending table; a reply to the job that has

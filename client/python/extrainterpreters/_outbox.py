@@ -20,15 +20,18 @@ class Outbox:
         self._sock = sock
         self._on_error = on_error  # called with the OSError of a failed send
         self._name = name
-        self._ready = threading.Condition()
-        self._parts = []  # bytes to send, in order; guarded by _ready
-        self._sending = False  # the writer is in sendall; guarded by _ready
+        # Entered as the plain lock on the hot paths (one C call rather
+        # than the Condition's Python __enter__ and __exit__).
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._parts = []  # bytes to send, in order; guarded by _lock
+        self._sending = False  # the writer is in sendall; guarded by _lock
         self._closed = False
         self._thread = None
 
     def add(self, data):
         """Queues ``data`` (bytes) behind what is queued already."""
-        with self._ready:
+        with self._lock:
             if self._closed:
                 return
             self._parts.append(data)
@@ -41,7 +44,7 @@ class Outbox:
 
     def busy(self):
         """True while something is queued or being sent."""
-        with self._ready:
+        with self._lock:
             return bool(self._parts) or self._sending
 
     def wait_empty(self):

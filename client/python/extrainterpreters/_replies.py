@@ -72,7 +72,9 @@ class Pending:
         self._lock = lock if lock is not None else contextlib.nullcontext()
         self._unpickling = unpickling
         self._explain = explain
-        self._entries = {}  # request id -> (Future, decode)
+        # request id -> (Future, decode). Never replaced, so a connection
+        # may keep it to count requests in flight without a call.
+        self.entries = self._entries = {}
         # Ids whose reply a caller reads for itself (Client.run), so the
         # reader thread need not.
         self._claimed = set()
@@ -112,9 +114,10 @@ class Pending:
 
     def drain(self):
         """Empty the table (the connection ended); its Futures."""
-        entries, self._entries = self._entries, {}
+        futures = [future for future, _ in self._entries.values()]
+        self._entries.clear()
         self._claimed.clear()
-        return [future for future, _ in entries.values()]
+        return futures
 
     def dispatch(self, frame):
         """Complete the Future the frame answers; raise on fatal errors.
@@ -276,7 +279,8 @@ def decode_lease(frame):
 def decode_result(frame):
     """A ``result`` reply's value, or ``Raised`` with the job's exception."""
     header = frame.header
-    check_reply_type(header, "result")
+    if header["type"] != "result":
+        check_reply_type(header, "result")  # raises
     status = header.get("status")
     if status == "ok":
         if not frame.payload:

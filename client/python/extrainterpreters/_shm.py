@@ -31,9 +31,18 @@ OUT_OF_BAND_MIN = 1 << 20  # smaller buffers stay in the pickle
 _SCAN = 64  # container items looked at by may_be_large
 
 
+_SMALL = frozenset({int, float, str, bool, type(None)})  # never a buffer
+
+
 def may_be_large(args, kwargs):
     """True if an argument, or an item of a container argument, is a large
     buffer. Only such jobs pay for the out-of-band pickling."""
+    if not kwargs and len(args) <= _SCAN:
+        for item in args:
+            if type(item) not in _SMALL:
+                break
+        else:
+            return False  # the common small job: numbers and strings
     items = list(args[:_SCAN]) + list(kwargs.values())[:_SCAN]
     for item in list(items):
         if type(item) in (list, tuple):
@@ -119,7 +128,7 @@ reserve = None
 
 # mmap flags of a mapping whose pages are all faulted in at once: one call
 # instead of a fault per page.
-_POPULATE = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+POPULATE = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
 def _copy_into(view, buffers):
@@ -196,7 +205,7 @@ class Region:
             self._map.close()
             self._map = None
         os.ftruncate(self.fd, size)
-        self._map = mmap.mmap(self.fd, size, flags=_POPULATE)
+        self._map = mmap.mmap(self.fd, size, flags=POPULATE)
         self._size = size
 
     def close(self):
@@ -226,7 +235,7 @@ def map_views(fd, lengths):
     if total == 0:
         out.extend(memoryview(b"") for _ in lengths)
         return out
-    out.mmap = mmap.mmap(fd, total, prot=mmap.PROT_READ, flags=_POPULATE)
+    out.mmap = mmap.mmap(fd, total, prot=mmap.PROT_READ, flags=POPULATE)
     with memoryview(out.mmap) as whole:
         offset = 0
         for length in lengths:
