@@ -24,7 +24,8 @@
 
 A job can be cancelled even while it runs (``JobFuture.cancel()``), and
 given a deadline (``timeout=``, raising ``JobTimeout``); what it prints
-reaches this process's stdout and stderr.
+reaches this process's stdout and stderr. Inside a job, ``where()`` tells
+which daemon, lane and interpreter it runs in.
 
 Functions and arguments travel pickled: functions from importable modules
 by reference, and those the daemon cannot import (from ``__main__`` or the
@@ -56,6 +57,7 @@ _EXPORTS = {
     "Interpreter": "_interpreter",
     "default_socket_path": "_paths",
     "Queue": "_queue",
+    "where": "_where",
 }
 
 
@@ -91,5 +93,6 @@ __all__ = [
     "JobTimeout",
     "BrokenInterpreterPool",
     "default_socket_path",
+    "where",
     "__version__",
 ]
