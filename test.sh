@@ -6,10 +6,23 @@ cd "$(dirname "$0")"
 source bazel/install_deps.sh
 ei_install_deps
 
-# Under CI, leave no Bazel server behind.
-if [ -n "${CI:-}" ]; then
-  trap 'bazel shutdown >/dev/null 2>&1 || true' EXIT
+# The Debian root that //tests:systemd_nspawn_e2e_test boots is built once
+# and cached (tests/nspawn/build_root.sh); a first build (about a minute)
+# runs while Bazel compiles, and the test waits for it on a lock.
+root_build=
+if [ "$(id -u)" = 0 ]; then
+  setsid tests/nspawn/build_root.sh >/dev/null &
+  root_build=$!
 fi
+
+# Under CI, leave no Bazel server behind; never leave the root build.
+on_exit() {
+  [ -z "$root_build" ] || kill -- -"$root_build" 2>/dev/null || true
+  if [ -n "${CI:-}" ]; then
+    bazel shutdown >/dev/null 2>&1 || true
+  fi
+}
+trap on_exit EXIT
 
 # The daemon's layering (daemon/README.md) is a property of the build graph.
 bazel/check_layering.sh
@@ -26,4 +39,8 @@ failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOM
 rm -f "$log"
 echo
 echo "test targets: ${passed} passed, ${failed} failed"
+
+# The Python tests again for each other installed CPython >= 3.12, the
+# daemon built against it (EI_PYTHON_MATRIX=0 skips this).
+bazel/python_matrix.sh "$@" || status=$?
 exit "$status"

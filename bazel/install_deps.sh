@@ -13,6 +13,8 @@ EI_PACKAGES=(
   clang-14           # the frame decoder fuzz target (libFuzzer)
   libclang-rt-14-dev # libFuzzer and sanitizer runtimes for clang 14
   systemd            # systemd-analyze, systemd-socket-activate, systemd-sysusers (deploy tests)
+  systemd-container  # systemd-nspawn: the service under a real systemd (systemd_nspawn_e2e_test)
+  mmdebstrap         # the root file system that test boots (tests/nspawn/build_root.sh)
 )
 
 ei_missing_packages() {

@@ -24,7 +24,8 @@ import time
 
 import extrainterpreters
 
-from bench import figures_data, figures_latency, figures_load, figures_queues, report
+from bench import (figures_data, figures_latency, figures_load, figures_numpy,
+                   figures_queues, peers, report, report_targets)
 from bench.context import Context, Settings, failure
 
 # Order matters a little: the memory figure runs before large data, so the
@@ -43,6 +44,7 @@ FIGURES = {
     "memory": figures_data.memory,
     "large_data": figures_data.large_data,
     "queues": figures_queues.queues,
+    "numpy": figures_numpy.numpy_lane,
 }
 
 
@@ -63,6 +65,20 @@ def parse_args(argv):
                         "of the ProcessPoolExecutor anchors (default: Python's)")
     parser.add_argument("--label", default="", help="what was measured, e.g. "
                         "`git describe --always --dirty`")
+    parser.add_argument("--peers", default=",".join(peers.ALL),
+                        help="comma-separated peers of issue 15 to run "
+                        f"(default: all of {','.join(peers.ALL)}; 'none')")
+    parser.add_argument("--ray-path", default="", help="site-packages of "
+                        "Ray's environment (bench/requirements-ray.txt), "
+                        "given to Ray alone")
+    parser.add_argument("--before-socket", default="", help="a daemon of an "
+                        "earlier commit: its round trip taking turns with "
+                        "this one's (issue 11's before/after)")
+    parser.add_argument("--before-label", default="", help="what the "
+                        "--before-socket daemon is, e.g. its commit")
+    parser.add_argument("--runs", type=int, default=1, help="whole runs, "
+                        "for the spread of the headline ratios; the last "
+                        "one's figures are written")
     parser.add_argument("--wait-ready", type=float, default=60.0,
                         help="seconds to wait for the daemon to be ready")
     for field in dataclasses.fields(Settings):
@@ -161,13 +177,26 @@ def has_error(value):
     return False
 
 
+def peer_names(text):
+    names = [] if text in ("", "none") else text.split(",")
+    unknown = set(names) - set(peers.ALL)
+    if unknown:
+        raise SystemExit(f"benchmark: unknown peers: {', '.join(unknown)}")
+    return tuple(names)
+
+
 def run(args):
     settings = settings_from(args)
+    peers.RAY_PATH = args.ray_path
     hello = wait_ready(args.socket, args.wait_ready)
+    before = (wait_ready(args.before_socket, args.wait_ready)
+              if args.before_socket else {})
     mp_context = multiprocessing.get_context(args.start_method)
     ctx = Context(settings=settings, socket_path=args.socket,
                   workers=int(hello["workers"]), daemon_pid=int(hello["pid"]),
-                  mp_context=mp_context, raw_tool=find_raw_tool(args.raw_tool))
+                  mp_context=mp_context, raw_tool=find_raw_tool(args.raw_tool),
+                  peers=peer_names(args.peers),
+                  before_socket=args.before_socket)
     names = args.only.split(",") if args.only else list(FIGURES)
     unknown = set(names) - set(FIGURES)
     if unknown:
@@ -177,9 +206,12 @@ def run(args):
         "machine": machine_info(),
         "config": {**dataclasses.asdict(settings), "workers": ctx.workers,
                    "start_method": mp_context.get_start_method(),
-                   "label": args.label},
+                   "label": args.label, "peers": list(ctx.peers),
+                   "before_label": args.before_label},
         "daemon": {key: hello.get(key) for key in
                    ("pid", "daemon_version", "python", "workers")},
+        "before_daemon": {key: before.get(key) for key in
+                          ("pid", "daemon_version", "python", "workers")},
         "figures": {},
         "runs": {},  # per figure: seconds, CPU taken by other processes
     }
@@ -204,12 +236,24 @@ def run(args):
             time.sleep(SETTLE_AFTER_LARGE_DATA)  # see FIGURES
     doc["seconds"] = round(time.perf_counter() - started, 2)
     doc["targets"] = [row.as_dict() for row in report.targets(doc)]
+    doc["targets_issue15"] = [row.as_dict()
+                              for row in report_targets.targets(doc)]
+    doc["headlines"] = report_targets.headlines(doc)
     return doc
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    doc = run(args)
+    runs, failed = [], set()
+    for index in range(max(1, args.runs)):
+        if args.runs > 1:
+            print(f"benchmark: run {index + 1} of {args.runs}", file=sys.stderr,
+                  flush=True)
+        doc = run(args)
+        runs.append(doc["headlines"])
+        failed.update(name for name, value in doc["figures"].items()
+                      if has_error(value))
+    doc["headline_runs"] = runs
     text = report.markdown(doc)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
@@ -221,8 +265,6 @@ def main(argv=None):
                   encoding="utf-8") as out:
             out.write(text)
     print(text)
-    failed = [name for name, value in doc["figures"].items()
-              if has_error(value)]
     if failed:
         print(f"benchmark: measurements failed in: {', '.join(failed)} "
               f"(see latest.json)", file=sys.stderr)

@@ -4,11 +4,15 @@
 
 Run with Debian's Python and its python3-matplotlib (bench/run.sh installs
 it); the benchmark itself runs under the project's Python. One panel per
-figure of issue 4: the project's bars in one colour, the anchors' in grey,
-whiskers for the spread (p10-p90 or min-max), dashed lines for targets.
+figure of the peer table (bench/report_peers.py): the project's bar in
+blue, the best peer's in orange, the other peers' in grey, a peer with no
+number named under its empty slot; whiskers for the spread (p10-p90 or
+min-max); the title gives ours / best peer. A last panel shows the
+interpreter lane's round trip before and after the process lane.
 """
 
 import json
+import os
 import sys
 
 import matplotlib
@@ -16,117 +20,116 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-PROJECT, ANCHOR, LIMIT = "#1f77b4", "#9a9a9a", "#555555"
+# The tables' definitions are plain Python: shared with the benchmark.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import report_peers, report_targets  # noqa: E402
+
+PROJECT, BEST, PEER, LIMIT = "#1f77b4", "#ff7f0e", "#9a9a9a", "#555555"
+LOG_SPAN = 30  # a panel whose bars differ more than this gets a log scale
 
 
-def get(doc, *path):
-    value = doc
-    for key in path:
-        if not isinstance(value, dict) or key not in value:
+def summary_of(doc, path):
+    """The dict holding the number at ``path`` (for its spread), if any."""
+    value = doc["figures"]
+    for key in path[:-1]:
+        if not isinstance(value, dict):
             return None
-        value = value[key]
-    return value
+        value = value.get(key)
+    return value if isinstance(value, dict) else None
 
 
-def bar_panel(ax, title, unit, bars, log=False, lines=()):
-    """``bars``: (label, summary dict or number, colour); failed ones show as 'failed'."""
-    labels, heights, lows, highs, colours = [], [], [], [], []
-    for label, summary, colour in bars:
-        labels.append(label)
-        colours.append(colour)
-        if isinstance(summary, (int, float)):
-            heights.append(summary), lows.append(0), highs.append(0)
-            continue
-        if not isinstance(summary, dict) or not ({"median", "p50"} & summary.keys()):
-            heights.append(0), lows.append(0), highs.append(0)
-            continue
-        mid = summary.get("median", summary.get("p50"))
-        low = summary.get("min" if "median" in summary else "p10", mid)
-        high = summary.get("max" if "median" in summary else "p90", mid)
-        heights.append(mid), lows.append(max(mid - low, 0)), highs.append(max(high - mid, 0))
+def whisker(summary, mid):
+    if not summary:
+        return 0, 0
+    low_key, high_key = ("min", "max") if "median" in summary else ("p10", "p90")
+    low, high = summary.get(low_key, mid), summary.get(high_key, mid)
+    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+        return 0, 0
+    return max(mid - low, 0), max(high - mid, 0)
+
+
+def figure_panel(ax, doc, figure):
+    found = report_peers.values(doc, figure)
+    best_name, best_value = report_peers.best(figure, found)
+    systems = ["project", *report_peers.COLUMNS]
+    labels, heights, errors, colours = [], [], ([], []), []
+    for name in systems:
+        number, why = found[name]
+        title = "ours" if name == "project" else report_peers.TITLES[name]
+        labels.append(title if number is not None else f"{title}\n({why})")
+        heights.append(number or 0)
+        path = figure.ours if name == "project" else (
+            figure.ppe if name == "process_pool" else figure.peer(name))
+        spread = summary_of(doc, path) if path and path[-1] != "p99" else None
+        low, high = whisker(spread, number or 0)
+        errors[0].append(low)
+        errors[1].append(high)
+        colours.append(PROJECT if name == "project" else
+                       BEST if name == best_name else PEER)
     xs = range(len(labels))
-    ax.bar(xs, heights, color=colours, yerr=[lows, highs], capsize=3,
-           error_kw={"elinewidth": 0.8, "ecolor": "#333333"})
+    ax.bar(xs, heights, color=colours, yerr=errors, capsize=2,
+           error_kw={"elinewidth": 0.7, "ecolor": "#333333"})
     for x, h in zip(xs, heights):
-        text = "failed" if h == 0 else (f"{h:,.0f}" if h >= 100 else f"{h:.3g}")
-        ax.annotate(text, (x, h if h > 0 else 0), ha="center", va="bottom",
-                    fontsize=7, xytext=(0, 2), textcoords="offset points")
-    for value, text in lines:
-        if value:
-            ax.axhline(value, color=LIMIT, linestyle="--", linewidth=0.8)
-            ax.annotate(text, (len(labels) - 0.5, value), ha="right", va="bottom",
-                        fontsize=7, color=LIMIT)
+        if h:
+            ax.annotate(f"{h:,.0f}" if h >= 100 else f"{h:.3g}", (x, h),
+                        ha="center", va="bottom", fontsize=6, xytext=(0, 1),
+                        textcoords="offset points")
+    ours = found["project"][0]
+    ratio = ours / best_value if ours is not None and best_value else None
+    better = "higher" if figure.higher_is_better else "lower"
+    ax.set_title(f"{figure.label} ({figure.unit}, {better} is better)\n"
+                 f"ours / best peer = {ratio:.3g}" if ratio else
+                 f"{figure.label} ({figure.unit})", fontsize=7.5)
     ax.set_xticks(list(xs))
-    ax.set_xticklabels(labels, rotation=25, ha="right", fontsize=7)
-    ax.set_title(title, fontsize=9)
-    ax.set_ylabel(unit, fontsize=8)
-    ax.tick_params(axis="y", labelsize=7)
-    if log and any(h > 0 for h in heights):
+    ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=6)
+    ax.tick_params(axis="y", labelsize=6)
+    positive = [h for h in heights if h > 0]
+    if positive and max(positive) / min(positive) > LOG_SPAN:
         ax.set_yscale("log")
 
 
+def before_after_panel(ax, doc):
+    rows = report_targets.before_after_rows(doc)
+    ax.set_title("Interpreter lane round trip, before / after the process "
+                 "lane (µs)", fontsize=7.5)
+    if not rows:
+        ax.text(0.5, 0.5, "not measured in this run\n(bench/run.sh "
+                "--before-daemon)", ha="center", va="center", fontsize=7)
+        ax.set_axis_off()
+        return
+    xs = range(len(rows))
+    before = [row[1] for row in rows]
+    after = [row[2] for row in rows]
+    ax.bar([x - 0.2 for x in xs], before, width=0.4, color=PEER, label="before")
+    ax.bar([x + 0.2 for x in xs], after, width=0.4, color=PROJECT, label="after")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels([f"{row[0].replace('Round trip ', '')}\n"
+                        f"after/before {row[3]:.2f}" for row in rows],
+                       fontsize=6)
+    ax.tick_params(axis="y", labelsize=6)
+    ax.legend(fontsize=6)
+
+
 def draw(doc, path):
-    f = doc["figures"]
     m, c = doc["machine"], doc["config"]
-    w = c["workers"]
-    fig, axes = plt.subplots(2, 3, figsize=(14, 8.5))
-    rt = f.get("round_trip", {})
-    raw_p50 = get(rt, "raw_socket", "p50")
-    ppe_p50 = get(rt, "process_pool", "p50")
-    bar_panel(axes[0][0], "1. Round trip abs(-1), p50 [p10-p90]", "µs (log)", [
-        ("pool", rt.get("project_pool"), PROJECT),
-        ("leased Interpreter", rt.get("project_lease"), PROJECT),
-        ("client ping", rt.get("project_ping"), PROJECT),
-        ("ProcessPoolExecutor", rt.get("process_pool"), ANCHOR),
-        ("raw socket", rt.get("raw_socket"), ANCHOR),
-        ("raw socket, 2 CPUs", rt.get("raw_socket_cross_cpu"), ANCHOR),
-    ], log=True, lines=[(raw_p50 and 1.5 * raw_p50, "1.5x raw"),
-                        (ppe_p50 and ppe_p50 / 3, "PPE / 3")])
-    tp = f.get("throughput", {})
-    ppe_rate = get(tp, "process_pool_map", "median")
-    bar_panel(axes[0][1], "2. Throughput, trivial jobs in flight", "jobs/s", [
-        ("1 client", tp.get("project_1_client"), PROJECT),
-        (f"{tp.get('clients', 4)} client processes", tp.get("project_clients"), PROJECT),
-        ("PPE map(chunksize=1)", tp.get("process_pool_map"), ANCHOR),
-    ], lines=[(ppe_rate and 10 * ppe_rate, "10x PPE")])
-    cpu = f.get("cpu_scaling", {})
-    bar_panel(axes[0][2], f"3. CPU scaling: {w} workers vs 1", "speedup (x)", [
-        ("extrainterpreters", get(cpu, "project", "speedup"), PROJECT),
-        ("ProcessPoolExecutor", get(cpu, "process_pool", "speedup"), ANCHOR),
-        (f"{w} threads", get(cpu, "threads", "speedup"), ANCHOR),
-    ], lines=[(1.8, "target 1.8x")])
-    data = f.get("large_data", {})
-    mib = (data.get("bytes") or 0) / 2**20
-    bar_panel(axes[1][0], f"4. {mib:g} MiB argument and result", "MB/s (log)", [
-        ("argument", data.get("project_arg"), PROJECT),
-        ("result", data.get("project_result"), PROJECT),
-        ("PPE argument", data.get("process_pool_arg"), ANCHOR),
-        ("PPE result", data.get("process_pool_result"), ANCHOR),
-        ("raw socket", data.get("raw_socket"), ANCHOR),
-        ("memcpy", data.get("memcpy"), ANCHOR),
-    ], log=True, lines=[(get(data, "memcpy", "median") and
-                         get(data, "memcpy", "median") / 2, "memcpy / 2")])
-    cold = f.get("cold_start", {})
-    ppe_cold = get(cold, "process_pool", "median")
-    bar_panel(axes[1][1], "5. Cold start: connect to first result", "ms (log)", [
-        ("new Client", cold.get("project"), PROJECT),
-        ("new ProcessPoolExecutor", cold.get("process_pool"), ANCHOR),
-    ], log=True, lines=[(ppe_cold and ppe_cold / 10, "PPE / 10")])
-    mem = f.get("memory", {})
-    ppe_rss = get(mem, "process_pool_worker", "rss_kib")
-    bar_panel(axes[1][2], "6. Memory per warm idle interpreter", "KiB", [
-        ("RSS", get(mem, "project", "rss_kib_per_interpreter"), PROJECT),
-        ("PSS", get(mem, "project", "pss_kib_per_interpreter"), PROJECT),
-        ("PPE worker RSS", ppe_rss, ANCHOR),
-        ("PPE worker PSS", get(mem, "process_pool_worker", "pss_kib"), ANCHOR),
-    ], lines=[(ppe_rss and ppe_rss / 4, "PPE RSS / 4")])
-    met = [t["verdict"] for t in doc.get("targets", []) if t["target"]]
+    figures = report_peers.figures(doc)
+    columns = 4
+    rows = (len(figures) + 1 + columns - 1) // columns
+    fig, axes = plt.subplots(rows, columns, figsize=(17, 4.1 * rows))
+    flat = [ax for row in axes for ax in row]
+    for ax, figure in zip(flat, figures):
+        figure_panel(ax, doc, figure)
+    before_after_panel(flat[len(figures)], doc)
+    for ax in flat[len(figures) + 1:]:
+        ax.set_axis_off()
+    verdicts = [t["verdict"] for t in doc.get("targets_issue15", [])]
     fig.suptitle(
-        f"extrainterpreters vs anchors — {m['date']}, {m['cpu_count']} CPUs, "
-        f"Python {m['python_version']}, {w} workers, mode {c['mode']}; "
-        f"targets met {met.count('met')} of {len(met)}", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=110)
+        f"extrainterpreters (blue) against every peer (best in orange) — "
+        f"{m['date']}, {m['cpu_count']} CPUs, Python {m['python_version']}, "
+        f"{c['workers']} workers, mode {c['mode']}; issue 15 targets met "
+        f"{verdicts.count('met')} of {len(verdicts)}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(path, dpi=100)
 
 
 def main(argv):

@@ -34,6 +34,15 @@ class Settings:
     memory_leases: int = 4
     memory_rounds: int = 3
     queue_items: int = 100000      # items per round, job to job
+    # Issue 15's peers. Dask and Ray take ~1 ms or more a job: they get
+    # fewer samples per round (still hundreds) so a run stays minutes.
+    slow_round_trips: int = 600    # round trips per slow peer
+    slow_queue_items: int = 1000   # items per round, job to job, slow peers
+    slow_cold_starts: int = 3      # new clusters / clients of slow peers
+    map_chunksize: int = 100       # the chunked map of issue 15's target
+    # Issue 11's process lane: a numpy job of a few ms, arrays in and out.
+    numpy_jobs: int = 400          # per round per system
+    numpy_signal: int = 1 << 16    # float64 samples of one job's argument
 
     @classmethod
     def preset(cls, mode):
@@ -43,13 +52,18 @@ class Settings:
             return cls(mode="quick", rounds=2, round_trips=1000, warmup=100,
                        raw_iterations=5000, throughput_jobs=5000,
                        cpu_task_seconds=0.05, data_repeats=3, cold_starts=5,
-                       memory_rounds=1, queue_items=30000)
+                       memory_rounds=1, queue_items=30000,
+                       slow_round_trips=200, slow_queue_items=500,
+                       slow_cold_starts=2, numpy_jobs=200)
         if mode == "tiny":  # The CI smoke check: types, not speed.
             return cls(mode="tiny", rounds=1, round_trips=30, warmup=5,
                        raw_iterations=100, throughput_jobs=100, clients=2,
                        cpu_task_seconds=0.005, data_bytes=1 * MIB,
                        data_repeats=1, cold_starts=1, memory_leases=1,
-                       memory_rounds=1, queue_items=100)
+                       memory_rounds=1, queue_items=100,
+                       slow_round_trips=10, slow_queue_items=20,
+                       slow_cold_starts=1, map_chunksize=10, numpy_jobs=10,
+                       numpy_signal=1024)
         raise ValueError(f"unknown mode {mode!r}")
 
 
@@ -63,6 +77,8 @@ class Context:
     daemon_pid: int
     mp_context: object     # multiprocessing context of the anchors
     raw_tool: str          # path of raw_socket_pingpong
+    peers: tuple = ()      # names of the peers to run (bench.peers.ALL)
+    before_socket: str = ""  # a daemon of an earlier commit (round trip)
 
     def raw(self, mode, **flags):
         """Run the raw-socket tool in ``mode``; return its JSON summary."""

@@ -15,8 +15,10 @@ fresh Python that imports nothing else, measured the same way.
 """
 
 import concurrent.futures
+import contextlib
 import inspect
 import json
+import os
 import subprocess
 import sys
 import time
@@ -24,7 +26,7 @@ import time
 import bench_jobs
 import extrainterpreters
 
-from bench import stats
+from bench import peers, stats
 from bench.context import measure
 
 _SETTLE_TIMEOUT = 60.0
@@ -83,9 +85,26 @@ def large_data(ctx):
     measure(result, "project_result", project, "result")
     measure(result, "process_pool_arg", process_pool, "arg")
     measure(result, "process_pool_result", process_pool, "result")
+    with contextlib.ExitStack() as stack:  # after PPE forked, as elsewhere
+        result["peers"] = {}
+        for name, peer in peers.open_peers(ctx, stack,
+                                           result["peers"]).items():
+            into = result["peers"][name] = {}
+            measure(into, "arg", _peer_transfer, peer, "arg", size,
+                    s.data_repeats, payload)
+            measure(into, "result", _peer_transfer, peer, "result", size,
+                    s.data_repeats, payload)
     measure(result, "raw_socket", tool, "bulk")
     measure(result, "memcpy", tool, "memcpy")
     return result
+
+
+def _peer_transfer(peer, direction, size, repeats, payload):
+    if direction == "arg":
+        call = lambda: _check(peer.call(bench_jobs.nbytes, payload), size)  # noqa: E731
+    else:
+        call = lambda: _check(peer.call(bench_jobs.make_bytes, size), size)  # noqa: E731
+    return _mbps(size, _timed(call, repeats))
 
 
 def smaps_rollup(pid):
@@ -174,4 +193,29 @@ def memory(ctx):
 
     measure(result, "project", project)
     measure(result, "process_pool_worker", process_pool_worker)
+    result["peers"] = {}
+    for name in peers.ALL:
+        if name not in ctx.peers:
+            continue
+        reason = peers.skip_reason(name, s.mode)
+        if reason:
+            result["peers"][name] = {"skipped": reason}
+        else:
+            measure(result["peers"], name, _peer_memory, ctx, name)
     return result
+
+
+def _peer_memory(ctx, name):
+    """``bench.peer_memory`` for one peer, in a fresh process."""
+    # This process's path, but Ray's environment, which only Ray's own
+    # processes get (peers.RAY_PATH); the script adds it for Ray.
+    path = [p for p in sys.path if p and p != peers.RAY_PATH]
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.peer_memory", name, str(ctx.workers),
+         ctx.mp_context.get_start_method(), peers.RAY_PATH],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path)})
+    if done.returncode != 0:
+        raise RuntimeError(f"measuring {name} failed: "
+                           f"{done.stderr.strip()[-800:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -16,18 +16,19 @@ against creating a ``ProcessPoolExecutor`` and getting its first result.
 
 import concurrent.futures
 import contextlib
+import functools
 import os
 import time
 
 import extrainterpreters
 
-from bench import stats
-from bench.context import failure, measure
+from bench import peer_clients, peers, stats, turns
+from bench.context import measure
 
 
 def round_trip(ctx):
     s = ctx.settings
-    result = {"unit": "us", "job": "abs(-1)"}
+    result = {"unit": "us", "job": "abs(-1)", "peers": {}}
     clients = {}
 
     def process_pool(stack):
@@ -35,46 +36,61 @@ def round_trip(ctx):
             ctx.workers, mp_context=ctx.mp_context))
         return lambda: executor.submit(abs, -1).result()
 
-    def pool(stack):
-        client = stack.enter_context(extrainterpreters.Client(ctx.socket_path))
-        clients["pool"] = client
-        return lambda: client.run(abs, -1)
+    def pool(socket_path, key):
+        def opener(stack):
+            client = stack.enter_context(extrainterpreters.Client(socket_path))
+            clients[key] = client
+            return lambda: client.run(abs, -1)
+        return opener
 
-    def lease(stack):
-        interp = stack.enter_context(
-            extrainterpreters.Interpreter(ctx.socket_path))
-        return lambda: interp.run(abs, -1)
+    def lease(socket_path):
+        def opener(stack):
+            interp = stack.enter_context(
+                extrainterpreters.Interpreter(socket_path))
+            return lambda: interp.run(abs, -1)
+        return opener
 
     def ping(stack):
         client = stack.enter_context(extrainterpreters.Client(ctx.socket_path))
         return client.ping
 
-    # The executor forks its workers first, before any client thread runs.
-    # Then the variants take turns, round by round, so a change in the
-    # machine's background load hits them all alike.
+    openers = [("process_pool", process_pool),
+               ("project_pool", pool(ctx.socket_path, "pool")),
+               ("project_lease", lease(ctx.socket_path)),
+               ("project_ping", ping)]
+    if ctx.before_socket:  # the interpreter lane before the process lane
+        openers += [("before_pool", pool(ctx.before_socket, "before")),
+                    ("before_lease", lease(ctx.before_socket))]
+    # The executor forks its workers first, before any client thread runs;
+    # then the peers (mpire forks first among them). Then the variants take
+    # turns, round by round, so a change in the machine's background load
+    # hits them all alike.
     with contextlib.ExitStack() as stack:
         calls = {}
-        for name, opener in (("process_pool", process_pool),
-                             ("project_pool", pool),
-                             ("project_lease", lease),
-                             ("project_ping", ping)):
-            call = measure(result, name, _warmed, opener, stack, s.warmup)
-            if callable(call):
-                calls[name] = call
-        samples = {name: [] for name in calls}
-        per_round = max(1, s.round_trips // s.rounds)
-        for _ in range(s.rounds):
-            for name in list(calls):
-                try:
-                    samples[name] += stats.time_calls(calls[name], per_round)
-                except Exception as exc:  # noqa: BLE001 -- reported
-                    result[name] = failure(exc)
-                    del calls[name]
-        for name in calls:
-            result[name] = stats.latency(samples[name])
-        if "project_pool" in calls:
-            measure(result, "daemon_internal_pool", _daemon_latency,
-                    clients["pool"])
+        for name, opener in openers[:1]:
+            _open_call(result, calls, name, opener, stack, s.warmup)
+        for name, peer in peers.open_peers(ctx, stack, result["peers"]).items():
+            _open_call(result["peers"], calls, name,
+                       lambda _, p=peer: functools.partial(p.call, abs, -1),
+                       stack, min(s.warmup, s.slow_round_trips),
+                       slow=peer.slow)
+        for name, opener in openers[1:]:
+            _open_call(result, calls, name, opener, stack, s.warmup)
+        turns.latency_rounds(calls.values(), s)
+        for key, client in clients.items():
+            measure(result, f"daemon_internal_{key}", _daemon_latency, client)
+    _raw_sockets(ctx, result)
+    return result
+
+
+def _open_call(into, calls, name, opener, stack, warmup, slow=False):
+    call = measure(into, name, _warmed, opener, stack, warmup)
+    if callable(call):
+        calls[name] = turns.Latency(into, name, call, slow)
+
+
+def _raw_sockets(ctx, result):
+    s = ctx.settings
 
     def raw_socket(cross_cpu):
         if cross_cpu and (os.cpu_count() or 1) < 2:
@@ -87,7 +103,6 @@ def round_trip(ctx):
 
     measure(result, "raw_socket", raw_socket, False)
     measure(result, "raw_socket_cross_cpu", raw_socket, True)
-    return result
 
 
 def _warmed(opener, stack, warmup):
@@ -135,4 +150,49 @@ def cold_start(ctx):
 
     measure(result, "project", project)
     measure(result, "process_pool", process_pool)
+    result["peers"] = _peer_cold_starts(ctx)
     return result
+
+
+def _peer_cold_starts(ctx):
+    """Each peer's pool made to its first result; Dask and Ray also a new
+    client (in a process of its own, its imports done) connecting to the
+    running cluster to its first result, which is what the project's cold
+    start is: a new client of a running daemon."""
+    s = ctx.settings
+    into = {}
+    for name in peers.ALL:
+        if name not in ctx.peers:
+            continue
+        reason = peers.skip_reason(name, s.mode)
+        if reason:
+            into[name] = {"skipped": reason}
+            continue
+        cls = peers.CLASSES[name]
+        count = s.slow_cold_starts if cls.slow else s.cold_starts
+        try:
+            pool = stats.spread(_new_pools(ctx, cls, count))
+        except Exception as exc:  # noqa: BLE001 -- reported, not hidden
+            into[name] = peers.unavailable(exc)
+            continue
+        if cls.shared:
+            into[name] = {"new_cluster": pool}
+            measure(into[name], "new_client", lambda n=name: stats.spread(
+                peer_clients.cold_starts(ctx, n, count)))
+        else:
+            into[name] = pool
+    return into
+
+
+def _new_pools(ctx, cls, count):
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        peer = cls(ctx.workers, ctx.mp_context)
+        try:
+            peer.start()
+            peer.call(abs, -1)
+            samples.append((time.perf_counter() - start) * 1e3)
+        finally:
+            peers.close_quietly(peer)
+    return samples

@@ -1,116 +1,102 @@
 """Figures 2 and 3: throughput of trivial jobs, and CPU scaling.
 
-Throughput: ``abs(-1)`` jobs, all submitted before the first is awaited,
-from one client and from several client processes at once (each its own
-connection; the rate is all their jobs over the span from the first start
-to the last end), against ``ProcessPoolExecutor.map(chunksize=1)``.
+Throughput: ``abs(-1)`` jobs, all submitted before the first is awaited
+(submit per job), from one client and from several client processes at
+once (each its own connection; the rate is all their jobs over the span
+from the first start to the last end), against
+``ProcessPoolExecutor.map(chunksize=1)``, and each peer's submit per job
+(Dask and Ray, whose clusters take other clients, also from as many
+client processes). Issue 15's chunked path: ``map`` with ``chunksize``
+``map_chunksize`` on the project's ``InterpreterPoolExecutor`` and on the
+peers that have one (PPE, loky, mpire). In-process systems take turns
+round by round; Dask and Ray get a tenth of the jobs (they run ~1-3k
+jobs/s, so a round stays seconds).
 
 CPU scaling: a pure-Python loop (``bench_jobs.spin``, about
 ``cpu_task_seconds`` each), 2 x W tasks per round, run one after another
 (one worker busy at a time) and all at once (W workers busy); speedup is
 the ratio of the two times. The same for ``ProcessPoolExecutor`` with 1
-and with W workers, and for one thread and W threads in this process (one
-GIL). The three take turns round by round.
+and with W workers, for one thread and W threads in this process (one
+GIL), and for each peer one after another and all at once on its W
+workers. They take turns round by round.
 """
 
 import concurrent.futures
 import contextlib
-import itertools
-import multiprocessing
 import time
 
 import bench_jobs
 import extrainterpreters
 
-from bench import stats
+from bench import peer_clients, peers, stats, turns
 from bench.context import failure, measure
 
-_BARRIER_TIMEOUT = 120.0
+_SLOW_SHARE = 10   # Dask and Ray run 1/10 of the jobs per round
 
 
-def _burst(client, jobs):
-    """Submit ``jobs`` trivial jobs, wait for all; return (start, end)."""
-    start = time.monotonic()
-    futures = [client.submit(abs, -1) for _ in range(jobs)]
-    for future in futures:
-        future.result()
-    return start, time.monotonic()
+def _submit_all(submit, gather):
+    return lambda jobs: gather([submit(abs, -1) for _ in range(jobs)])
 
 
-def _client_process(socket_path, jobs, rounds, barrier, queue):
-    """One client process of the multi-client figure (spawned)."""
-    try:
-        with extrainterpreters.Client(socket_path) as client:
-            _burst(client, min(jobs, 200))  # warm up
-            for index in range(rounds):
-                barrier.wait(_BARRIER_TIMEOUT)
-                queue.put((index, *_burst(client, jobs)))
-    except BaseException as exc:
-        queue.put(("error", f"{type(exc).__name__}: {exc}", None))
-        barrier.abort()
-        raise
+def _map_all(run_map, chunksize):
+    return lambda jobs: list(run_map(abs, [-1] * jobs, chunksize))
+
+
+def _executor_map(executor):
+    return lambda fn, items, chunksize: executor.map(fn, items,
+                                                     chunksize=chunksize)
 
 
 def throughput(ctx):
     s = ctx.settings
     result = {"unit": "jobs/s", "job": "abs(-1)",
-              "jobs_per_round": s.throughput_jobs, "clients": s.clients}
-
-    def one_client():
-        rates = []
-        with extrainterpreters.Client(ctx.socket_path) as client:
-            _burst(client, min(s.throughput_jobs, 1000))  # warm up
-            for _ in range(s.rounds):
-                start, end = _burst(client, s.throughput_jobs)
-                rates.append(s.throughput_jobs / (end - start))
-        return stats.spread(rates)
-
-    def many_clients():
-        spawn = multiprocessing.get_context("spawn")
-        barrier = spawn.Barrier(s.clients + 1)
-        queue = spawn.Queue()
-        processes = [spawn.Process(
-            target=_client_process, daemon=True,
-            args=(ctx.socket_path, s.throughput_jobs, s.rounds, barrier,
-                  queue)) for _ in range(s.clients)]
-        for process in processes:
-            process.start()
-        try:
-            rates = []
-            for _ in range(s.rounds):
-                barrier.wait(_BARRIER_TIMEOUT)
-                spans = [queue.get(timeout=_BARRIER_TIMEOUT)
-                         for _ in range(s.clients)]
-                errors = [span[1] for span in spans if span[0] == "error"]
-                if errors:
-                    raise RuntimeError(f"a client process failed: {errors[0]}")
-                start = min(span[1] for span in spans)
-                end = max(span[2] for span in spans)
-                rates.append(s.clients * s.throughput_jobs / (end - start))
-            return stats.spread(rates)
-        finally:
-            for process in processes:
-                process.join(10)
-                if process.is_alive():
-                    process.kill()
-                    process.join()
-
-    def process_pool_map():
-        rates = []
-        with concurrent.futures.ProcessPoolExecutor(
-                ctx.workers, mp_context=ctx.mp_context) as executor:
-            list(executor.map(abs, itertools.repeat(-1, 200), chunksize=1))
-            for _ in range(s.rounds):
-                start = time.perf_counter()
-                list(executor.map(abs, itertools.repeat(-1, s.throughput_jobs),
-                                  chunksize=1))
-                rates.append(s.throughput_jobs / (time.perf_counter() - start))
-        return stats.spread(rates)
-
-    measure(result, "project_1_client", one_client)
-    measure(result, "project_clients", many_clients)
-    measure(result, "process_pool_map", process_pool_map)
+              "jobs_per_round": s.throughput_jobs, "clients": s.clients,
+              "chunksize": s.map_chunksize, "peers": {}}
+    n, k = s.throughput_jobs, s.map_chunksize
+    gather = lambda futures: [f.result() for f in futures]  # noqa: E731
+    with contextlib.ExitStack() as stack:
+        ppe = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
+            ctx.workers, mp_context=ctx.mp_context))
+        ppe.submit(abs, -1).result()  # forks its workers before any peer
+        rates = [
+            turns.Rate(result, "process_pool_map", n,
+                  _map_all(_executor_map(ppe), 1)),
+            turns.Rate(result, "process_pool_map_chunked", n,
+                  _map_all(_executor_map(ppe), k)),
+            turns.Rate(result, "process_pool_submit", n,
+                  _submit_all(ppe.submit, gather))]
+        opened = peers.open_peers(ctx, stack, result["peers"])
+        client = stack.enter_context(extrainterpreters.Client(ctx.socket_path))
+        executor = stack.enter_context(extrainterpreters.InterpreterPoolExecutor(
+            ctx.workers, socket_path=ctx.socket_path))
+        rates += [turns.Rate(result, "project_1_client", n,
+                        _submit_all(client.submit, gather)),
+                  turns.Rate(result, "project_map", n,
+                        _map_all(_executor_map(executor), k))]
+        for name, peer in opened.items():
+            rates += _peer_rates(result["peers"].setdefault(name, {}),
+                                 peer, n, k)
+        turns.rate_rounds(rates, s.rounds)
+        measure(result, "project_clients", _clients, "project",
+                ctx.socket_path, s, n)
+        for name, peer in opened.items():
+            if peer.shared:
+                measure(result["peers"][name], "clients", _clients, name,
+                        peer.address, s, n // _SLOW_SHARE)
     return result
+
+
+def _peer_rates(into, peer, n, k):
+    jobs = n // _SLOW_SHARE if peer.slow else n
+    rates = [turns.Rate(into, "submit", jobs, _submit_all(peer.submit, peer.gather))]
+    if peer.chunked_map:
+        rates.append(turns.Rate(into, "map", jobs, _map_all(peer.map, k)))
+    return rates
+
+
+def _clients(system, address, s, jobs):
+    return stats.spread(peer_clients.clients_rates(
+        system, address, s.clients, jobs, s.rounds))
 
 
 def calibrate_spin(seconds):
@@ -173,29 +159,54 @@ def cpu_scaling(ctx):
                                      tasks),
                 lambda: _time_batch(lambda: executor.submit(*job), tasks))
 
-    # Executors fork before any client thread runs; then the systems take
-    # turns round by round, so background load hits them all alike.
+    def peer_timers(peer):
+        return (lambda: _time_serial(lambda: peer.call(*job), tasks),
+                lambda: _time_gather(peer, job, tasks))
+
+    # Executors fork before any client thread runs, then the peers (mpire
+    # forks first among them); then the systems take turns round by round,
+    # so background load hits them all alike.
     with contextlib.ExitStack() as stack:
+        result["peers"] = {}
         timers = {}
         for name, opener in (("process_pool", process_pool),
-                             ("project", project), ("threads", threads)):
+                             ("peers", None), ("project", project),
+                             ("threads", threads)):
+            if opener is None:
+                for peer_name, peer in peers.open_peers(
+                        ctx, stack, result["peers"]).items():
+                    timers[peer_name] = (result["peers"], peer_timers(peer))
+                continue
             opened = measure(result, name, opener, stack)
             if isinstance(opened, tuple):
-                timers[name] = opened
-        times = {name: ([], []) for name in timers}
-        for _ in range(s.rounds):
-            for name in list(timers):
-                try:
-                    for timer, into in zip(timers[name], times[name]):
-                        into.append(timer())
-                except Exception as exc:  # noqa: BLE001 -- reported
-                    result[name] = failure(exc)
-                    del timers[name]
-        for name in timers:
-            serial, parallel = times[name]
-            result[name] = {
-                "one_worker_s": stats.spread(serial),
-                "w_workers_s": stats.spread(parallel),
-                "speedup": stats.spread(
-                    [a / b for a, b in zip(serial, parallel)])}
+                timers[name] = (result, opened)
+        _scaling_rounds(timers, s.rounds)
     return result
+
+
+def _time_gather(peer, job, tasks):
+    """Seconds for a peer to run ``tasks`` jobs submitted at once."""
+    start = time.perf_counter()
+    peer.gather([peer.submit(*job) for _ in range(tasks)])
+    return time.perf_counter() - start
+
+
+def _scaling_rounds(timers, rounds):
+    """Each round, each system's (one worker, W workers) times in turn."""
+    times = {name: ([], []) for name in timers}
+    for _ in range(rounds):
+        for name in list(timers):
+            into, pair = timers[name]
+            try:
+                for timer, kept in zip(pair, times[name]):
+                    kept.append(timer())
+            except Exception as exc:  # noqa: BLE001 -- reported
+                into[name] = failure(exc)
+                del timers[name]
+    for name, (into, _) in timers.items():
+        serial, parallel = times[name]
+        into[name] = {
+            "one_worker_s": stats.spread(serial),
+            "w_workers_s": stats.spread(parallel),
+            "speedup": stats.spread(
+                [a / b for a, b in zip(serial, parallel)])}

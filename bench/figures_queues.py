@@ -11,13 +11,22 @@ Job to job: items/s of small ints from a producer job to a consumer job on
 two interpreters through one bounded queue (maxsize 1000), from the first
 submit to the consumer's result, against ``multiprocessing.Queue`` (same
 bound) between two processes of the anchors' start method. Target: >= 5 x.
+
+Peers with queues of their own (issue 15), the same two ways: Dask's
+``distributed.Queue``, Ray's ``ray.util.queue.Queue`` (each an actor or
+scheduler call per item: they move ``slow_queue_items`` items and as many
+round trips as ``slow_round_trips``), and 3.13's cross-interpreter queues
+(``_interpqueues``) between sub-interpreters of this process; the mover and
+the jobs are each peer's own jobs. ``multiprocessing.Queue`` also gets the
+round trip, through a process that moves items between two such queues.
 """
 
+import contextlib
 import time
 
 import extrainterpreters
 
-from bench import stats
+from bench import peers, stats
 from bench.context import measure
 import bench_jobs
 
@@ -32,7 +41,81 @@ def queues(ctx):
     result["items"] = items
     measure(result, "project_job_to_job", _job_to_job, ctx, items)
     measure(result, "multiprocessing_queue", _multiprocessing, ctx, items)
+    measure(result, "multiprocessing_round_trip", _multiprocessing_round_trip,
+            ctx)
+    result["peers"] = {}
+    with contextlib.ExitStack() as stack:
+        for name, peer in peers.open_peers(ctx, stack, result["peers"],
+                                           needs_queue=True).items():
+            into = result["peers"][name] = {}
+            measure(into, "round_trip", _peer_round_trip, ctx, peer)
+            measure(into, "job_to_job", _peer_job_to_job, ctx, peer)
     return result
+
+
+def _peer_round_trip(ctx, peer):
+    """Client -> peer job -> client through two of the peer's queues."""
+    s = ctx.settings
+    inbox, outbox = peer.make_queue(0), peer.make_queue(0)
+    mover = peer.submit(bench_jobs.queue_echo, inbox, outbox)
+
+    def through_queues():
+        inbox.put(1)
+        outbox.get()
+
+    count = s.slow_round_trips if peer.slow else s.round_trips
+    try:
+        samples = stats.time_calls(through_queues, count,
+                                   warmup=min(s.warmup, count))
+        inbox.put(None)
+        peer.gather([mover])
+    finally:
+        peer.close_queue(inbox)
+        peer.close_queue(outbox)
+    return {"unit": "us", **stats.latency(samples)}
+
+
+def _peer_job_to_job(ctx, peer):
+    """Items/s from a producer job to a consumer job of the peer."""
+    s = ctx.settings
+    items = s.slow_queue_items if peer.slow else s.queue_items
+    samples = []
+    for _ in range(s.rounds):
+        queue = peer.make_queue(QUEUE_BOUND)
+        try:
+            start = time.perf_counter()
+            consumer = peer.submit(bench_jobs.queue_consume, queue)
+            producer = peer.submit(bench_jobs.queue_produce, queue, items)
+            got = peer.gather([consumer])[0]
+            elapsed = time.perf_counter() - start
+            peer.gather([producer])
+        finally:
+            peer.close_queue(queue)
+        if got != items:
+            raise RuntimeError(f"the consumer job got {got} items of {items}")
+        samples.append(items / elapsed)
+    return {"unit": "items/s", "items": items, **stats.spread(samples)}
+
+
+def _multiprocessing_round_trip(ctx):
+    """Client -> process -> client through two ``multiprocessing.Queue``."""
+    s = ctx.settings
+    mp = ctx.mp_context
+    inbox, outbox = mp.Queue(), mp.Queue()
+    mover = mp.Process(target=bench_jobs.queue_echo, args=(inbox, outbox))
+    mover.start()
+
+    def through_queues():
+        inbox.put(1)
+        outbox.get()
+
+    try:
+        samples = stats.time_calls(through_queues, s.round_trips,
+                                   warmup=s.warmup)
+    finally:
+        inbox.put(None)
+        mover.join(60)
+    return {"unit": "us", **stats.latency(samples)}
 
 
 def _round_trip(ctx):

@@ -154,12 +154,16 @@ def target_table(rows):
 
 _SKIP = {"values", "n", "daemon", "traceback", "unit", "job", "bytes",
          "leases", "workers", "tasks_per_round", "spin_iterations",
-         "jobs_per_round", "clients", "seconds"}
+         "jobs_per_round", "clients", "seconds", "chunksize", "workers_seen",
+         "support_processes"}
 
 
 def _spread_text(value):
     if "error" in value:
         return "failed: " + value["error"]
+    for word in ("skipped", "unavailable"):
+        if word in value:
+            return f"{word}: {value[word]}"
     if "median" in value:
         return (f"{fmt(value['median'])} [{fmt(value['min'])} – "
                 f"{fmt(value['max'])}]")
@@ -175,7 +179,12 @@ def _spread_text(value):
 def _walk(figure, value, path, unit, lines):
     if path and path[-1] == "speedup":
         unit = "x"
-    if isinstance(value, dict) and ({"error", "median", "p50"} & value.keys()):
+    elif path and path[-1].endswith(("_jobs", "_processes", "_seen")):
+        unit = ""  # a count
+    if isinstance(value, dict):
+        unit = value.get("unit", unit)
+    if isinstance(value, dict) and ({"error", "median", "p50", "skipped",
+                                     "unavailable"} & value.keys()):
         lines.append(f"| {figure} | {' / '.join(path)} | {unit} | "
                      f"{_spread_text(value)} |")
     elif isinstance(value, dict):
@@ -207,6 +216,8 @@ def _background_line(doc):
 
 
 def markdown(doc):
+    # Imported here: report_targets builds on this module's Row and fmt.
+    from bench import report_targets  # pylint: disable=import-outside-toplevel
     m, c, d = doc["machine"], doc["config"], doc.get("daemon", {})
     rows = targets(doc)
     verdicts = [row.verdict for row in rows if row.target]
@@ -229,6 +240,7 @@ def markdown(doc):
         "",
         *target_table(rows),
         "",
+        *report_targets.sections(doc),
         "## All figures",
         "",
         "Medians with [min – max] over rounds, or percentiles over all "

@@ -43,13 +43,28 @@ build_binaries() {
   say "installed $prefix/bin/extrainterpretersd and $prefix/bin/extrainterpretersctl"
 }
 
+# The directory libpython is loaded from, as the dynamic loader finds it for
+# the daemon (ldd is in libc-bin, on every Debian; readelf, from binutils,
+# often is not). Falls back to the RUNPATH the build wrote.
+python_libdir() {
+  local bin=$prefix/bin/extrainterpretersd lib
+  lib=$(ldd "$bin" 2>/dev/null | awk '$1 ~ /^libpython/ && $3 ~ /^\// {print $3; exit}') || true
+  if [ -n "$lib" ]; then
+    dirname "$lib"
+    return
+  fi
+  say "warning: the daemon's libpython is not found here (ldd $bin); it will not start"
+  if command -v readelf >/dev/null; then
+    readelf -d "$bin" | sed -n 's/.*R\(UN\)\?PATH.*\[\(.*\)\]/\2/p' | cut -d: -f1
+  fi
+}
+
 # The daemon embeds the CPython it was built against (its RUNPATH names
 # it). If that lives under /root or /home, the service's user cannot read it
 # and ProtectHome= hides it: bind it into the service read-only instead.
 python_home_dropin() {
   local libdir home dropin=$unit_dir/extrainterpreters.service.d/python-home.conf
-  libdir=$(readelf -d "$prefix/bin/extrainterpretersd" 2>/dev/null |
-             sed -n 's/.*R\(UN\)\?PATH.*\[\(.*\)\]/\2/p' | cut -d: -f1)
+  libdir=$(python_libdir)
   home=$(dirname "${libdir:-/usr/lib}")
   case "$home" in
     /root/*|/home/*)

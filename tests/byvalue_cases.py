@@ -1,15 +1,17 @@
 """A stand-in for a user's ``__main__`` module, for the by-value tests.
 
-``user_module()`` executes ``USER_SOURCE`` in a fresh module that is in
-``sys.modules`` (so results naming its classes unpickle here) but has no
-``__spec__``: like ``__main__`` of a script, the daemon cannot import it,
-so its functions and classes travel by value however the tests are run.
+``user_module()`` executes ``USER_SOURCE`` (or other source) in a fresh
+module that is in ``sys.modules`` (so results naming its classes unpickle
+here) but has no ``__spec__``: like ``__main__`` of a script, the daemon
+cannot import it, so its functions and classes travel by value however the
+tests are run.
 """
 
 import importlib.util
 import os
 import sys
 import types
+from unittest import mock
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -264,12 +266,12 @@ EXPECTED_CHECKS = {
 '''
 
 
-def user_module(name="ei_user_module"):
-    """A fresh module made from ``USER_SOURCE``, registered as ``name``."""
+def user_module(name="ei_user_module", source=USER_SOURCE):
+    """A fresh module made from ``source``, registered as ``name``."""
     module = types.ModuleType(name)
     module.__spec__ = None
     sys.modules[name] = module
-    exec(compile(USER_SOURCE, f"<{name}>", "exec"), module.__dict__)
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
     return module
 
 
@@ -298,3 +300,18 @@ def load_function_loader():
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def record_requests(test_case, client):
+    """Make ``client`` log the type of every request it sends; return the log."""
+    sent = []
+    send = client._request
+
+    def spy(header, *args, **kwargs):
+        sent.append(header["type"])
+        return send(header, *args, **kwargs)
+
+    patcher = mock.patch.object(client, "_request", spy)
+    patcher.start()
+    test_case.addCleanup(patcher.stop)
+    return sent

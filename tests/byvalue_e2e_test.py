@@ -7,12 +7,8 @@ the REPL test types them at a real interactive prompt under a pseudo-terminal.
 
 import asyncio
 import os
-import pty
-import re
-import select
 import subprocess
 import sys
-import time
 import unittest
 from unittest import mock
 
@@ -20,27 +16,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import byvalue_cases  # noqa: E402
 import harness  # noqa: E402
 import jobs  # noqa: E402
+import repl  # noqa: E402
 
 import extrainterpreters  # noqa: E402
 from extrainterpreters import RemoteError, _byvalue  # noqa: E402
 
 OLD_PYTHON = "/usr/bin/python3.11"
-REPL_TIMEOUT = 60.0
-
-
-def record_requests(test_case, client):
-    """Make ``client`` log the type of every request it sends; return the log."""
-    sent = []
-    send = client._request
-
-    def spy(header, *args, **kwargs):
-        sent.append(header["type"])
-        return send(header, *args, **kwargs)
-
-    patcher = mock.patch.object(client, "_request", spy)
-    patcher.start()
-    test_case.addCleanup(patcher.stop)
-    return sent
 
 
 class ByValueTest(harness.DaemonTestCase):
@@ -94,12 +75,12 @@ class ByValueTest(harness.DaemonTestCase):
 
     def test_importable_functions_go_by_reference(self):
         self.assertEqual(_byvalue.dump_job(jobs.add, (1, 2), {}).definitions, ())
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         self.assertEqual(self.client.run(jobs.add, 1, 2), 3)
         self.assertEqual(sent, ["run"])
 
     def test_second_call_sends_no_definition(self):
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         fn = self.user.make_adder(1)
         self.assertEqual(self.client.run(fn, 1), 2)
         self.assertEqual(sent.count("define"), 2)  # add, and helper
@@ -110,7 +91,7 @@ class ByValueTest(harness.DaemonTestCase):
         self.assertEqual(sent.count("define"), 0)
 
     def test_changed_global_is_sent_again(self):
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         self.assertEqual(self.client.run(self.user.helper, 2), 6)
         self.user.SCALE = 10
         del sent[:]
@@ -137,7 +118,7 @@ class ByValueTest(harness.DaemonTestCase):
         async def main():
             async with extrainterpreters.AsyncClient(
                     self.daemon.socket_path) as client:
-                sent = record_requests(self, client)
+                sent = byvalue_cases.record_requests(self, client)
                 results = [await client.run(adder, 1),
                            await client.run(adder, 2),
                            await client.run(lambda p: p.scaled(),
@@ -197,7 +178,7 @@ class PerCallPartsTest(harness.DaemonTestCase):
         self.expected = [i * 3 for i in range(self.COUNT)]
 
     def test_ten_thousand_lambdas_through_one_client(self):
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         for fns in (self.user.default_lambdas(self.COUNT),
                     self.user.closures(self.COUNT)):
             futures = [self.client.submit(fn) for fn in fns]
@@ -207,7 +188,7 @@ class PerCallPartsTest(harness.DaemonTestCase):
     def test_ten_thousand_closures_through_the_executor(self):
         with extrainterpreters.InterpreterPoolExecutor(
                 max_workers=2, socket_path=self.daemon.socket_path) as pool:
-            sent = record_requests(self, pool.client)
+            sent = byvalue_cases.record_requests(self, pool.client)
             closures = self.user.closures(self.COUNT)
             self.assertEqual(list(pool.map(self.user.apply, closures)),
                              self.expected)
@@ -221,7 +202,7 @@ class PerCallPartsTest(harness.DaemonTestCase):
         get, put = self.user.make_box([1])
         self.assertEqual(self.client.run(lambda g, p: (p(5), g()), get, put),
                          (5, 5))
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         self.assertEqual(self.client.run(get), [1])
         get()[0] = 2
         self.assertEqual(self.client.run(get), [2])
@@ -230,7 +211,7 @@ class PerCallPartsTest(harness.DaemonTestCase):
         self.assertEqual(sent.count("define"), 0)
 
     def test_recursive_closures(self):
-        sent = record_requests(self, self.client)
+        sent = byvalue_cases.record_requests(self, self.client)
         counters = [self.user.make_counter() for _ in range(20)]
         self.assertEqual([self.client.run(fn, n) for n, fn in
                           enumerate(counters)], list(range(20)))
@@ -276,80 +257,9 @@ class ReplTest(harness.DaemonTestCase):
             lines.append("print('R4', list(pool.map(square, range(5))), "
                          "pool.submit(cube, 5).result())")
             expected.append("R4 [0, 1, 4, 9, 16] 125")
-        output = self.run_repl(lines, expected)
+        output = repl.run_repl(self, lines, expected)
         for text in expected:
             self.assertIn(text, output)
-
-    def run_repl(self, lines, expected):
-        """Runs ``sys.executable -i`` on a pty, types ``lines``; returns output.
-
-        Each line is typed once the previous prompt appeared; reading stops
-        when every ``expected`` text was printed, or after REPL_TIMEOUT.
-        """
-        env = dict(os.environ, PYTHONPATH=harness.client_pythonpath(),
-                   TERM="xterm", PYTHONSTARTUP="")
-        # Popen rather than pty.fork(): this process has threads (clients'
-        # readers), and only exec is safe in a child forked from them.
-        fd, terminal = pty.openpty()
-        process = subprocess.Popen([sys.executable, "-i", "-q"], env=env,
-                                   stdin=terminal, stdout=terminal,
-                                   stderr=terminal, start_new_session=True)
-        os.close(terminal)
-        self.addCleanup(self.reap, process, fd)
-        reader = _PtyReader(fd, time.monotonic() + REPL_TIMEOUT)
-        reader.wait_for(">>> ")
-        for line in lines:
-            os.write(fd, line.encode() + b"\r")
-            reader.wait_for(">>> ", after_mark=True)
-        for text in expected:
-            reader.wait_for(text)
-        os.write(fd, b"exit()\r")
-        return reader.text
-
-    @staticmethod
-    def reap(process, fd):
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        os.close(fd)
-
-
-class _PtyReader:
-    """Reads what a pty child prints, with a deadline for every wait."""
-
-    _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\r")
-
-    def __init__(self, fd, deadline):
-        self._fd = fd
-        self._deadline = deadline
-        self._raw = ""
-        self._mark = 0  # wait_for(after_mark=True) looks past this offset
-
-    @property
-    def text(self):
-        """Everything read so far, without terminal escape sequences."""
-        return self._ESCAPES.sub("", self._raw)
-
-    def wait_for(self, text, after_mark=False):
-        start = self._mark if after_mark else 0
-        while text not in self.text[start:]:
-            remaining = self._deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"the REPL did not print {text!r}; it printed:\n"
-                                     f"{self.text}")
-            ready, _, _ = select.select([self._fd], [], [], remaining)
-            if ready:
-                try:
-                    chunk = os.read(self._fd, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    chunk = b""
-                if not chunk:
-                    raise AssertionError(f"the REPL exited before printing "
-                                         f"{text!r}; it printed:\n{self.text}")
-                self._raw += chunk.decode(errors="replace")
-        self._mark = start + self.text[start:].index(text) + len(text)
 
 
 if __name__ == "__main__":

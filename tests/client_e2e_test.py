@@ -63,6 +63,58 @@ class ResultTest(harness.DaemonTestCase):
         self.addCleanup(first.close)
 
 
+class MapTest(harness.DaemonTestCase):
+    """``Client.map``: lazy, ordered, each call failing on its own; a
+    chunk of calls is one job."""
+
+    def test_values_come_back_in_order(self):
+        expected = [a + b for a, b in zip(range(37), range(100, 137))]
+        for chunksize in (1, 3, 37, 100):
+            with self.subTest(chunksize=chunksize):
+                self.assertEqual(list(self.client.map(
+                    jobs.add, range(37), range(100, 137),
+                    chunksize=chunksize)), expected)
+
+    def test_shortest_iterable_ends_the_calls(self):
+        self.assertEqual(list(self.client.map(jobs.add, [1, 2, 3], [10, 20],
+                                              chunksize=2)), [11, 22])
+
+    def test_a_chunk_is_one_job(self):
+        before = self.client.status()["totals"]["submitted"]
+        self.assertEqual(list(self.client.map(jobs.add, range(20), range(20),
+                                              chunksize=6)),
+                         [2 * i for i in range(20)])
+        after = self.client.status()["totals"]["submitted"]
+        self.assertEqual(after - before, 4)  # 6 + 6 + 6 + 2
+
+    def test_a_failing_call_raises_at_its_place_and_others_run(self):
+        for chunksize in (1, 4):
+            with self.subTest(chunksize=chunksize):
+                results = self.client.map(jobs.divide, [1, 2, 3, 4],
+                                          [1, 1, 0, 1], chunksize=chunksize)
+                self.assertEqual([next(results), next(results)], [1.0, 2.0])
+                with self.assertRaises(ZeroDivisionError) as caught:
+                    next(results)
+                # The remote traceback names the job's own frame.
+                self.assertIn("divide", str(caught.exception.__cause__))
+
+    def test_an_exception_that_does_not_pickle_says_so(self):
+        results = self.client.map(jobs.raise_unpicklable, ["bad"], chunksize=2)
+        with self.assertRaisesRegex(RuntimeError, "does not pickle"):
+            next(results)
+
+    def test_timeout_counts_from_the_call(self):
+        results = self.client.map(jobs.sleep, [0, 30], chunksize=1,
+                                  timeout=0.5)
+        next(results)
+        with self.assertRaises(TimeoutError):
+            next(results)
+
+    def test_chunksize_must_be_positive(self):
+        with self.assertRaises(ValueError):
+            self.client.map(jobs.add, [1], [2], chunksize=0)
+
+
 class BatchedSendsTest(harness.DaemonTestCase):
     """Requests made while others are in flight go out together, in order."""
 
@@ -245,7 +297,9 @@ class ExceptionTest(harness.DaemonTestCase):
             self.client.submit(42)
 
     def client_only_module(self):
-        """Import a new module that exists only on the client's sys.path."""
+        """Import a new module that exists only on the client's sys.path,
+        and make it go by name (it would go by value by default), so that
+        the daemon fails to import it."""
         name = f"ei_client_only_{uuid.uuid4().hex}"
         directory = self.tmp_path()
         with open(os.path.join(directory, name + ".py"), "w") as source:
@@ -254,6 +308,7 @@ class ExceptionTest(harness.DaemonTestCase):
         sys.path.insert(0, directory)
         self.addCleanup(sys.path.remove, directory)
         self.addCleanup(sys.modules.pop, name, None)
+        extrainterpreters.ship_by_reference(name)
         return __import__(name)
 
     def assert_every_worker_serves(self):

@@ -165,6 +165,7 @@ Daemon::Daemon(Config config, int argc, char** argv, systemd::Notifier notifier)
   python::SetQueueService(&job_queues_);
   context_.info = {config_.socket, static_cast<long>(::getpid()), python::Runtime::Version(),
                    python::Runtime::HexVersion(), start_time_};
+  context_.sys_path = python::Runtime::SysPath();
   context_.limits = {config_.max_header_bytes, config_.max_frame_bytes};
   context_.buffer_size = config_.buffer_size;
   context_.workers = config_.workers;

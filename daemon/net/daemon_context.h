@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
+#include <vector>
 
 #include "daemon/core/job_totals.h"
 #include "daemon/core/scheduler.h"
@@ -29,6 +31,7 @@ struct ConnectionLimits {
 
 struct DaemonContext {
   DaemonInfo info;
+  std::vector<std::string> sys_path;  // the interpreters' sys.path (hello)
   proto::Limits limits;
   std::size_t buffer_size = 0;
   int workers = 0;

@@ -205,6 +205,7 @@ void Session::OnHello(Frame& frame) {
         {"protocol", kProtocolVersion},
         {"daemon_version", kDaemonVersion},
         {"pid", context_.info.pid},
+        {"sys_path", context_.sys_path},
         {"python", context_.info.python_version},
         {"python_hexversion", context_.info.python_hexversion},
         {"workers", context_.workers},

@@ -76,8 +76,8 @@ TEST(SubInterpreter, RunsEveryKindOfJobOutcome) {
       {"(sys.exit, (3,), {})", JobOutcome::Kind::kRaised, "builtins.SystemExit", "3"},
       {"(os.getpid, 1, {})", JobOutcome::Kind::kLoadFailed, "builtins.TypeError", "tuple"},
       {"(42, (), {})", JobOutcome::Kind::kLoadFailed, "builtins.TypeError", "not callable"},
-      {"(__import__, ('threading',), {})", JobOutcome::Kind::kResultNotPicklable,
-       "builtins.TypeError", "module"},
+      {"(__import__('threading').Lock, (), {})", JobOutcome::Kind::kResultNotPicklable,
+       "builtins.TypeError", "lock"},
   };
   std::vector<char> buffer(64);
   for (const Case& c : cases) {

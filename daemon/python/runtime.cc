@@ -16,6 +16,9 @@ namespace {
 // Finalize. Only the main thread touches it.
 PyThreadState* g_main_thread_state = nullptr;
 
+// sys.path, read once by Initialize while it holds the GIL; read-only after.
+std::vector<std::string> g_sys_path;
+
 Status FromPyStatus(PyStatus status, const char* what) {
   std::string message = std::string("cannot initialise Python: ") + what;
   if (status.func != nullptr) message += std::string(" (") + status.func + ")";
@@ -27,6 +30,21 @@ Status SetString(PyConfig* config, wchar_t** field, const std::string& value, co
   PyStatus status = PyConfig_SetBytesString(config, field, value.c_str());
   if (PyStatus_Exception(status)) return FromPyStatus(status, what);
   return Status::Ok();
+}
+
+// Copies the str entries of sys.path. The GIL must be held.
+void ReadSysPath(std::vector<std::string>* out) {
+  PyObject* path = PySys_GetObject("path");  // borrowed
+  if (path == nullptr || !PyList_Check(path)) return;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(path); ++i) {
+    PyObject* entry = PyList_GET_ITEM(path, i);  // borrowed
+    const char* text = PyUnicode_Check(entry) ? PyUnicode_AsUTF8(entry) : nullptr;
+    if (text != nullptr) {
+      out->emplace_back(text);
+    } else {
+      PyErr_Clear();  // a non-str or unencodable entry: not a directory to announce
+    }
+  }
 }
 
 }  // namespace
@@ -56,6 +74,7 @@ Status Runtime::Initialize(const RuntimeOptions& options) {
   }
   PyConfig_Clear(&config);
   if (!s.ok()) return s;
+  ReadSysPath(&g_sys_path);
   g_main_thread_state = PyEval_SaveThread();
   return Status::Ok();
 }
@@ -90,5 +109,7 @@ std::string Runtime::Version() {
 }
 
 long Runtime::HexVersion() { return Py_Version; }
+
+const std::vector<std::string>& Runtime::SysPath() { return g_sys_path; }
 
 }  // namespace ei::python

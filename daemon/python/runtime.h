@@ -35,6 +35,11 @@ class Runtime {
 
   /// PY_VERSION_HEX of the libpython linked in.
   static long HexVersion();
+
+  /// The main interpreter's sys.path as Initialize left it (--python-path
+  /// entries first); every sub-interpreter starts with the same. Empty
+  /// before Initialize.
+  static const std::vector<std::string>& SysPath();
 };
 
 }  // namespace ei::python

@@ -203,6 +203,14 @@ def replies():
     good("reply_queue_cancel", "queue_cancel reply: withdrawn",
          {"type": "queue_cancel", "id": 19, "request": 15,
           "state": "withdrawn"}, **daemon)
+    good("reply_hello_sys_path", "hello reply with the daemon's sys.path",
+         {"type": "hello", "id": 1, "protocol": 1, "daemon_version": "0.1.0",
+          "pid": 4242, "python": "3.13.0", "python_hexversion": 51183856,
+          "workers": 2,
+          "sys_path": ["/srv/my app", "/home/zo\u00eb/lib",
+                       "/usr/lib/python313.zip", "/usr/lib/python3.13",
+                       "/usr/lib/python3.13/lib-dynload"],
+          "limits": DEFAULT_LIMITS}, **daemon)
 
 
 def edges():

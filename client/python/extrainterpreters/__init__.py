@@ -27,11 +27,13 @@ given a deadline (``timeout=``, raising ``JobTimeout``); what it prints
 reaches this process's stdout and stderr. Inside a job, ``where()`` tells
 which daemon, lane and interpreter it runs in.
 
-Functions and arguments travel pickled: functions from importable modules
-by reference, and those the daemon cannot import (from ``__main__`` or the
-REPL, lambdas, closures) by value, which needs the daemon's Python minor
-version. The socket is found as ``default_socket_path()``
-says, unless given.
+Functions and arguments travel pickled: functions of modules the daemon
+imports (installed libraries, its ``--python-path``) by reference, and the
+rest by value (``__main__``, the REPL, lambdas, closures, and the user's
+own modules and packages: the daemon says where it imports from), which
+needs the daemon's Python minor version; ``ship_by_value(module)`` and
+``ship_by_reference(module)`` override that choice. The socket is found as
+``default_socket_path()`` says, unless given.
 """
 
 from ._version import __version__
@@ -57,6 +59,8 @@ _EXPORTS = {
     "Interpreter": "_interpreter",
     "default_socket_path": "_paths",
     "Queue": "_queue",
+    "ship_by_reference": "_byvalue_rule",
+    "ship_by_value": "_byvalue_rule",
     "where": "_where",
 }
 
@@ -93,6 +97,8 @@ __all__ = [
     "JobTimeout",
     "BrokenInterpreterPool",
     "default_socket_path",
+    "ship_by_value",
+    "ship_by_reference",
     "where",
     "__version__",
 ]

@@ -1,15 +1,20 @@
 """Pickles jobs whose functions the daemon cannot import: by value.
 
 Pickle refers to a function by module and name, and the daemon imports it.
-That fails for functions typed at the REPL or defined in ``__main__``, and
-for lambdas, closures and nested functions. Those travel by value instead::
+That fails for functions typed at the REPL or defined in ``__main__``, for
+lambdas, closures and nested functions, and for the user's own modules,
+which are not on the daemon's ``sys.path`` (``_byvalue_rule`` compares
+where each module lives with the path the daemon announces). Those travel
+by value instead; a user's module arrives as a module object of its own
+name in the daemon's ``sys.modules`` (``_byvalue_modules``)::
 
     client                                      daemon interpreter
     ------                                      ------------------
     dump_job(fn, args, kwargs)
       plain pickle; it stops at the first
-      function or class needing by-value
-      (_byvalue_code.needs_value)
+      function, class or module needing
+      by-value (_byvalue_code.needs_value,
+      under the daemon's _byvalue_rule)
       before the first: check(obj), the
       daemon's minor version (_byvalue_version)
       _JobPickler, a ByValuePickler             _extrainterpreters_loader.loads
@@ -49,16 +54,20 @@ there since (module state: keep it). See ``_function_loader._assign``.
 
 Bytecode only runs on the Python minor version that compiled it; the client
 checks that against the daemon before shipping anything (``check``, from
-``_byvalue_version.bytecode_check``).
+``_byvalue_version.bytecode_check``). The daemon ships classes and
+functions made in a job back the same way (``_byvalue_result``).
 """
 
+import importlib
 import io
 import pickle
 import types
 
-from ._byvalue_code import needs_value
+from ._byvalue_code import builtin_type_reduce, needs_value
 from ._byvalue_pickler import PROTOCOL, ByValuePickler
+from ._byvalue_reducers import method_needs_value
 from ._byvalue_registry import add_requires, registry
+from ._byvalue_rule import rule_for
 from ._byvalue_version import VersionMismatch
 
 __all__ = ["Job", "VersionMismatch", "dump", "dump_job", "needs_value"]
@@ -89,18 +98,26 @@ def dump_job(fn, args, kwargs, check=None, buffer_callback=None):
     return dump((fn, args, kwargs), check, buffer_callback)
 
 
-def dump(job, check=None, buffer_callback=None):
-    """Pickle any object as ``dump_job`` pickles a job; return a ``Job``."""
+def dump(job, check=None, buffer_callback=None, origin=None):
+    """Pickle any object as ``dump_job`` pickles a job; return a ``Job``.
+
+    ``check.rule``, if there, is the ``ModuleRule`` of the daemon the job
+    goes to (``_byvalue_version.bytecode_check`` makes such checks); else
+    only modules made at run time and ``__main__`` go by value.
+    ``origin``: see ``ByValuePickler``.
+    """
+    rule = getattr(check, "rule", None) or rule_for(None)
     file = io.BytesIO()
     try:
-        _ReferencePickler(file, protocol=PROTOCOL,
+        _ReferencePickler(file, rule, protocol=PROTOCOL,
                           buffer_callback=buffer_callback).dump(job)
-    except _NeedsValue:
-        pass
+    except Exception:
+        pass  # _NeedsValue, or what only the by-value pickler handles
     else:
         return Job(file.getvalue(), ())
     file = io.BytesIO()
-    pickler = _JobPickler(file, registry, check, buffer_callback)
+    pickler = _JobPickler(file, registry, check, rule, buffer_callback,
+                          origin)
     try:
         # The plain pickling above may have handed out buffers already.
         getattr(buffer_callback, "reset", lambda: None)()
@@ -125,17 +142,34 @@ class _ReferencePickler(pickle.Pickler):
     pickler's ``persistent_id`` would run for every object.
     """
 
+    def __init__(self, file, rule, **kwargs):
+        super().__init__(file, **kwargs)
+        self._rule = rule
+
     def reducer_override(self, obj):
-        if needs_value(obj):
+        kind = type(obj)
+        if kind is types.ModuleType:
+            if self._rule.module_by_value(obj):
+                raise _NeedsValue
+            return importlib.import_module, (obj.__name__,)
+        if kind is types.MethodType:
+            if method_needs_value(obj, self._rule):
+                raise _NeedsValue
+            return NotImplemented
+        if needs_value(obj, self._rule):
             raise _NeedsValue
+        if isinstance(obj, type):
+            return builtin_type_reduce(obj) or NotImplemented
         return NotImplemented
 
 
 class _JobPickler(ByValuePickler):
     """Pickles a job; by-value objects become definitions it requires."""
 
-    def __init__(self, file, registry, check, buffer_callback=None):
-        super().__init__(file, self._define, buffer_callback=buffer_callback)
+    def __init__(self, file, registry, check, rule, buffer_callback=None,
+                 origin=None):
+        super().__init__(file, self._define, rule=rule, origin=origin,
+                         buffer_callback=buffer_callback)
         self._registry = registry
         self._check = check
         self.requires = {}  # digest -> Definition, dependencies first
@@ -143,7 +177,7 @@ class _JobPickler(ByValuePickler):
     def _define(self, obj):
         if self._check is not None:
             self._check(obj)
-        entry = self._registry.define(obj)
+        entry = self._registry.define(obj, self.rule)
         add_requires(self.requires, entry)
         return ("fn", entry.digest)
 
@@ -165,7 +199,8 @@ class _JobPickler(ByValuePickler):
                     except ValueError:
                         continue
                 try:
-                    ByValuePickler(io.BytesIO(), self._define).dump(value)
+                    ByValuePickler(io.BytesIO(), self._define,
+                                   rule=self.rule).dump(value)
                 except Exception as error:
                     return pickle.PicklingError(
                         f"cannot ship {fn.__qualname__} (module "

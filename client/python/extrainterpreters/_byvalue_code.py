@@ -1,23 +1,28 @@
 """Which functions and classes travel by value, and what pickling them needs.
 
-``needs_value`` tells the objects the daemon cannot import by name. The
-rest answers what the pickler (``_byvalue_pickler``), the registry
-(``_byvalue_registry``) and the snapshots (``_byvalue_snapshot``) all ask
-of a function, a class or a code object. A code object's marshal and the
-globals its bytecode names are computed once (``code_info``): a loop makes
-the same closure or lambda over and over.
+``needs_value`` tells the objects the daemon cannot import by name (under
+a ``ModuleRule``: ``_byvalue_rule``). The rest answers what the pickler
+(``_byvalue_pickler``), the registry (``_byvalue_registry``) and the
+snapshots (``_byvalue_snapshot``) all ask of a function, a class or a code
+object. A code object's marshal, the globals its bytecode names and the
+modules it imports are computed once (``code_info``): a loop makes the
+same closure or lambda over and over.
 """
 
+import builtins
 import dis
 import functools
 import marshal
 import sys
 import types
 
+from ._byvalue_rule import rule_for
+from ._loader_refs import TYPE_PARAMS
+
 __all__ = [
-    "ATOMS", "MISSING", "FunctionType", "LruCacheWrapper", "body_methods",
-    "cheap_annotations", "code_info", "globals_name", "has_parts",
-    "needs_value", "slot_names", "submodules",
+    "ATOMS", "MISSING", "TYPE_PARAMS", "FunctionType", "LruCacheWrapper",
+    "body_methods", "builtin_type_reduce", "code_info", "display_name",
+    "globals_name", "has_parts", "needs_value", "slot_names",
 ]
 
 _MAX_CODE_INFOS = 4096  # Code objects whose marshal and names are cached.
@@ -36,30 +41,61 @@ ATOMS = frozenset({
     type(NotImplemented), types.CodeType, types.BuiltinFunctionType,
     types.ModuleType,
 })
+_NO_RULE = rule_for(None)
 
 
-def needs_value(obj):
-    """True for a function or class the daemon cannot import by name.
+def needs_value(obj, rule=_NO_RULE):
+    """True for a function, class or type parameter the daemon cannot
+    import by name.
 
-    That is one from ``__main__`` or a module that is not importable by name
-    (not in ``sys.modules``, or without ``__spec__``), or whose
-    ``__qualname__`` does not lead back to it (lambdas, nested functions).
+    That is one of a module that ``rule`` (a ``ModuleRule``) ships by
+    value (``__main__``, modules made at run time, by default the user's
+    own), or whose ``__qualname__`` does not lead back to it (lambdas,
+    nested functions, classes made in a function).
     """
-    if (type(obj) is not FunctionType and not isinstance(obj, type)
-            and type(obj) is not LruCacheWrapper):
+    kind = type(obj)
+    if (kind is not FunctionType and not isinstance(obj, type)
+            and kind is not LruCacheWrapper and kind not in TYPE_PARAMS):
         return False
     module_name = getattr(obj, "__module__", None)
-    if not isinstance(module_name, str) or module_name == "__main__":
+    if not isinstance(module_name, str):
         return True
-    module = sys.modules.get(module_name)
-    if module is None or getattr(module, "__spec__", None) is None:
+    if module_name == "builtins" and isinstance(obj, type):
+        return False  # Has no code to ship: see builtin_type_reduce.
+    if rule.by_value(module_name):
         return True
-    target = module
-    for part in obj.__qualname__.split("."):
+    target = sys.modules[module_name]
+    name = getattr(obj, "__qualname__", None) or obj.__name__
+    for part in name.split("."):
         target = getattr(target, part, MISSING)
         if target is MISSING:
             return True
     return target is not obj
+
+
+def builtin_type_reduce(cls):
+    """How to pickle a builtin type that is not ``builtins.<its name>``
+    (``type(None)``, ``types.MappingProxyType``...), or None."""
+    if cls.__module__ != "builtins" or not isinstance(cls, type):
+        return None
+    if not _BUILTIN_TYPES:
+        _BUILTIN_TYPES.update(
+            (id(value), (getattr, (types, name))) for name, value in
+            vars(types).items() if isinstance(value, type)
+            and value.__module__ == "builtins"
+            and getattr(builtins, value.__name__, None) is not value)
+        # type(x) needs no module, and older Pythons lack types.NoneType.
+        _BUILTIN_TYPES.update((id(type(x)), (type, (x,)))
+                              for x in (None, ..., NotImplemented))
+    return _BUILTIN_TYPES.get(id(cls))
+
+
+_BUILTIN_TYPES = {}  # id(type) -> reduce value
+
+
+def display_name(obj):
+    """What messages call a by-value object: its qualname, else its name."""
+    return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", "?")
 
 
 def has_parts(fn):
@@ -76,40 +112,6 @@ def globals_name(fn):
     return fn.__module__ if isinstance(fn.__module__, str) else "__main__"
 
 
-def cheap_annotations(fn):
-    """The annotations if they are strings or builtin types, else None."""
-    annotations = fn.__annotations__
-    if not annotations:
-        return None
-    for value in annotations.values():
-        if not (isinstance(value, str) or (isinstance(value, type)
-                                            and value.__module__ == "builtins")):
-            return None
-    return dict(annotations)
-
-
-def submodules(fn, info):
-    """Submodules the code reaches as attributes of a module global.
-
-    ``import xml.etree.ElementTree`` binds only ``xml``; the daemon must
-    import the submodule too, or ``xml.etree`` is an AttributeError there.
-    """
-    found = []
-    for name in info.global_names:
-        module = fn.__globals__.get(name)
-        if not isinstance(module, types.ModuleType):
-            continue
-        prefixes = [module.__name__]
-        while prefixes:
-            prefix = prefixes.pop()
-            for attr in info.attr_names:
-                candidate = f"{prefix}.{attr}"
-                if candidate in sys.modules and candidate not in found:
-                    found.append(candidate)
-                    prefixes.append(candidate)
-    return found
-
-
 def slot_names(cls):
     """Names of the member descriptors ``__slots__`` made (name-mangled)."""
     slots = cls.__dict__.get("__slots__", ())
@@ -123,25 +125,24 @@ def slot_names(cls):
     return frozenset(names)
 
 
-def body_methods(cls, value):
+def body_methods(cls, value, rule=_NO_RULE):
     """Functions of a class attribute that were defined in the class body."""
-    kind = type(value)
-    if kind is staticmethod or kind is classmethod:
-        candidates = (value.__func__,)
-    elif kind is property:
+    if isinstance(value, (staticmethod, classmethod)):
+        candidates = (value.__func__,)  # abc.abstractclassmethod too
+    elif isinstance(value, property):
         candidates = (value.fget, value.fset, value.fdel)
     else:
         candidates = (value,)
     prefix = cls.__qualname__ + "."
     return [fn for fn in candidates if type(fn) is FunctionType
-            and fn.__qualname__.startswith(prefix) and needs_value(fn)]
+            and fn.__qualname__.startswith(prefix) and needs_value(fn, rule)]
 
 
 class _CodeInfo:
     """What pickling a function needs from its code, computed once."""
 
     __slots__ = ("code", "marshalled", "global_names", "attr_names",
-                 "definition")
+                 "imports", "definition")
 
     def __init__(self, code):
         self.code = code  # Keeps the id() key of _code_infos valid.
@@ -150,12 +151,16 @@ class _CodeInfo:
         # it shares it.
         self.definition = None
         self.marshalled = marshal.dumps(code)
-        global_names, attr_names = set(), set()
+        global_names, attr_names, imports = set(), set(), set()
         for nested in _code_objects(code):
             attr_names.update(nested.co_names)
             global_names.update(_global_names(nested))
+            if _IMPORT_NAME in nested.co_code[::2]:
+                imports.update(_imports(nested))
         self.global_names = tuple(sorted(global_names))
         self.attr_names = tuple(sorted(attr_names))
+        # (name, level, fromlist) of each import statement the code runs.
+        self.imports = tuple(sorted(imports, key=repr))
 
 
 _GLOBAL_OPCODES = {dis.opmap[name]: name for name in _GLOBAL_OPS
@@ -179,6 +184,29 @@ def _global_names(code):
         if name is not None:
             # LOAD_GLOBAL's low bit says whether to push NULL, since 3.11.
             found.add(names[arg >> 1 if name == "LOAD_GLOBAL" else arg])
+    return found
+
+
+_IMPORT_NAME = dis.opmap["IMPORT_NAME"]
+
+
+def _imports(code):
+    """``(name, level, fromlist)`` of the code's import statements.
+
+    Rare enough to afford ``dis``: an import pushes its level and its
+    fromlist (constants) just before IMPORT_NAME.
+    """
+    found, recent = set(), []
+    for instruction in dis.get_instructions(code):
+        if instruction.opcode == _IMPORT_NAME and len(recent) == 2:
+            level, fromlist = recent
+            if isinstance(level, int) and (fromlist is None
+                                           or isinstance(fromlist, tuple)):
+                found.add((instruction.argval, level, fromlist))
+        if instruction.opname in ("LOAD_CONST", "LOAD_SMALL_INT"):
+            recent = (recent + [instruction.argval])[-2:]
+        elif instruction.opname not in ("CACHE", "EXTENDED_ARG"):
+            recent = []
     return found
 
 

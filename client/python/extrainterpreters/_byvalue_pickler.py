@@ -1,54 +1,54 @@
-"""The by-value pickler: functions and classes as the daemon's loader rebuilds them.
+"""The by-value pickler: functions, classes and modules as the daemon rebuilds them.
 
 ``ByValuePickler`` pickles a function inline as ``make_function`` (its code
-as marshal, each global it reads pickled apart, the submodules it reaches)
-and ``set_function_state``, a class as ``make_class`` and
-``set_class_state``. Any other by-value object it meets is a persistent id
-from ``resolve``; one with closure cells or defaults is
-``bind(skeleton, cells, defaults)``, so that every function one ``def`` or
-``lambda`` makes shares one definition. Jobs (``_byvalue._JobPickler``) and
-definition blobs (``_byvalue_registry``) are both pickled with it.
+as marshal, each global it reads pickled apart, what it reaches in modules:
+``_byvalue_modules``) and ``set_function_state``, a class as ``make_class``
+and ``set_class_state``, a module as ``module`` and ``set_module_state``, a
+type parameter as ``type_param``. Any other by-value object it meets is a
+persistent id from ``resolve``; a function with closure cells or defaults
+is ``bind(skeleton, cells, defaults)``, so that every function one ``def``
+or ``lambda`` makes shares one definition. What is by value is the
+``rule``'s to say (``_byvalue_rule``). Jobs (``_byvalue._JobPickler``),
+definition blobs (``_byvalue_registry``) and, in the daemon, results that
+hold classes made in the job (``_byvalue_result``) are pickled with it.
 """
 
 import enum
-import importlib
 import io
 import pickle
 import sys
 import types
-import uuid
 
 from ._byvalue_code import (
-    ATOMS, MISSING, FunctionType, LruCacheWrapper, body_methods,
-    cheap_annotations, code_info, globals_name, has_parts, needs_value,
-    slot_names, submodules)
+    ATOMS, MISSING, TYPE_PARAMS, FunctionType, body_methods, code_info,
+    globals_name, has_parts, needs_value, slot_names)
+from ._byvalue_modules import (
+    BareModule, code_modules, is_module, module_attributes, module_key)
+from ._byvalue_reducers import (
+    class_extras, reduce_cell, reduce_special, reduce_type_param)
+from ._byvalue_rule import rule_for
 from ._loader_refs import (
-    BIND, CELL, FILL_CELL, LRU_CACHE, MAKE_CLASS, MAKE_FUNCTION,
-    SET_CLASS_STATE, SET_DEFAULTS, SET_FUNCTION_STATE, LoaderFunction,
-    LoaderModule)
+    BIND, MAKE_CLASS, MAKE_FUNCTION, MODULE, SET_CLASS_STATE, SET_DEFAULTS,
+    SET_FUNCTION_STATE, SET_MODULE_STATE, LoaderFunction, LoaderModule,
+    ModuleByName, reduce_by_name)
 
-__all__ = ["PROTOCOL", "SESSION", "ByValuePickler"]
+__all__ = ["PROTOCOL", "ByValuePickler"]
 
 PROTOCOL = 5
-# Names this process's modules in the daemon, so that two client programs
-# sharing a pool interpreter never see each other's __main__ globals.
-SESSION = uuid.uuid4().hex
+_NO_RULE = rule_for(None)
 
-# Class __dict__ entries that the class skeleton recreates by itself.
+# Class __dict__ entries that the class skeleton recreates by itself, and
+# copyreg's cache of slot names, which pickling an instance adds.
 _CLASS_SKIP = frozenset({
     "__dict__", "__weakref__", "__module__", "__qualname__", "__doc__",
-    "__slots__", "_abc_impl",
+    "__slots__", "_abc_impl", "__slotnames__", "__orig_bases__",
 })
-# Objects whose identity matters and that pickle would copy: sent by name.
-_SENTINELS = {
-    "dataclasses": ("MISSING", "KW_ONLY", "_FIELD", "_FIELD_CLASSVAR",
-                    "_FIELD_INITVAR", "_HAS_DEFAULT_FACTORY",
-                    "_EMPTY_METADATA"),
-}
 
 # Types reducer_override leaves to pickle: the loader references of bind.
-_PLAIN_REDUCE = frozenset({LoaderFunction, LoaderModule,
-                           types.BuiltinFunctionType})
+_PLAIN_REDUCE = frozenset({LoaderFunction, LoaderModule, BareModule,
+                           ModuleByName, types.BuiltinFunctionType})
+# What may be a definition: the rule decides for each.
+_DEFINABLE = frozenset({FunctionType, types.ModuleType}) | TYPE_PARAMS
 
 
 class _Skeleton:
@@ -73,12 +73,17 @@ class ByValuePickler(pickle.Pickler):
     pickles of its global values) become ``("member", index)``. A member
     with per-call parts is pickled as its skeleton (``root``); a by-value
     function with per-call parts, wherever it is referred to, as
-    ``bind(skeleton reference, cells, defaults...)``.
+    ``bind(skeleton reference, cells, defaults...)``. ``origin(obj)``, in
+    the daemon, names the objects rebuilt there from a client's
+    definitions, ``(module, qualname)``: they go back by name.
     """
 
-    def __init__(self, file, resolve, *, inline=(), refs=(), buffer_callback=None):
+    def __init__(self, file, resolve, *, rule=_NO_RULE, inline=(), refs=(),
+                 origin=None, buffer_callback=None):
         super().__init__(file, protocol=PROTOCOL, buffer_callback=buffer_callback)
         self._resolve = resolve
+        self.rule = rule
+        self._origin = origin
         self._inline = set()  # ids of objects pickled whole, here
         self._own = set()  # ids of members whose skeleton is pickled here
         for obj in inline:
@@ -106,7 +111,7 @@ class ByValuePickler(pickle.Pickler):
         if kind is _Skeleton:
             fn = obj.fn
             return None if id(fn) in self._own else self._pid(fn)
-        if kind is not FunctionType and not isinstance(obj, type):
+        if kind not in _DEFINABLE and not isinstance(obj, type):
             return None
         key = id(obj)
         if key in self._inline or key in self._own:
@@ -117,13 +122,13 @@ class ByValuePickler(pickle.Pickler):
         return pid
 
     def _pid(self, obj):
-        """The persistent id of a function or class, None: pickle it as usual."""
+        """The persistent id of a by-value object, None: pickle it as usual."""
         key = id(obj)
         cached = self._pids.get(key)
         if cached is None:
             if key in self._ref_index:
                 pid = ("member", self._ref_index[key])
-            elif needs_value(obj):
+            elif self.by_value(obj):
                 pid = self._resolve(obj)
             else:
                 pid = None
@@ -131,6 +136,14 @@ class ByValuePickler(pickle.Pickler):
         if key in self._ref_index:
             self.names_members = True
         return cached[1]
+
+    def by_value(self, obj):
+        """True if ``obj`` travels as a definition of its own."""
+        if self._origin is not None and self._origin(obj) is not None:
+            return False
+        if is_module(obj):
+            return self.rule.module_by_value(obj)
+        return needs_value(obj, self.rule)
 
     def reducer_override(self, obj):
         kind = type(obj)
@@ -140,34 +153,30 @@ class ByValuePickler(pickle.Pickler):
                 return self._reduce_function(obj, parts=True)
             if key in self._own or self._pid(obj) is not None:
                 return self._reduce_bound(obj)
-            return NotImplemented
+            return self._by_origin(obj) or NotImplemented
         if kind is _Skeleton:  # Only reached for this blob's own members.
             return self._reduce_function(obj.fn, parts=False)
         if kind is types.CellType:
-            return _reduce_cell(obj)
+            return reduce_cell(obj)
         if kind in _PLAIN_REDUCE:
             return NotImplemented  # Every job has a few; skip the lookups.
         if id(obj) in self._inline:
+            if is_module(obj):
+                return self._reduce_module(obj)
+            if kind in TYPE_PARAMS:
+                return reduce_type_param(obj)
             return self._reduce_class(obj)
-        if isinstance(obj, types.ModuleType):
-            return importlib.import_module, (obj.__name__,)
-        if kind is staticmethod or kind is classmethod:
-            return kind, (obj.__func__,)
-        if kind is property:
-            return property, (obj.fget, obj.fset, obj.fdel, obj.__doc__)
-        if kind is LruCacheWrapper and needs_value(obj):
-            parameters = obj.cache_parameters()
-            return LRU_CACHE, (obj.__wrapped__, parameters["maxsize"],
-                                parameters["typed"])
-        if kind is types.MappingProxyType:
-            name = _sentinel_name(obj)
-            if name is None:
-                return types.MappingProxyType, (dict(obj),)
-        else:
-            name = _sentinel_name(obj)
-        if name is not None:
-            return getattr, (sys.modules[name[0]], name[1])
-        return NotImplemented
+        if isinstance(obj, type):
+            found = self._by_origin(obj)
+            if found is not None:
+                return found
+        return reduce_special(obj, self.rule)
+
+    def _by_origin(self, obj):
+        """A function or class rebuilt from a client's definition, by the
+        name it has there (``origin``); else None."""
+        origin = self._origin(obj) if self._origin is not None else None
+        return None if origin is None else reduce_by_name(origin)
 
     def _reduce_function(self, fn, parts):
         """(skeleton, state) of a function; see _function_loader.
@@ -178,7 +187,7 @@ class ByValuePickler(pickle.Pickler):
         """
         code = fn.__code__
         info = code_info(code)
-        key = (SESSION, globals_name(fn))
+        key = module_key(globals_name(fn))
         cells = []
         for index, cell in enumerate(fn.__closure__ if parts and
                                      fn.__closure__ else ()):
@@ -186,63 +195,124 @@ class ByValuePickler(pickle.Pickler):
                 cells.append((index, cell.cell_contents))
             except ValueError:
                 pass  # An empty cell: a variable not assigned yet.
+        imports, shipped = code_modules(fn, info, self.rule,
+                                        [value for _, value in cells])
         state = {
             "qualname": fn.__qualname__,
             "module": fn.__module__,
             "doc": fn.__doc__,
             "defaults": fn.__defaults__ if parts else None,
             "kwdefaults": fn.__kwdefaults__ if parts else None,
-            "annotations": cheap_annotations(fn),
+            "annotations": self._annotations(fn),
             "dict": dict(fn.__dict__),
             "cells": cells,
             "namespace": key,
-            "imports": submodules(fn, info),
-            "globals": self._pickle_globals(fn, info),
+            "home": self._home(fn),
+            "imports": imports,
+            "modules": [BareModule(m, self.rule) for m, _ in shipped],
+            "globals": self._pickle_globals(fn, info, key, shipped),
         }
         args = (info.marshalled, key, fn.__name__, len(code.co_freevars))
         return (MAKE_FUNCTION, args, state, None, None, SET_FUNCTION_STATE)
 
+    def _home(self, fn):
+        """The by-value module whose dict ``fn``'s globals are, named and
+        placed in the daemon as here (``__main__`` keeps its package, for
+        relative imports under ``python -m``); None for a bare dict, or a
+        module the daemon has (a lambda of an importable module keeps its
+        globals apart from the daemon's copy of that module)."""
+        module = _module_of(fn.__globals__)
+        if module is None or not self.rule.module_by_value(module):
+            return None
+        return BareModule(module, self.rule)
+
+    def _annotations(self, fn):
+        """``fn``'s annotations, or None if some of them do not pickle."""
+        annotations = getattr(fn, "__annotations__", None)
+        if not annotations:
+            return None
+        try:
+            self._pickle_value(annotations)
+        except Exception:
+            return None  # Only typing tools read them; the call works without.
+        return dict(annotations)
+
     def _reduce_bound(self, fn):
-        """``bind(skeleton, cells, defaults, kwdefaults)``: ``fn`` with its parts.
+        """``bind(skeleton, cells, defaults, kwdefaults, imports)``: ``fn``
+        with its parts.
 
         The cells are pickled as cells, filled after they are memoized, so
         a closure may contain itself, and closures sharing a cell in the
         client share it in the job. Defaults are set after ``fn`` is
         memoized unless they are atoms (a tuple could contain ``fn``).
+        ``imports``: submodules reached through modules in the cells.
         """
         self.bound.append(fn)
-        args = (self._skeleton(fn), fn.__closure__)
+        closure = fn.__closure__
+        imports = _cell_imports(fn, self.rule) if closure else []
+        args = (self._skeleton(fn), closure)
         defaults, kwdefaults = fn.__defaults__, fn.__kwdefaults__
-        if defaults is None and kwdefaults is None:
+        if defaults is None and kwdefaults is None and not imports:
             return BIND, args
+        tail = (imports,) if imports else ()
         if defaults is None or all(type(v) in ATOMS for v in defaults):
-            return BIND, args + (defaults, kwdefaults)
-        return (BIND, args, (defaults, kwdefaults), None, None,
-                SET_DEFAULTS)
+            return BIND, args + (defaults, kwdefaults) + tail
+        return (BIND, args + (None, None) + tail, (defaults, kwdefaults),
+                None, None, SET_DEFAULTS)
 
-    def _pickle_globals(self, fn, info):
-        """``[(name, pickle, names_members)]`` of the globals the code uses."""
-        result = []
+    def _pickle_globals(self, fn, info, key, shipped):
+        """``[(namespace, name, pickle, names_members)]``: the globals the
+        code uses, and the attributes it may use of by-value modules (an
+        attribute that does not pickle is left out: the code may only
+        name another object's attribute of that name)."""
         namespace = fn.__globals__
-        for name in info.global_names:
-            value = namespace.get(name, MISSING)
-            if value is MISSING or name == "__builtins__":
+        wanted = {(key, name): (namespace.get(name, MISSING), True)
+                  for name in info.global_names if name != "__builtins__"}
+        for module, names in shipped:
+            attrs, space = vars(module), module_key(module.__name__)
+            for name in names:
+                wanted.setdefault((space, name), (attrs[name], False))
+        result = []
+        for (space, name), (value, needed) in wanted.items():
+            if value is MISSING:
                 continue
             try:
-                payload, names_members = self._pickle_value(value)
+                payload, names_members = self._pickle_value(value, True)
             except Exception as exc:
+                if not needed:
+                    continue
                 raise pickle.PicklingError(
                     f"cannot ship {fn.__qualname__} by value: its global "
                     f"{name!r} (a {type(value).__qualname__}) does not "
                     f"pickle: {exc}") from exc
-            result.append((name, payload, names_members))
+            result.append((space, name, payload, names_members))
         return result
 
-    def _pickle_value(self, value):
+    def _pickle_value(self, value, bare_modules=False):
+        """A global's own pickle. ``bare_modules``: a by-value module as
+        its names only (the attributes code uses travel beside it)."""
+        if (bare_modules and is_module(value)
+                and self.rule.module_by_value(value)):
+            value = BareModule(value, self.rule)
         file = io.BytesIO()
-        pickler = ByValuePickler(file, self._resolve, refs=self._refs)
+        pickler = ByValuePickler(file, self._resolve, rule=self.rule,
+                                 refs=self._refs, origin=self._origin)
         pickler.dump(value)
         return file.getvalue(), pickler.names_members
+
+    def _reduce_module(self, module):
+        """A module value: its names, then every attribute that pickles
+        (``set_module_state``), each as a global of its namespace."""
+        key = module_key(module.__name__)
+        attributes = []
+        for name, value in module_attributes(module):
+            try:
+                payload, names_members = self._pickle_value(value)
+            except Exception:
+                continue  # Like an attribute the daemon lacks, it is not there.
+            attributes.append((key, name, payload, names_members))
+        return (MODULE, BareModule(module, self.rule).args(),
+                {"globals": attributes}, None, None, SET_MODULE_STATE)
 
     def _reduce_class(self, cls):
         """(skeleton, state) of a class; methods are pickled inline."""
@@ -251,50 +321,43 @@ class ByValuePickler(pickle.Pickler):
         for name, value in cls.__dict__.items():
             if name not in skip:
                 attrs[name] = value
-                self._inline.update(id(fn) for fn in body_methods(cls, value))
+                self._inline.update(
+                    id(fn) for fn in body_methods(cls, value, self.rule))
         skeleton = {"__module__": cls.__module__,
                     "__qualname__": cls.__qualname__,
                     "__doc__": cls.__dict__.get("__doc__")}
-        if "__slots__" in cls.__dict__:
-            skeleton["__slots__"] = cls.__dict__["__slots__"]
+        for name in ("__slots__", "__orig_bases__"):  # Generic[T] needs it too
+            if name in cls.__dict__:
+                skeleton[name] = cls.__dict__[name]
         if isinstance(cls, enum.EnumMeta):
             # Members must exist when the class is made; EnumMeta made the
             # rest of its dict, so only the methods of the body are set.
             skeleton.update((name, member._value_)
                             for name, member in cls.__members__.items())
             attrs = {name: value for name, value in attrs.items()
-                     if body_methods(cls, value)}
+                     if body_methods(cls, value, self.rule)}
         args = (type(cls), cls.__name__, cls.__bases__, skeleton)
-        return (MAKE_CLASS, args, {"attrs": attrs}, None, None,
-                SET_CLASS_STATE)
+        state = {"attrs": attrs, **class_extras(cls)}
+        return (MAKE_CLASS, args, state, None, None, SET_CLASS_STATE)
 
 
-def _reduce_cell(cell):
-    """A closure cell: ``cell()``, then filled (it may contain its function)."""
-    try:
-        value = cell.cell_contents
-    except ValueError:
-        return CELL, ()  # An empty cell: a variable not assigned yet.
-    if type(value) in ATOMS:
-        return CELL, (value,)
-    return CELL, (), value, None, None, FILL_CELL
+def _module_of(namespace):
+    """The module whose ``__dict__`` is ``namespace``, or None."""
+    module = sys.modules.get(namespace.get("__name__"))
+    if module is not None and getattr(module, "__dict__", None) is namespace:
+        return module
+    return None
 
 
-def _sentinel_name(obj):
-    """``(module, name)`` of a well-known sentinel object, else None."""
-    return _sentinel_table().get(id(obj))
-
-
-_sentinel_cache = [None, {}]  # [the modules it was made from, id -> name]
-
-
-def _sentinel_table():
-    modules = tuple(sys.modules.get(name) for name in _SENTINELS)
-    if _sentinel_cache[0] != modules:
-        table = {}
-        for module, (module_name, names) in zip(modules, _SENTINELS.items()):
-            for name in names if module is not None else ():
-                if hasattr(module, name):
-                    table[id(getattr(module, name))] = (module_name, name)
-        _sentinel_cache[:] = [modules, table]
-    return _sentinel_cache[1]
+def _cell_imports(fn, rule):
+    """Submodules reached through by-name modules in ``fn``'s cells."""
+    values = []
+    for cell in fn.__closure__:
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:
+            pass
+    if not any(is_module(v) for v in values):
+        return []
+    info = code_info(fn.__code__)
+    return code_modules(fn, info, rule, values)[0]

@@ -1,11 +1,13 @@
 """Definition blobs, one per by-value object (or cycle), reused while current.
 
-A ``Definition`` is a blob the daemon's loader rebuilds one object from,
-named by the blob's SHA-256. ``Registry`` keeps the definition of each code
-object and class, and hands it out again while the snapshot it was made
-from (``_byvalue_snapshot``) still holds; ``_Builder`` makes new ones,
-dependencies first, pickling each object alone with ``ByValuePickler`` and
-a cycle of objects that need each other as one group blob.
+A ``Definition`` is a blob the daemon's loader rebuilds one object from
+(a function, a class, a module, a type parameter), named by the blob's
+SHA-256. ``Registry`` keeps the definition of each code object and of each
+other object, and hands it out again while the snapshot it was made from
+(``_byvalue_snapshot``) still holds, under the same ``ModuleRule``;
+``_Builder`` makes new ones, dependencies first, pickling each object alone
+with ``ByValuePickler`` and a cycle of objects that need each other as one
+group blob.
 """
 
 import hashlib
@@ -15,7 +17,7 @@ import pickle
 import threading
 import weakref
 
-from ._byvalue_code import FunctionType, code_info
+from ._byvalue_code import FunctionType, code_info, display_name
 from ._byvalue_pickler import PROTOCOL, ByValuePickler
 from ._byvalue_snapshot import snapshot_of
 from ._loader_refs import FINISH_DEFINITION
@@ -33,7 +35,7 @@ class Definition:
     """
 
     __slots__ = ("digest", "blob", "qualname", "requires", "snapshot",
-                 "deps", "safe")
+                 "deps", "safe", "rule")
 
     def __init__(self, blob, qualname, requires):
         self.blob = blob
@@ -43,6 +45,7 @@ class Definition:
         self.snapshot = ()
         self.deps = ()  # (object, digest) of the by-value objects it names
         self.safe = False  # True: the snapshot alone proves it is current
+        self.rule = None  # The ModuleRule it was made under.
 
     def __repr__(self):
         return f"<Definition {self.qualname} {self.digest[:12]}>"
@@ -66,45 +69,46 @@ class Registry:
 
     def __init__(self):
         self._lock = threading.RLock()
-        # Classes -> Definition; functions' are in their _CodeInfo.
+        # Classes, modules... -> Definition; functions' are in their _CodeInfo.
         self._memo = weakref.WeakKeyDictionary()
         self._validating = set()
 
-    def define(self, obj):
-        """The current ``Definition`` of a by-value function or class."""
+    def define(self, obj, rule):
+        """The current ``Definition`` of a by-value object under ``rule``."""
         with self._lock:
-            entry = self.current(obj)
+            entry = self.current(obj, rule)
             if entry is None:
-                entry = _Builder(self).build(obj)
+                entry = _Builder(self, rule).build(obj)
             return entry
 
-    def current(self, obj):
+    def current(self, obj, rule):
         """``obj``'s memoized definition if it is still current, else None."""
         if type(obj) is FunctionType:
             entry = code_info(obj.__code__).definition
         else:
             entry = self._memo.get(obj)
-        if entry is None or not entry.safe:
+        if entry is None or not entry.safe or entry.rule is not rule:
             return None
         key = id(obj)
         if key in self._validating:
             return entry  # A cycle: its other members are being checked.
-        items, _, safe = snapshot_of(obj)
+        items, _, safe = snapshot_of(obj, rule)
         if not (safe and len(items) == len(entry.snapshot)
                 and all(map(operator.is_, items, entry.snapshot))):
             return None
         self._validating.add(key)
         try:
             for dep, digest in entry.deps:
-                dep_entry = self.current(dep)
+                dep_entry = self.current(dep, rule)
                 if dep_entry is None or dep_entry.digest != digest:
                     return None
         finally:
             self._validating.discard(key)
         return entry
 
-    def remember(self, obj, entry, snapshot):
+    def remember(self, obj, entry, snapshot, rule):
         entry.snapshot, _, entry.safe = snapshot
+        entry.rule = rule
         if type(obj) is FunctionType:
             code_info(obj.__code__).definition = entry
         else:
@@ -124,8 +128,9 @@ class _Builder:
     component) is pickled again, whole, into a group blob.
     """
 
-    def __init__(self, registry):
+    def __init__(self, registry, rule):
         self._registry = registry
+        self._rule = rule
         self._index = {}  # id -> visit order
         self._low = {}  # id -> lowest visit order reachable
         self._stack = []
@@ -142,7 +147,7 @@ class _Builder:
         self._index[key] = self._low[key] = len(self._index)
         self._stack.append(node)
         self._on_stack.add(key)
-        self._snapshots[key] = snapshot_of(node)
+        self._snapshots[key] = snapshot_of(node, self._rule)
         requires, deps, pending = {}, [], []
 
         def resolve(dep):
@@ -154,12 +159,12 @@ class _Builder:
             deps.append((dep, entry.digest))
             return ("fn", entry.digest)
 
-        blob = _dump_definition((node,), resolve, describe=node)
+        blob = _dump_definition((node,), resolve, self._rule, describe=node)
         if self._low[key] != self._index[key]:
             return  # Part of a cycle that an earlier object closes.
         cycle = self._pop_cycle(node)
         if len(cycle) == 1 and not pending:
-            entry = Definition(blob, node.__qualname__, requires.values())
+            entry = Definition(blob, display_name(node), requires.values())
             entry.deps = tuple(deps)
             self._done(node, entry)
         else:
@@ -169,7 +174,7 @@ class _Builder:
         """The dependency's Definition, or None while its cycle is open."""
         dep_key = id(dep)
         if dep_key not in self._index:
-            entry = self._registry.current(dep)
+            entry = self._registry.current(dep, self._rule)
             if entry is not None:
                 return entry
             self._visit(dep)
@@ -194,17 +199,18 @@ class _Builder:
         requires, deps = {}, []
 
         def resolve(dep):
-            entry = self._built.get(id(dep)) or self._registry.define(dep)
+            entry = (self._built.get(id(dep))
+                     or self._registry.define(dep, self._rule))
             add_requires(requires, entry)
             deps.append((dep, entry.digest))
             return ("fn", entry.digest)
 
-        blob = _dump_definition(members, resolve, single=False,
+        blob = _dump_definition(members, resolve, self._rule, single=False,
                                 describe=members[0])
-        names = ", ".join(m.__qualname__ for m in members)
+        names = ", ".join(map(display_name, members))
         group = Definition(blob, f"cycle of {names}", requires.values())
         entries = [Definition(_dump_member(group.digest, index),
-                              member.__qualname__, group.requires)
+                              display_name(member), group.requires)
                    for index, member in enumerate(members)]
         own = [(m, e.digest) for m, e in zip(members, entries)]
         for member, entry in zip(members, entries):
@@ -214,7 +220,8 @@ class _Builder:
 
     def _done(self, obj, entry):
         self._built[id(obj)] = entry
-        self._registry.remember(obj, entry, self._snapshots[id(obj)])
+        self._registry.remember(obj, entry, self._snapshots[id(obj)],
+                                self._rule)
 
 
 def add_requires(requires, entry):
@@ -227,23 +234,25 @@ def _sort_key(obj):
     if type(obj) is FunctionType:
         line = obj.__code__.co_firstlineno
     else:
-        line = obj.__dict__.get("__firstlineno__", 0)
+        line = getattr(obj, "__dict__", {}).get("__firstlineno__", 0)
         line = line if isinstance(line, int) else 0
     module = getattr(obj, "__module__", None)
-    return (module if isinstance(module, str) else "", obj.__qualname__, line)
+    return (module if isinstance(module, str) else "", display_name(obj), line)
 
 
-def _dump_definition(members, resolve, *, single=True, describe):
+def _dump_definition(members, resolve, rule, *, single=True, describe):
     file = io.BytesIO()
-    pickler = ByValuePickler(file, resolve, inline=members, refs=members)
+    pickler = ByValuePickler(file, resolve, rule=rule, inline=members,
+                             refs=members)
     try:
         pickler.dump(_Members(tuple(map(pickler.root, members)), single))
     except pickle.PicklingError:
         raise
     except Exception as exc:
         raise pickle.PicklingError(
-            f"cannot ship {describe.__qualname__} (module "
-            f"{describe.__module__}) by value: {exc}") from exc
+            f"cannot ship {display_name(describe)} (module "
+            f"{getattr(describe, '__module__', None)}) by value: {exc}"
+        ) from exc
     return file.getvalue()
 
 

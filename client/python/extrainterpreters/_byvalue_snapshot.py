@@ -1,31 +1,43 @@
 """Snapshots: what a definition was made from, to tell whether it is current.
 
 A snapshot lists, in order, what went into an object's definition blob: its
-code, globals dict, names, the values of the globals it uses, container
-items one by one. The registry (``_byvalue_registry``) compares them by
-identity at the next use, which costs far less than pickling again.
+code, globals dict, names, the values of the globals it uses (and of the
+attributes it uses of by-value modules), container items one by one. The
+registry (``_byvalue_registry``) compares them by identity at the next use,
+which costs far less than pickling again.
 """
 
 from ._byvalue_code import (
-    ATOMS, MISSING, FunctionType, body_methods, code_info, has_parts,
-    needs_value)
+    ATOMS, MISSING, TYPE_PARAMS, FunctionType, body_methods, code_info,
+    has_parts, needs_value)
+from ._byvalue_modules import code_modules, is_module, module_attributes
+from ._byvalue_reducers import class_extras
 
 __all__ = ["snapshot_of"]
 
 _MAX_SNAPSHOT_ITEMS = 256  # Longer containers are re-pickled, not compared.
 _SELF = object()  # Stands for the object itself in its own snapshot.
+_TYPE_PARAM_PARTS = ("__name__", "__bound__", "__constraints__",
+                     "__covariant__", "__contravariant__",
+                     "__infer_variance__", "__default__")
 
 
-def snapshot_of(obj):
-    """``(items, deps, safe)``: what ``obj``'s definition was made from.
+def snapshot_of(obj, rule):
+    """``(items, deps, safe)``: what ``obj``'s definition was made from,
+    under ``rule`` (a ``ModuleRule``).
 
     ``items`` are compared by identity later; ``deps`` are the by-value
     objects among them; ``safe`` is False when some input cannot be
     compared that way (then the definition is remade at every use).
     """
-    snapshot = _Snapshot(obj)
+    snapshot = _Snapshot(obj, rule)
     if type(obj) is FunctionType:
         safe = snapshot.function(obj, parts=False)
+    elif is_module(obj):
+        safe = snapshot.module(obj)
+    elif type(obj) in TYPE_PARAMS:
+        safe = all([snapshot.value(getattr(obj, name, MISSING))
+                    for name in _TYPE_PARAM_PARTS])
     else:
         safe = snapshot.cls(obj)
     return tuple(snapshot.items), snapshot.deps, safe
@@ -34,10 +46,11 @@ def snapshot_of(obj):
 class _Snapshot:
     """Collects the items of one object's snapshot (see ``snapshot_of``)."""
 
-    __slots__ = ("root", "items", "deps", "bound")
+    __slots__ = ("root", "rule", "items", "deps", "bound")
 
-    def __init__(self, root):
+    def __init__(self, root, rule):
         self.root = root
+        self.rule = rule
         self.items = []
         self.deps = []
         self.bound = set()  # ids of by-value functions whose parts were taken
@@ -51,9 +64,32 @@ class _Snapshot:
         safe = self.contents(fn.__dict__)
         if parts:
             safe &= self.parts(fn)
+        # Annotations by identity: a by-value class among them is a
+        # dependency, whose own definition the registry checks.
+        annotations = getattr(fn, "__annotations__", None) or {}
+        self.items.append(len(annotations))
+        self.items.extend(annotations.values())
         namespace = fn.__globals__
-        for name in code_info(fn.__code__).global_names:
+        info = code_info(fn.__code__)
+        for name in info.global_names:
             safe &= self.value(namespace.get(name, MISSING))
+        _, shipped = code_modules(fn, info, self.rule,
+                                  _cell_values(fn) if parts else ())
+        for module, names in shipped:
+            attrs = vars(module)
+            self.items.append(module)
+            for name in names:
+                safe &= self.value(attrs.get(name, MISSING))
+        return safe
+
+    def module(self, module):
+        items = self.items
+        items.extend((module.__name__, getattr(module, "__file__", None)))
+        path = getattr(module, "__path__", None)
+        safe = self.value(None if path is None else list(path))
+        for name, value in module_attributes(module):
+            items.append(name)
+            safe &= self.value(value)
         return safe
 
     def parts(self, fn):
@@ -71,9 +107,12 @@ class _Snapshot:
         items = self.items
         items.append(type(cls))
         safe = self.value(cls.__bases__)
+        safe &= self.value(class_extras(cls).get("abc_registry"))
         for name, value in cls.__dict__.items():
+            if name == "__slotnames__":
+                continue  # copyreg's cache: not part of the definition
             items.append(name)
-            methods = body_methods(cls, value)
+            methods = body_methods(cls, value, self.rule)
             if methods:
                 items.append(value)
                 for fn in methods:
@@ -94,8 +133,9 @@ class _Snapshot:
         kind = type(value)
         if kind in ATOMS or value is MISSING:
             return True
-        if kind is FunctionType or isinstance(value, type):
-            if needs_value(value):
+        if (kind is FunctionType or isinstance(value, type)
+                or kind in TYPE_PARAMS):
+            if needs_value(value, self.rule):
                 self.deps.append(value)
                 # A reference to a by-value function carries its parts.
                 if (kind is FunctionType and has_parts(value)
@@ -119,3 +159,13 @@ class _Snapshot:
                 safe &= self.value(item)
             return safe
         return all([self.value(v) for v in value])
+
+
+def _cell_values(fn):
+    values = []
+    for cell in fn.__closure__ or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:
+            pass
+    return values

@@ -34,7 +34,7 @@ import copy
 import functools
 import threading
 
-from . import _shm
+from . import _batch, _shm
 from ._byvalue_version import bytecode_check
 from ._keeper import DEFAULT_RECONNECT_TIMEOUT, ConnectionKeeper
 from ._errors import ExtraInterpretersError, RemoteError
@@ -166,6 +166,26 @@ class Client:
         return self._wait_job(self._submit(fn, args, kwargs, timeout=timeout,
                                            lane=lane, claimed=True))
 
+    def map(self, fn, *iterables, timeout=None, chunksize=1, lane=None):
+        """``fn`` over the iterables' items, like ``Executor.map``: every
+        call is sent at once, the values come back in order, lazily, and a
+        call's exception is raised when its value is reached. ``timeout``
+        limits the wait for all of them, counted from this call.
+
+        ``chunksize`` calls go as one job: one frame each way, run back to
+        back in one worker, each failing on its own (``_batch``). Many small
+        calls go much faster so.
+        """
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
+        if chunksize == 1:
+            futures = [self._submit(fn, args, {}, lane=lane)
+                       for args in zip(*iterables)]
+            return _batch.in_order(futures, timeout)
+        futures = [self._submit(_batch.run_batch, (fn, chunk), {}, lane=lane)
+                   for chunk in _batch.chunks(iterables, chunksize)]
+        return _batch.outcomes(_batch.in_order(futures, timeout))
+
     def status(self, *, timeout=None):
         """Return the daemon's status document (see PROTOCOL.md) as a dict."""
         future = self._request({"type": "status"}, decode_status)
@@ -239,16 +259,10 @@ class Client:
             run_header = dict(header)
             add_options(run_header, **options)
             # The connection's window: wait for room (or refuse at once).
-            connection = self._keeper.current()
-            connection.take_room(options["wait"], self._submit_timeout)
-            try:
-                future = self._request(run_header, decode_result, job.payload,
-                                       future=JobFuture(), fd=fd,
-                                       claimed=claimed, region=region)
-            except BaseException:
-                connection.give_room()
-                raise
-            future.add_done_callback(connection.give_room)
+            self._connection.take_room(options["wait"], self._submit_timeout)
+            future = self._request(run_header, decode_result, job.payload,
+                                   future=JobFuture(), fd=fd, claimed=claimed,
+                                   region=region)
             # The stopper names the job by id, not by its Future: a Future
             # that refers to itself through its stopper is a reference
             # cycle, which would keep its result (and a shared-memory

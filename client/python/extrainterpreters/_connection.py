@@ -73,9 +73,8 @@ class Connection:
         self._received_fds = collections.deque()  # Reader's own (SCM_RIGHTS).
         self._regions = _regions.Regions()
         self.hello = None  # The daemon's hello reply header.
-        # Jobs in flight, at most the daemon's window (set by hello).
+        # Requests in flight, at most the daemon's window (set by hello).
         self._window = 10000
-        self._room = threading.BoundedSemaphore(self._window)
         self._sock = _connect(socket_path)
         self._outbox = _outbox.Outbox(
             self._sock,
@@ -93,9 +92,14 @@ class Connection:
 
     def peer_gone(self):
         """The daemon closed its end and nobody noticed yet: if so, the
-        connection is ended now, as a reader would have ended it."""
-        if self.closed:
+        connection is ended now, as a reader would have ended it. Only
+        looked at when nothing is in flight: otherwise a reader is at work
+        and sees the end itself. (Reads without the lock: the fast path of
+        every request.)"""
+        if self._closed_error is not None:
             return True
+        if self._pending:
+            return False
         gone = _session.peer_gone(self._sock)
         if gone:
             self._shutdown(self._lost("daemon closed the connection"))
@@ -150,23 +154,24 @@ class Connection:
     # -- sending ------------------------------------------------------------
 
     def take_room(self, wait, timeout):
-        """Room for one more job in flight on this connection (its window:
-        hello's ``max_jobs_per_connection``), which its reply gives back.
-
-        Waits for a reply up to ``timeout`` seconds (None: as long as it
-        takes) when ``wait``; else, or past the timeout, ``DaemonBusy``.
+        """Waits until fewer requests than the daemon's window (hello's
+        ``max_jobs_per_connection``) are in flight on this connection, up
+        to ``timeout`` seconds (None: as long as it takes) when ``wait``;
+        else, or past the timeout, ``DaemonBusy``. Replies make room: the
+        reading thread notifies ``_turn`` after each read.
         """
-        if self._room.acquire(blocking=wait, timeout=timeout if wait else None):
+        if len(self._pending) < self._window:  # the common case: no lock
             return
-        window = self._window
+        with self._turn:
+            if wait and self._turn.wait_for(
+                    lambda: len(self._pending) < self._window
+                    or self._closed_error is not None, timeout):
+                return
         raise DaemonBusy(
-            f"job not sent: {window} jobs of this connection are in flight "
-            f"(its window, max_jobs_per_connection)"
+            f"job not sent: {self._window} requests of this connection are "
+            f"in flight (its window, max_jobs_per_connection)"
             + (f" and none ended within {timeout} s" if wait else
                " and the job was not to wait"), code="busy")
-
-    def give_room(self, _future=None):
-        self._room.release()
 
     def request(self, header, decode, payload=b"", *, future=None, fd=-1,
                 claimed=False, region=False):
@@ -258,7 +263,6 @@ class Connection:
         self._decoder.limits = self.limits
         self.hello = frame.header
         self._window = _session.window(frame.header)
-        self._room = threading.BoundedSemaphore(self._window)
 
     # -- receiving ------------------------------------------------------------
 

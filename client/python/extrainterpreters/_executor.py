@@ -41,6 +41,7 @@ import itertools
 import threading
 import weakref
 
+from . import _batch
 from ._client import Client
 from ._errors import BrokenInterpreterPool
 from ._executor_workers import (DAEMON_THREADS, PoolState, WorkItem, Worker,
@@ -50,11 +51,6 @@ from ._future import JobFuture
 
 __all__ = ["InterpreterPoolExecutor"]
 
-# A chunk of map() runs as one job. eval of a fixed expression keeps the job
-# made of things the daemon can import (builtins.eval, functools.partial)
-# even where this package is not installed in the daemon's interpreters.
-_CHUNK_EXPRESSION = "[fn(*args) for args in chunk]"
-_run_chunk = functools.partial(eval, _CHUNK_EXPRESSION)
 
 class InterpreterPoolExecutor(concurrent.futures.Executor):
     """An ``Executor`` whose workers are interpreters leased from the daemon.
@@ -141,9 +137,9 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
             raise ValueError("chunksize must be >= 1.")
         if chunksize == 1:
             return super().map(fn, *iterables, timeout=timeout)
-        chunks = ({"fn": fn, "chunk": chunk}
-                  for chunk in _chunks(zip(*iterables), chunksize))
-        return _flatten(super().map(_run_chunk, chunks, timeout=timeout))
+        return _batch.outcomes(super().map(
+            functools.partial(_batch.run_batch, fn),
+            _batch.chunks(iterables, chunksize), timeout=timeout))
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         """Stop taking jobs; with ``wait``, wait for queued jobs to finish.
@@ -184,20 +180,3 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
                                   daemon=DAEMON_THREADS)
         state.threads.add(thread)
         thread.start()
-
-
-def _chunks(iterator, size):
-    iterator = iter(iterator)
-    while True:
-        chunk = tuple(itertools.islice(iterator, size))
-        if not chunk:
-            return
-        yield chunk
-
-
-def _flatten(chunk_results):
-    """Yield the items of each chunk's list, freeing each as it goes."""
-    for chunk in chunk_results:
-        chunk.reverse()
-        while chunk:
-            yield chunk.pop()

@@ -1,37 +1,37 @@
 """Unpickles jobs inside the daemon's interpreters (module _extrainterpreters_loader).
 
 The daemon compiles this module into every worker interpreter; clients
-import it under the same name to unpickle queue items that hold functions
-shipped by value (``_queue``), so both sides are one piece of code. Jobs whose
-functions the daemon cannot import (``__main__``, the REPL, lambdas,
-closures) arrive with those functions shipped by value by the client's
-``_byvalue`` module:
+import it under the same name to unpickle queue items and results that hold
+code shipped by value (``_queue_items``, ``_byvalue_result``), so both
+sides are one piece of code. What the daemon cannot import by name
+(``__main__``, the REPL, lambdas, closures, the user's own modules) the
+client's ``_byvalue`` ships by value:
 
     job pickle  --("fn", digest)-->  definition blob  --("fn", digest)--> ...
     (run payload)                    (define payload,   (other definitions
-                                      one per function)   it needs)
+                                      one per object)     it needs)
 
-:func:`loads` unpickles a job with an Unpickler whose ``persistent_load``
-turns ``("fn", digest)`` into the function: from this interpreter's cache,
-or rebuilt from the job's definitions (after checking the digest) and then
-cached, so a function is rebuilt once per interpreter, not once per call.
+:func:`loads` turns ``("fn", digest)`` into the object: from this
+interpreter's cache, or rebuilt from the job's definitions (after checking
+the digest) and cached, so it is rebuilt once per interpreter, not per call.
+A blob is a pickle of ``finish_definition(members, single)``: the object
+(or every member of a cycle) pickled with the helpers below, skeleton
+first and state second, so cycles resolve through the pickle memo. A
+function's cells and defaults are not in its definition: ``bind`` makes a
+new function of the cached one's code and globals with them, so one
+definition serves every closure a loop makes. Globals travel as small
+pickles apart, assigned once the job is unpickled (see
+``_Definition.assign_globals`` for which value wins) into the module object
+kept per client module (:func:`namespace`). A module the client ships by
+value is that object, named and placed as in the client (:func:`module`,
+with the package's ``_loader_modules``): while that client's jobs run it
+is in ``sys.modules``, so ``import helpers`` and relative imports in
+shipped code find it.
 
-A definition blob is a pickle of ``finish_definition(members, single)``:
-``members`` are the function (or, for mutually recursive helpers, all the
-functions and classes of the cycle) pickled by value with the helpers below
-(skeleton first, state second, so cycles resolve through the pickle memo).
-A function's closure cells and defaults are not in its definition: a
-pickle referring to such a function says ``bind(("fn", digest), cells,
-defaults, kwdefaults)``, which makes a new function of the cached one's
-code and globals, so one definition serves every closure a loop makes.
-Global variables travel as separate small pickles, assigned into one shared
-dict per client module (:func:`namespace`) once the job is unpickled (they
-may refer to members), for every job that uses them: see
-``_Definition.assign_globals`` for which value wins.
-
-Standard library only: this runs before any user code is importable.
+Standard library only, but for that module of the client package, which
+the daemon provides to every interpreter: this runs before any user code
+is importable.
 """
-
 import abc
 import builtins
 import collections
@@ -39,12 +39,14 @@ import functools
 import importlib
 import io
 import marshal
-import operator
+import sys
 # The C module, not pickle.py: that one imports re, enum and more, about
 # 0.6 MiB in every interpreter; _pickle has all this module uses.
 import _pickle as pickle
 import types
 import weakref
+
+import _typing  # TypeVar and its kin, without typing.py
 
 
 def _sha256(data):
@@ -53,19 +55,20 @@ def _sha256(data):
     import hashlib
     return hashlib.sha256(data)
 
-__all__ = ["loads", "pickler", "DefinitionError"]
+__all__ = ["load", "loads", "origin", "pickler", "DefinitionError"]
 
 MAX_DEFINITIONS = 4096  # Rebuilt definitions cached per interpreter (LRU).
-MAX_NAMESPACES = 1024  # Client modules' globals dicts kept per interpreter.
+MAX_NAMESPACES = 1024  # Client modules kept per interpreter.
 MAX_NAMES = 16384  # Qualnames remembered for error messages.
 
 _definitions = collections.OrderedDict()  # digest -> _Definition, LRU
 _qualnames = collections.OrderedDict()  # digest -> qualname, for errors
-_namespaces = collections.OrderedDict()  # (session, module) -> globals dict
+_namespaces = collections.OrderedDict()  # (session, module) -> module object
 _fingerprints = {}  # (session, module) -> {global name: sha256 of its pickle}
 _builds = []  # Stack of _Build: the definitions being rebuilt, innermost last.
 _origins = weakref.WeakKeyDictionary()  # rebuilt class/function -> (module, qualname)
-_MISSING = object()
+# Places client modules in sys.modules; imported with the first one.
+_PLACEMENT = "extrainterpreters._loader_modules"
 
 
 class DefinitionError(pickle.UnpicklingError):
@@ -78,8 +81,18 @@ def loads(data, defs, buffers=None):
     ``defs`` is None or maps digests (hex str) to definition blobs (bytes):
     those the job's ``run`` request named in ``uses``. Jobs without
     definitions take the plain ``pickle.loads`` path, which reads the
-    shared buffer without copying it.
+    shared buffer without copying it. Once it is loaded, sys.modules holds
+    the client modules this job uses and no other client's.
     """
+    placement = sys.modules.get(_PLACEMENT)
+    if placement is not None:
+        placement.begin_job()
+    return load(data, defs, buffers)
+
+
+def load(data, defs, buffers=None):
+    """Unpickles ``data``, which may name the definitions in ``defs``: a
+    job, or a queue item or a result that carries its definitions."""
     if defs is None:
         try:
             return pickle.loads(data, buffers=buffers)
@@ -87,49 +100,26 @@ def loads(data, defs, buffers=None):
             if "persistent" not in str(exc):
                 raise
             defs = {}  # A definition reference without 'uses': explain it.
-    job = _Unpickler(data, defs, buffers=buffers).load()
+    value = _Unpickler(data, defs, buffers=buffers).load()
     for digest in defs:
         definition = _definitions.get(digest)
         if definition is not None:
             definition.assign_globals(defs)
-    return job
+    return value
 
 
 def pickler(file, protocol, buffer_callback=None):
-    """A Pickler for what a job returns or raises.
-
-    Classes and functions rebuilt here pickle by name, as the client's own
-    (``__main__.Point`` comes back as the client's ``Point``); plain pickle
-    would refuse them, since ``__main__`` here has no ``Point``. Until this
-    interpreter rebuilt one, the plain Pickler is enough and faster: a
-    Python reducer_override is called for nearly every object.
-    ``buffer_callback`` is pickle's (protocol-5 out-of-band buffers).
-    """
-    if _origins:
-        return _ResultPickler(file, protocol=protocol, buffer_callback=buffer_callback)
-    return pickle.Pickler(file, protocol=protocol, buffer_callback=buffer_callback)
+    """A Pickler for what a job returns or raises (``buffer_callback``:
+    protocol-5 out-of-band buffers): the client package's, which the
+    daemon provides to every interpreter (``_byvalue_result``)."""
+    from extrainterpreters._byvalue_result import ResultPickler
+    return ResultPickler(file, protocol=protocol, buffer_callback=buffer_callback)
 
 
-class _ResultPickler(pickle.Pickler):
-    def reducer_override(self, obj):
-        if isinstance(obj, type) or type(obj) is types.FunctionType:
-            origin = _origins.get(obj)
-            if origin is not None:
-                module, qualname = origin
-                return operator.attrgetter(qualname), (_ModuleRef(module),)
-        return NotImplemented
-
-
-class _ModuleRef:
-    """Unpickles as the module named ``name``, imported (in the client)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name):
-        self.name = name
-
-    def __reduce__(self):
-        return importlib.import_module, (self.name,)
+def origin(obj):
+    """``(module, qualname)`` of a function or class rebuilt here from a
+    client's definition, by which the client finds its own; else None."""
+    return _origins.get(obj)
 
 
 class _Unpickler(pickle.Unpickler):
@@ -184,7 +174,8 @@ def _remember(definition):
     if len(_definitions) > MAX_DEFINITIONS:
         _definitions.popitem(last=False)
     value = definition.value
-    _qualnames[definition.digest] = getattr(value, "__qualname__", type(value).__qualname__)
+    _qualnames[definition.digest] = (getattr(value, "__qualname__", None)
+                                     or getattr(value, "__name__", "?"))
     if len(_qualnames) > MAX_NAMES:
         _qualnames.popitem(last=False)
 
@@ -198,13 +189,14 @@ class _Definition:
     shared namespace holds the other value.
     """
 
-    __slots__ = ("digest", "value", "members", "assignments")
+    __slots__ = ("digest", "value", "members", "assignments", "modules")
 
     def __init__(self, digest):
         self.digest = digest
         self.value = None
         self.members = ()
         self.assignments = []  # (namespace key, name, value pickle, fingerprint)
+        self.modules = []  # client modules it placed in sys.modules
 
     def add_global(self, key, name, payload, names_members):
         """Records a global of a member; ``names_members``: the value refers to
@@ -218,8 +210,11 @@ class _Definition:
 
         A global keeps the value jobs here gave it (module state) until the
         client ships a different value for it: each namespace remembers the
-        fingerprint of the client value it last received per name.
+        fingerprint of the client value it last received per name. The
+        client modules it uses go (back) into sys.modules.
         """
+        for client_module in self.modules:
+            _placement().install(client_module)
         for key, name, payload, fingerprint in self.assignments:
             ns = namespace(key)
             seen = _fingerprints[key]
@@ -242,19 +237,25 @@ def namespace(key):
     ``key`` is ``(client session, module name)``: functions shipped from the
     same module of the same client process see each other and the module
     state they set, while other clients' same-named modules stay apart.
+    The dict is a module object's (:func:`module` names and places it).
     """
-    ns = _namespaces.get(key)
-    if ns is None:
-        session, module = key
-        ns = {"__name__": module, "__builtins__": builtins}
-        _namespaces[key] = ns
+    return _client_module(key).__dict__
+
+
+def _client_module(key):
+    found = _namespaces.get(key)
+    if found is None:
+        session, name = key
+        found = types.ModuleType(name)
+        found.__builtins__ = builtins
+        _namespaces[key] = found
         _fingerprints[key] = {}
         if len(_namespaces) > MAX_NAMESPACES:
             old, _ = _namespaces.popitem(last=False)
             _fingerprints.pop(old, None)
     else:
         _namespaces.move_to_end(key)
-    return ns
+    return found
 
 
 # -- rebuild helpers, referenced by name from the client's pickles -----------
@@ -283,12 +284,54 @@ def set_function_state(fn, state):
     fn.__dict__.update(state["dict"])
     for index, value in state["cells"]:
         fn.__closure__[index].cell_contents = value
-    for module in state["imports"]:
-        importlib.import_module(module)
-    _origins[fn] = (fn.__module__, fn.__qualname__)
+    for name in state["imports"]:
+        importlib.import_module(name)
+    _remember_origin(fn)
     build = _current_build("set_function_state")
-    for name, payload, names_members in state["globals"]:
-        build.add_global(state["namespace"], name, payload, names_members)
+    for key, name, payload, names_members in state["globals"]:
+        build.add_global(key, name, payload, names_members)
+
+
+def module(key, meta, parent=None):
+    """The module object of a client module, named and placed as there.
+
+    ``meta``: its ``package``, ``file``, ``doc``, ``path`` (a package's
+    ``__path__``, so relative imports and submodules resolve), and whether
+    it goes in sys.modules (``install``). Its attributes come as globals.
+    """
+    found = _client_module(key)
+    placement = _placement()
+    placement.describe(found, meta, parent)
+    if meta.get("install"):
+        placement.install(found)
+        if _builds:
+            _builds[-1].modules.append(found)
+    return found
+
+
+def _placement():
+    return importlib.import_module(_PLACEMENT)
+
+
+def set_module_state(client_module, state):
+    """A module value's attributes: globals of its namespace."""
+    build = _current_build("set_module_state")
+    for key, name, payload, names_members in state["globals"]:
+        build.add_global(key, name, payload, names_members)
+
+
+def type_param(kind, name, constraints, options, module_name):
+    """A TypeVar, ParamSpec or TypeVarTuple, made again."""
+    param = getattr(_typing, kind)(name, *constraints, **options)
+    param.__module__ = module_name
+    return param
+
+
+def _remember_origin(obj):
+    """Results name a rebuilt function or class as the client does, when
+    its qualname leads there (not a lambda, nor a local)."""
+    if "<" not in obj.__qualname__:
+        _origins[obj] = (obj.__module__, obj.__qualname__)
 
 
 def make_class(metaclass, name, bases, skeleton):
@@ -301,18 +344,23 @@ def set_class_state(cls, state):
     """Sets a class's attributes (methods...) on its skeleton."""
     for name, value in state["attrs"].items():
         setattr(cls, name, value)
+    for registered in state.get("abc_registry", ()):
+        cls.register(registered)
     if isinstance(cls, abc.ABCMeta):
         abc.update_abstractmethods(cls)
-    _origins[cls] = (cls.__module__, cls.__qualname__)
+    _remember_origin(cls)
 
 
-def bind(fn, cells, defaults=None, kwdefaults=None):
+def bind(fn, cells, defaults=None, kwdefaults=None, imports=()):
     """A new function with ``fn``'s code, globals and names, and these parts.
 
     ``fn`` is a rebuilt definition; ``cells`` come from :func:`cell` (or
     None). It shares ``fn``'s ``__dict__``, as the functions of one
-    definition did when they were one object.
+    definition did when they were one object. ``imports``: submodules the
+    code reaches through modules in its cells.
     """
+    for name in imports:
+        importlib.import_module(name)
     new = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__,
                              defaults, cells)
     if kwdefaults is not None:

@@ -61,6 +61,9 @@ class ConnectionKeeper:
 
     def current(self):
         """The connection to use now, made anew if the last one ended."""
+        connection = self.connection
+        if not connection.peer_gone():  # the common case: no lock
+            return connection
         with self._lock:
             if not self.connection.peer_gone():
                 return self.connection

@@ -24,7 +24,7 @@ def dump(item, client, queue):
 
     Functions and classes shipped by value travel inside it, their
     definition blobs next to the pickle that names them: the pickle
-    is ``_extrainterpreters_loader.loads(pickle, {digest: blob})``,
+    is ``_extrainterpreters_loader.load(pickle, {digest: blob})``,
     which a job's interpreter and a client (``load``) both run.
     Their bytecode must suit the daemon's Python (a job may get it).
     """
@@ -71,7 +71,7 @@ def load(data, client, queue):
 
 
 class _SelfContained:
-    """Pickles as the loader's ``loads(payload, blobs)``: an item that needs
+    """Pickles as the loader's ``load(payload, blobs)``: an item that needs
     definitions, with them."""
 
     __slots__ = ("payload", "blobs")
@@ -80,4 +80,4 @@ class _SelfContained:
         self.payload, self.blobs = payload, blobs
 
     def __reduce__(self):
-        return LoaderFunction("loads"), (self.payload, self.blobs)
+        return LoaderFunction("load"), (self.payload, self.blobs)

@@ -51,13 +51,16 @@ def check_hello(header):
         max_frame_bytes=_limit(limits, "max_frame_bytes"))
 
 
+_PEEK = int(socket.MSG_PEEK | socket.MSG_DONTWAIT)
+
+
 def peer_gone(sock):
     """True if the daemon closed its end of ``sock`` and nobody has read
     that yet, so a request is not sent into a dead socket after the daemon
     went away. A peek: it takes nothing a reader is owed, and a reader
     taking the bytes meanwhile makes it "nothing yet", not "gone"."""
     try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        return sock.recv(1, _PEEK) == b""
     except (BlockingIOError, InterruptedError):
         return False
     except OSError:
