@@ -88,19 +88,13 @@ class DaskCluster:
             return f"(no log: {exc})"
 
     def stop(self):
-        """SIGTERM every process (workers first), SIGKILL the ones that do
-        not exit in time, and remove the directory. Idempotent."""
-        for process in [*self.workers.values(), self.scheduler]:
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in [*self.workers.values(), self.scheduler]:
-            if process is None:
-                continue
-            try:
-                process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        """Stop the workers, then the scheduler (SIGTERM; SIGKILL past
+        STOP_TIMEOUT), and remove the directory. Idempotent. In turn: a
+        worker told to close by the scheduler while a SIGTERM cancels its
+        closing can hang until killed (distributed 2026.8, no nanny)."""
+        for process in self.workers.values():
+            _terminate(process)
+        _terminate(self.scheduler)
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def _spawn(self, name, module_args, *, env=None, wrap=()):
@@ -118,6 +112,17 @@ class DaskCluster:
             raise AssertionError(f"{what} exited with status "
                                  f"{process.returncode}")
         return None
+
+
+def _terminate(process):
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _read_json(path):

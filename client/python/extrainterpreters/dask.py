@@ -93,8 +93,11 @@ class ExtraInterpretersPlugin(WorkerPlugin):
         # Off the event loop: connecting may wait up to connect_timeout.
         await asyncio.to_thread(self._executor.connect)
 
-    async def teardown(self, worker):
-        """Put the replaced executor back and stop this one."""
+    def teardown(self, worker):
+        """Put the replaced executor back and stop this one, without
+        waiting: its jobs are cancelled and its threads end by themselves
+        (a worker stopped by a signal cancels what it awaits, so nothing
+        here may be awaited)."""
         executor, self._executor = self._executor, None
         if executor is None:
             return
@@ -103,8 +106,7 @@ class ExtraInterpretersPlugin(WorkerPlugin):
                 worker.executors[self.executor_name] = self._replaced
             else:
                 del worker.executors[self.executor_name]
-        # Off the event loop: a thread may be waiting to reconnect.
-        await asyncio.to_thread(executor.shutdown, cancel_futures=True)
+        executor.shutdown(wait=False, cancel_futures=True)
 
     def transition(self, key, start, finish, **kwargs):
         """Dask released a running task: stop its job in the daemon."""
