@@ -105,9 +105,19 @@ class DaskClusterTest(unittest.TestCase):
 
     @classmethod
     def _stop_hosts(cls):
+        # Every task ran cleanly: no daemon died, and none retired an
+        # interpreter (a job that left a thread behind, as importing dask
+        # in a sub-interpreter does).
+        trouble = {name: daemon.log() for name, daemon in
+                   cls.hosts.daemons.items()
+                   if daemon.process.poll() is not None
+                   or "interpreter retired" in daemon.log()}
         left = cls.hosts.stop()
         if left:
             raise AssertionError(f"processes left behind: {left}")
+        if trouble:
+            raise AssertionError(f"a daemon exited or retired an "
+                                 f"interpreter; their logs: {trouble}")
 
     def test_1000_tasks_through_map_run_in_both_daemons(self):
         futures = self.client.map(dask_jobs.square_where, range(1000))
@@ -129,8 +139,18 @@ class DaskClusterTest(unittest.TestCase):
                          {(pid, "interpreter")
                           for pid in self.hosts.daemon_pids})
 
-    def test_a_bag_runs_dask_functions_in_the_daemon(self):
+    def test_a_bag_runs_dask_functions_in_the_process_lane(self):
+        # dask.bag's own chunk functions call the user's: those tasks go to
+        # the process lane (a sub-interpreter importing dask would be
+        # retired after each).
         bag = dask.bag.from_sequence(range(100), npartitions=4)
+        results = bag.map(dask_jobs.square_where).compute()
+        self.assertEqual([value for value, _ in results],
+                         [x * x for x in range(100)])
+        self.assertEqual({lane for _, (_, _, _, _, lane) in results},
+                         {"process"})
+        self.assertLessEqual({where[1] for _, where in results},
+                             self.hosts.daemon_pids)
         self.assertEqual(bag.map(dask_jobs.square_where).pluck(0).sum()
                          .compute(), sum(x * x for x in range(100)))
 
@@ -256,6 +276,22 @@ class PlanTest(unittest.TestCase):
         fused = spec.GraphNode.fuse(a, b, c)
         fn, args, _ = self.check(fused, {"x": 7, "y": 5})
         self.assertIsInstance(args[0], _dask_calls.Graph)
+
+    def test_jobs_calling_dask_go_to_the_process_lane(self):
+        spec, apply = self.spec, dask.utils.apply
+        tasks = {
+            "auto": spec.Task("k", abs, -1),
+            "process": spec.Task("k", apply, abs, spec.List(-1)),
+        }
+        nested = spec.Task("k", sorted, spec.List(
+            spec.Task(None, apply, abs, spec.List(spec.TaskRef("a")))))
+        tasks["process (nested)"] = nested
+        for expected, task in tasks.items():
+            fn, args, _ = self.check(task, {"a": -2})
+            self.assertEqual(_dask_plan.lane_for(fn, args, "auto"),
+                             expected.split()[0], expected)
+            self.assertEqual(_dask_plan.lane_for(fn, args, "interpreter"),
+                             "interpreter")
 
     def test_a_legacy_tuple_of_results(self):
         spec = self.spec

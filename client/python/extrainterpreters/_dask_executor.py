@@ -175,7 +175,8 @@ class DaemonExecutor(concurrent.futures.Executor):
                 raise Reschedule()
         try:
             return self._connected().submit_with(
-                fn, args, kwargs, timeout=self._timeout, lane=self._lane)
+                fn, args, kwargs, timeout=self._timeout,
+                lane=_dask_plan.lane_for(fn, args, self._lane))
         except DaemonConnectionError as exc:
             if not self._shutdown:
                 self._daemon_lost(exc)
