@@ -198,6 +198,15 @@ class DaskClusterTest(unittest.TestCase):
                 30, "the interpreter to be free")
         self.assertEqual(future.status, "cancelled")
 
+    def test_an_opt_in_executor_by_annotation(self):
+        self.client.register_plugin(ExtraInterpretersPlugin(
+            executor_name="ei"))
+        with dask.annotate(executor="ei"):
+            future = self.client.submit(dask_jobs.square_where, 5, pure=False)
+        value, where = future.result(WAIT)
+        self.assertEqual((value, where[4]), (25, "interpreter"))
+        self.assertIn(where[1], self.hosts.daemon_pids)
+
     def test_the_worker_threads_stay_available_by_annotation(self):
         with dask.annotate(executor="threads"):
             future = self.client.submit(dask_jobs.square_where, 4, pure=False)

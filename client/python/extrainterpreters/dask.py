@@ -29,6 +29,11 @@ had stays available as ``executor="threads"``, for
 ``dask.annotate(executor="threads")``). Give it another ``executor_name``
 to make it opt-in per task instead: ``dask.annotate(executor="ei")``.
 
+What goes to the daemon is the task's own call, ``fn(*args, **kwargs)``
+(``_dask_plan``), with the usual lane routing (a numpy task runs in a
+worker process); a task that calls dask's own functions (``dask.bag``'s
+chunk functions) runs in the process lane.
+
 A task released while it runs (``future.cancel()``, a lost dependency)
 has its daemon job stopped; one whose daemon restarted is run again by
 Dask; a worker whose daemon stays unreachable for ``reconnect_timeout``
