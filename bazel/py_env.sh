@@ -6,6 +6,7 @@
 # ./test.sh and bench/run.sh.
 #
 #   ei_py_env tests/requirements.txt   # prints the environment's site-packages
+#   ei_py_env tests/requirements.txt /path/to/python3.12   # for that Python
 set -euo pipefail
 
 # The CPython that Bazel's @local_python found (bazel/python.bzl).
@@ -21,8 +22,8 @@ ei_build_python() {
 }
 
 ei_py_env() {
-  local requirements=$1 python version key dir
-  python=$(ei_build_python)
+  local requirements=$1 python=${2:-} version key dir
+  [ -n "$python" ] || python=$(ei_build_python)
   version=$("$python" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
   key=$( (echo "$python"; cat "$requirements") | sha256sum | cut -c1-16)
   dir="${EI_PY_ENV_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/extrainterpreters/py-env}/$version-$key"

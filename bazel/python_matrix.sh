@@ -68,6 +68,7 @@ if [ "${#others[@]}" -eq 0 ]; then
   exit 0
 fi
 
+source bazel/py_env.sh
 workspace=$(printf %s "$PWD" | md5sum | cut -c1-12)
 status=0
 summary=()
@@ -76,10 +77,13 @@ for entry in "${others[@]}"; do
   executable=${entry#* }
   base="${XDG_CACHE_HOME:-$HOME/.cache}/extrainterpreters/matrix/${workspace}-${version}"
   echo "python matrix: //tests/... with the daemon built against CPython ${version} (${executable})"
+  # The test-only packages (numpy, pandas), built for this Python.
+  site_packages=$(ei_py_env tests/requirements.txt "$executable")
   log=$(mktemp)
   result=0
   EXTRAINTERPRETERS_PYTHON="$executable" bazel --output_base="$base" \
-    test //tests/... --test_summary=short "$@" 2>&1 | tee "$log" || result=$?
+    test //tests/... --test_summary=short \
+    --test_env=EI_TEST_SITE_PACKAGES="$site_packages" "$@" 2>&1 | tee "$log" || result=$?
   passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" || true)
   failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE)' "$log" || true)
   rm -f "$log"

@@ -10,6 +10,7 @@ import importlib
 import mmap
 import importlib.util
 import os
+import signal
 import sys
 import threading
 import time
@@ -345,3 +346,15 @@ def keeper_and_bytes(size, seed):
     """A large result whose first item keeps a view of the file it came in."""
     data = pattern(size, seed)
     return Keeper(data), data
+
+
+def segfault():
+    """Ends the process with SIGSEGV: a read of address 0 where ctypes
+    loads (sub-interpreters of 3.13, worker processes); in a sub-interpreter
+    of 3.12, whose _ctypes refuses them, the same signal raised by the job."""
+    try:
+        import ctypes
+    except ImportError:
+        signal.raise_signal(signal.SIGSEGV)
+    else:
+        ctypes.string_at(0)

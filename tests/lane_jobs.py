@@ -76,11 +76,13 @@ def sleep_with_numpy(started_path, seconds):
 
 def stuck_in_c_with_numpy(started_path, seconds):
     """A numpy job stuck in one C call that holds the GIL, with the stop
-    signal blocked: only killing its process ends it early."""
+    signal blocked: only killing its process ends it early. The signal is
+    blocked first, so a stop that comes early (a slow import on a busy
+    machine) cannot end the job the polite way either."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     import ctypes
     import numpy
     numpy.zeros(3)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     open(started_path, "a").close()
     ctypes.PyDLL(None).sleep(int(seconds))  # PyDLL: the GIL stays held
     return "not stopped"

@@ -138,10 +138,15 @@ class StopTest(harness.DaemonTestCase):
 
     def test_a_job_stuck_in_c_is_killed_after_the_grace_period(self):
         started = self.started_path()
+        # The worker has numpy and this module loaded, so the job reaches
+        # its blocked signal soon after it is sent.
+        self.assertEqual(self.client.run(lane_jobs.getpid, lane="process"),
+                         process_pids(self.client)[0])
+        self.client.run(numpy.add, 1, 1)
         pid = process_pids(self.client)
         with self.assertRaises(JobTimeout) as cm:
             self.client.run(lane_jobs.stuck_in_c_with_numpy, started, 600,
-                            timeout=0.5)
+                            timeout=2, lane="process")
         self.assertIn("was killed and replaced", str(cm.exception))
         self.assertIn(f"(pid {pid[0]})", str(cm.exception))
         self.assertEqual(self.client.run(numpy.add, 4, 4), 8)

@@ -5,7 +5,6 @@ executor and module-level run() carry on with the new daemon on the same
 socket."""
 
 import asyncio
-import ctypes
 import os
 import signal
 import time
@@ -103,7 +102,7 @@ class RestartTest(unittest.TestCase):
         self.addCleanup(os.environ.pop, "EXTRAINTERPRETERS_SOCKET")
         self.assertEqual(extrainterpreters.run(jobs.add, 2, 2), 4)
         waiting = self.in_flight(client, 1)  # the other worker takes the crash
-        crash = client.submit(ctypes.string_at, 0, lane="interpreter")
+        crash = client.submit(jobs.segfault, lane="interpreter")
         self.daemon.process.wait(WAIT)  # the segfault ended the daemon
         self.assertEqual(self.daemon.process.returncode, -signal.SIGSEGV)
         self.assert_lost(waiting + [crash])

@@ -93,26 +93,19 @@ void InterpreterPool::Retire(Worker* interpreter) {
       if (!shutting_down_) StartPoolWorkerLocked();
       break;
     }
-    for (auto it = leases_.begin(); it != leases_.end(); ++it) {
-      if (it->second.get() != interpreter) continue;
-      lost_lease = it->first;
-      lost_leases_.insert(it->first);
-      orphans = it->second->queue().CloseAndTake();
-      retiring_.push_back(std::move(it->second));
-      leases_.erase(it);
+    auto lost = leases_.Lose(interpreter);
+    if (lost.worker) {
+      lost_lease = lost.id;
+      orphans = std::move(lost.orphans);
+      retiring_.push_back(std::move(lost.worker));
       if (spare_ == nullptr && !shutting_down_) StartSpareLocked();
-      break;
     }
   }
   exit_cv_.notify_all();  // Shutdown may be waiting for this interpreter
   log::Warning("interpreter retired: worker " + std::to_string(interpreter->worker_id()) +
                " did not end a stopped job within the grace period" +
                (lost_lease ? "; lease " + std::to_string(lost_lease) + " has ended" : ""));
-  for (Job& job : orphans) {
-    JobReply reply;
-    reply.disposition = Disposition::kLeaseLost;
-    if (!job.is_abandoned()) job.control->Answer(std::move(reply));
-  }
+  AnswerLeaseLost(orphans);
 }
 
 void InterpreterPool::StartSpareLocked() {
@@ -126,10 +119,10 @@ void InterpreterPool::StartSpareLocked() {
 LeaseGrant InterpreterPool::AssignSpareLocked() {
   LeaseGrant grant;
   grant.ok = true;
-  grant.lease_id = next_lease_id_++;
   grant.interpreter_id = spare_->Snapshot().interpreter_id;
+  grant.lease_id = leases_.NewId();
   spare_->MarkLeased(grant.lease_id);
-  leases_[grant.lease_id] = std::move(spare_);
+  leases_.Grant(grant.lease_id, std::move(spare_));
   spare_ready_ = false;
   // Keep one warm interpreter ready while another lease could still fit.
   if (workers_ + static_cast<int>(leases_.size()) < options_.max_interpreters) {
@@ -188,31 +181,18 @@ void InterpreterPool::OnSpareReady(Interpreter& spare, const Status& status) {
 
 Scheduler::LeaseSubmit InterpreterPool::SubmitToLease(std::uint64_t lease_id, Job& job) {
   std::lock_guard lock(mu_);
-  auto it = leases_.find(lease_id);
-  if (it == leases_.end()) {
-    return lost_leases_.contains(lease_id) ? Scheduler::LeaseSubmit::kLost
-                                           : Scheduler::LeaseSubmit::kUnknown;
-  }
+  Interpreter* leased = leases_.Find(lease_id);
+  if (leased == nullptr) return leases_.Missing(lease_id);
   stopper_.Track(job.control);
-  if (!it->second->queue().Push(job)) AnswerShuttingDown(job);
+  if (!leased->queue().Push(job)) AnswerShuttingDown(job);
   return Scheduler::LeaseSubmit::kQueued;
 }
 
 bool InterpreterPool::Release(std::uint64_t lease_id, std::function<void()> done) {
-  std::lock_guard lock(mu_);
-  auto it = leases_.find(lease_id);
-  if (it == leases_.end()) {
-    // A lost lease has ended already; releasing it is no error.
-    if (lost_leases_.erase(lease_id) == 0) return false;
-    done();
-    return true;
-  }
-  Interpreter* leased = it->second.get();
-  release_done_[leased] = std::move(done);
-  retiring_.push_back(std::move(it->second));
-  leases_.erase(it);
-  leased->Stop();
-  if (spare_ == nullptr && !shutting_down_) StartSpareLocked();
+  std::unique_lock lock(mu_);
+  // A lost lease has ended already; releasing it is no error.
+  if (!leases_.End(lease_id, std::move(done), lock, &retiring_)) return false;
+  if (lock.owns_lock() && spare_ == nullptr && !shutting_down_) StartSpareLocked();
   return true;
 }
 
@@ -222,11 +202,7 @@ void InterpreterPool::OnExit(Interpreter& interpreter) {
     std::lock_guard lock(mu_);
     exited_.insert(&interpreter);
     exit_cv_.notify_all();
-    auto it = release_done_.find(&interpreter);
-    if (it != release_done_.end()) {
-      done = std::move(it->second);
-      release_done_.erase(it);
-    }
+    done = leases_.TakeEnded(&interpreter);
   }
   if (done) done();
 }
@@ -308,11 +284,10 @@ void InterpreterPool::TakeEverythingLocked(std::vector<std::unique_ptr<Interpret
                                            std::vector<Job>* unrun) {
   *unrun = pool_queue_->CloseAndTake();
   for (auto& it : pool_) all->push_back(std::move(it));
-  for (auto& [id, it] : leases_) all->push_back(std::move(it));
+  leases_.TakeAll(all);
   if (spare_) all->push_back(std::move(spare_));
   for (auto& it : retiring_) all->push_back(std::move(it));
   pool_.clear();
-  leases_.clear();
   retiring_.clear();
   for (auto& it : *all) {
     for (Job& job : it->queue().CloseAndTake()) unrun->push_back(std::move(job));
@@ -337,8 +312,7 @@ bool InterpreterPool::AwaitExit(Interpreter& interpreter) {
 std::size_t InterpreterPool::QueueDepth() const {
   std::lock_guard lock(mu_);
   std::size_t depth = pool_queue_->size();
-  for (const auto& [id, it] : leases_) depth += it->queue().size();
-  return depth;
+  return depth + leases_.QueueDepth();
 }
 
 PoolSnapshot InterpreterPool::Snapshot() const {
@@ -349,10 +323,8 @@ PoolSnapshot InterpreterPool::Snapshot() const {
   snap.active_leases = leases_.size();
   snap.queue_depth = pool_queue_->size();
   for (const auto& it : pool_) snap.interpreters.push_back(it->Snapshot());
-  for (const auto& [id, it] : leases_) {
-    snap.interpreters.push_back(it->Snapshot());
-    snap.queue_depth += it->queue().size();
-  }
+  leases_.ForEach([&](const Interpreter& it) { snap.interpreters.push_back(it.Snapshot()); });
+  snap.queue_depth += leases_.QueueDepth();
   if (spare_) snap.interpreters.push_back(spare_->Snapshot());
   return snap;
 }

@@ -18,6 +18,7 @@
 #include "daemon/core/interpreter.h"
 #include "daemon/core/job.h"
 #include "daemon/core/job_totals.h"
+#include "daemon/core/lease_book.h"
 #include "daemon/core/run_queue.h"
 #include "daemon/core/scheduler.h"
 #include "daemon/core/job_stopper.h"
@@ -110,18 +111,15 @@ class InterpreterPool {
 
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<Interpreter>> pool_;
-  std::map<std::uint64_t, std::unique_ptr<Interpreter>> leases_;
+  LeaseBook<Interpreter> leases_{1};
   std::unique_ptr<Interpreter> spare_;
   bool spare_ready_ = false;
   std::deque<std::function<void(LeaseGrant)>> waiting_leases_;
   std::vector<std::unique_ptr<Interpreter>> retiring_;  // released or failed, ending
   std::set<const Interpreter*> exited_;                 // threads past their last callback
   std::condition_variable exit_cv_;                     // exited_ grew, or one was retired
-  std::map<const Interpreter*, std::function<void()>> release_done_;
-  std::set<std::uint64_t> lost_leases_;  // leases whose interpreter was retired
   int workers_;  // the pool's target size: options_.workers until Resize
   int next_worker_id_ = 1;
-  std::uint64_t next_lease_id_ = 1;
   int pool_warm_ = 0;
   bool ready_reported_ = false;
   bool shutting_down_ = false;

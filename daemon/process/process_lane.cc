@@ -92,9 +92,9 @@ void ProcessLane::OnReady(ProcessWorker& worker, const Status& status, bool pool
       grant = {status.ok(), 0, -1, status.ok() ? "" : "internal",
                status.ok() ? "" : "cannot start a process worker for the lease: " + status.message()};
       if (status.ok()) {
-        grant.lease_id = next_lease_id_++;
         grant.process_worker = worker.worker_id();
         grant.pid = worker.Snapshot().pid;
+        grant.lease_id = leases_.NewId();
         worker.MarkLeased(grant.lease_id);
       }
     }
@@ -110,7 +110,7 @@ void ProcessLane::OnReady(ProcessWorker& worker, const Status& status, bool pool
       // Moved from the starting set to the leases (see Lease).
       for (auto it = retiring_.begin(); it != retiring_.end(); ++it) {
         if (it->get() != &worker) continue;
-        leases_[grant.lease_id] = std::move(*it);
+        leases_.Grant(grant.lease_id, std::move(*it));
         retiring_.erase(it);
         break;
       }
@@ -173,61 +173,32 @@ void ProcessLane::Lease(std::function<void(LeaseGrant)> done) {
 
 Scheduler::LeaseSubmit ProcessLane::SubmitToLease(std::uint64_t lease_id, Job& job) {
   std::lock_guard lock(mu_);
-  auto it = leases_.find(lease_id);
-  if (it == leases_.end()) {
-    return lost_leases_.contains(lease_id) ? Scheduler::LeaseSubmit::kLost
-                                           : Scheduler::LeaseSubmit::kUnknown;
-  }
+  ProcessWorker* leased = leases_.Find(lease_id);
+  if (leased == nullptr) return leases_.Missing(lease_id);
   job.control->SetLane(Lane::kProcess);
   stopper_.Track(job.control);
-  if (!it->second->queue().Push(job)) AnswerShuttingDown(job);
+  if (!leased->queue().Push(job)) AnswerShuttingDown(job);
   return Scheduler::LeaseSubmit::kQueued;
 }
 
 bool ProcessLane::Release(std::uint64_t lease_id, std::function<void()> done) {
-  std::lock_guard lock(mu_);
-  auto it = leases_.find(lease_id);
-  if (it == leases_.end()) {
-    if (lost_leases_.erase(lease_id) == 0) return false;
-    done();
-    return true;
-  }
-  ProcessWorker* leased = it->second.get();
-  release_done_[leased] = std::move(done);
-  retiring_.push_back(std::move(it->second));
-  leases_.erase(it);
-  leased->Stop();
-  return true;
+  std::unique_lock lock(mu_);
+  return leases_.End(lease_id, std::move(done), lock, &retiring_);
 }
 
 // A worker given up on (its stopped job did not end in time) is killed; a
 // fresh one takes its place in the pool, and its lease, if it had one, ends.
 void ProcessLane::Retire(Worker* retired) {
   std::vector<Job> orphans;
-  ProcessWorker* worker = nullptr;
   {
     std::lock_guard lock(mu_);
-    for (auto& it : pool_) {
-      if (it.get() == retired) worker = it.get();
-    }
-    for (auto& [id, it] : leases_) {
-      if (it.get() == retired) {
-        worker = it.get();
-        lost_leases_.insert(id);
-        orphans = it->queue().CloseAndTake();
-      }
-    }
+    ProcessWorker* worker = TakeOutLocked(retired, &orphans);
     if (worker == nullptr) return;
-    TakeOutLocked(worker);
     worker->Kill();
   }
   log::Warning("process worker retired: worker " + std::to_string(retired->worker_id()) +
                " did not end a stopped job within the grace period; it was killed");
-  for (Job& job : orphans) {
-    JobReply reply;
-    reply.disposition = Disposition::kLeaseLost;
-    if (!job.is_abandoned()) job.control->Answer(std::move(reply));
-  }
+  AnswerLeaseLost(orphans);
 }
 
 // A worker that stops on its own (its process died, it reached max_jobs,
@@ -237,39 +208,31 @@ void ProcessLane::OnRetire(ProcessWorker& worker) {
   std::vector<Job> orphans;
   {
     std::lock_guard lock(mu_);
-    for (auto& [id, it] : leases_) {
-      if (it.get() == &worker) {
-        lost_leases_.insert(id);
-        orphans = it->queue().CloseAndTake();
-      }
-    }
-    TakeOutLocked(&worker);
+    TakeOutLocked(&worker, &orphans);
   }
-  for (Job& job : orphans) {
-    JobReply reply;
-    reply.disposition = Disposition::kLeaseLost;
-    if (!job.is_abandoned()) job.control->Answer(std::move(reply));
-  }
+  AnswerLeaseLost(orphans);
 }
 
-// Moves `worker` from the pool or the leases to the retiring ones; a pool
-// worker is replaced.
-void ProcessLane::TakeOutLocked(ProcessWorker* worker) {
+// Moves `worker` from the pool or its lease to the retiring ones and
+// returns it (null when it is in neither): a pool worker is replaced; a
+// lease ends as lost, its queued jobs put in `orphans`.
+ProcessWorker* ProcessLane::TakeOutLocked(const Worker* worker, std::vector<Job>* orphans) {
   for (auto it = pool_.begin(); it != pool_.end(); ++it) {
     if (it->get() != worker) continue;
+    ProcessWorker* taken = it->get();
     retiring_.push_back(std::move(*it));
     pool_.erase(it);
     if (!shutting_down_) StartPoolWorkerLocked();
     exit_cv_.notify_all();
-    return;
+    return taken;
   }
-  for (auto it = leases_.begin(); it != leases_.end(); ++it) {
-    if (it->second.get() != worker) continue;
-    retiring_.push_back(std::move(it->second));
-    leases_.erase(it);
-    exit_cv_.notify_all();
-    return;
-  }
+  auto lost = leases_.Lose(worker);
+  if (!lost.worker) return nullptr;
+  ProcessWorker* taken = lost.worker.get();
+  *orphans = std::move(lost.orphans);
+  retiring_.push_back(std::move(lost.worker));
+  exit_cv_.notify_all();
+  return taken;
 }
 
 void ProcessLane::OnExit(ProcessWorker& worker) {
@@ -278,10 +241,7 @@ void ProcessLane::OnExit(ProcessWorker& worker) {
     std::lock_guard lock(mu_);
     exited_.insert(&worker);
     exit_cv_.notify_all();
-    if (auto it = release_done_.find(&worker); it != release_done_.end()) {
-      done = std::move(it->second);
-      release_done_.erase(it);
-    }
+    done = leases_.TakeEnded(&worker);
   }
   if (done) done();
 }
@@ -306,10 +266,9 @@ void ProcessLane::Shutdown() {
     granting.swap(granting_);
     unrun = pool_queue_->CloseAndTake();
     for (auto& it : pool_) all.push_back(std::move(it));
-    for (auto& [id, it] : leases_) all.push_back(std::move(it));
+    leases_.TakeAll(&all);
     for (auto& it : retiring_) all.push_back(std::move(it));
     pool_.clear();
-    leases_.clear();
     retiring_.clear();
     for (auto& it : all) {
       for (Job& job : it->queue().CloseAndTake()) unrun.push_back(std::move(job));
@@ -334,7 +293,7 @@ std::vector<ProcessWorkerSnapshot> ProcessLane::Snapshot() const {
   std::vector<ProcessWorkerSnapshot> snap;
   std::lock_guard lock(mu_);
   for (const auto& it : pool_) snap.push_back(it->Snapshot());
-  for (const auto& [id, it] : leases_) snap.push_back(it->Snapshot());
+  leases_.ForEach([&](const ProcessWorker& it) { snap.push_back(it.Snapshot()); });
   return snap;
 }
 
@@ -346,8 +305,7 @@ bool ProcessLane::ready() const {
 std::size_t ProcessLane::QueueDepth() const {
   std::lock_guard lock(mu_);
   std::size_t depth = pool_queue_->size();
-  for (const auto& [id, it] : leases_) depth += it->queue().size();
-  return depth;
+  return depth + leases_.QueueDepth();
 }
 
 }  // namespace ei

@@ -18,6 +18,7 @@
 #include "daemon/core/job.h"
 #include "daemon/core/job_stopper.h"
 #include "daemon/core/job_totals.h"
+#include "daemon/core/lease_book.h"
 #include "daemon/core/run_queue.h"
 #include "daemon/core/scheduler.h"
 #include "daemon/process/process_worker.h"
@@ -75,7 +76,7 @@ class ProcessLane {
   void OnRetire(ProcessWorker& worker);
   void OnExit(ProcessWorker& worker);
   void Retire(Worker* worker);
-  void TakeOutLocked(ProcessWorker* worker);
+  ProcessWorker* TakeOutLocked(const Worker* worker, std::vector<Job>* orphans);
   void ReapLocked();
   int LeasedLocked() const;
   static void AnswerShuttingDown(Job& job);
@@ -88,15 +89,12 @@ class ProcessLane {
 
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<ProcessWorker>> pool_;
-  std::map<std::uint64_t, std::unique_ptr<ProcessWorker>> leases_;
+  LeaseBook<ProcessWorker> leases_{kFirstLeaseId};
   std::map<const ProcessWorker*, std::function<void(LeaseGrant)>> granting_;  // leases starting
   std::vector<std::unique_ptr<ProcessWorker>> retiring_;  // ending; joined once exited
   std::set<const ProcessWorker*> exited_;
   std::condition_variable exit_cv_;
-  std::map<const ProcessWorker*, std::function<void()>> release_done_;
-  std::set<std::uint64_t> lost_leases_;
   int next_worker_id_ = 1;
-  std::uint64_t next_lease_id_ = kFirstLeaseId;
   int warm_ = 0;
   bool ready_reported_ = false;
   bool start_failed_ = false;
