@@ -88,6 +88,17 @@ class Hosts:
         return dask_cluster.wait_gone(marks, pids)
 
 
+def gather(client, futures):
+    """The futures' results, waiting at most WAIT seconds for them all."""
+    distributed.wait(futures, timeout=WAIT)
+    return client.gather(futures)
+
+
+def compute(client, collection):
+    """A dask collection's value, computed in at most WAIT seconds."""
+    return client.compute(collection).result(WAIT)
+
+
 def lanes(placements):
     """{(daemon pid, lane)} of placement tuples."""
     return {(where[1], where[4]) for where in placements}
@@ -110,8 +121,9 @@ class DaskClusterTest(unittest.TestCase):
         # in a sub-interpreter does).
         trouble = {name: daemon.log() for name, daemon in
                    cls.hosts.daemons.items()
-                   if daemon.process.poll() is not None
-                   or "interpreter retired" in daemon.log()}
+                   if daemon.process is not None
+                   and (daemon.process.poll() is not None
+                        or "interpreter retired" in daemon.log())}
         left = cls.hosts.stop()
         if left:
             raise AssertionError(f"processes left behind: {left}")
@@ -121,19 +133,18 @@ class DaskClusterTest(unittest.TestCase):
 
     def test_1000_tasks_through_map_run_in_both_daemons(self):
         futures = self.client.map(dask_jobs.square_where, range(1000))
-        results = self.client.gather(futures)
+        results = gather(self.client, futures)
         self.assertEqual([value for value, _ in results],
                          [x * x for x in range(1000)])
         self.assertEqual(lanes(where for _, where in results),
                          {(pid, "interpreter")
                           for pid in self.hosts.daemon_pids})
-        interpreters = {(where[1], where[3]) for _, where in results}
-        self.assertGreaterEqual(len(interpreters), 3)
 
     def test_1000_delayed_tasks_and_a_total_over_all(self):
         parts = [dask.delayed(dask_jobs.add_where)(i, 1000)
                  for i in range(1000)]
-        value, placements = dask.delayed(dask_jobs.total)(parts).compute()
+        value, placements = compute(
+            self.client, dask.delayed(dask_jobs.total)(parts))
         self.assertEqual(value, sum(range(1000, 2000)))
         self.assertEqual(lanes(placements),
                          {(pid, "interpreter")
@@ -144,15 +155,16 @@ class DaskClusterTest(unittest.TestCase):
         # the process lane (a sub-interpreter importing dask would be
         # retired after each).
         bag = dask.bag.from_sequence(range(100), npartitions=4)
-        results = bag.map(dask_jobs.square_where).compute()
+        results = compute(self.client, bag.map(dask_jobs.square_where))
         self.assertEqual([value for value, _ in results],
                          [x * x for x in range(100)])
         self.assertEqual({lane for _, (_, _, _, _, lane) in results},
                          {"process"})
         self.assertLessEqual({where[1] for _, where in results},
                              self.hosts.daemon_pids)
-        self.assertEqual(bag.map(dask_jobs.square_where).pluck(0).sum()
-                         .compute(), sum(x * x for x in range(100)))
+        self.assertEqual(
+            compute(self.client, bag.map(dask_jobs.square_where).pluck(0).sum()),
+            sum(x * x for x in range(100)))
 
     def test_a_numpy_task_runs_in_the_process_lane(self):
         value, where = self.client.submit(
@@ -223,14 +235,14 @@ class DaemonLossTest(unittest.TestCase):
             client = hosts.client
             futures = client.map(dask_jobs.busy_square, range(1000))
             done = 0
-            for _ in distributed.as_completed(futures):
+            for _ in distributed.as_completed(futures, timeout=WAIT):
                 done += 1
                 if done == 200:
                     break
             victim = hosts.daemons["host-a"]
             victim.process.kill()
             victim.process.wait()
-            results = client.gather(futures)
+            results = gather(client, futures)
             self.assertEqual([value for value, _ in results],
                              [x * x for x in range(1000)])
             survivor = hosts.daemons["host-b"].process.pid
