@@ -136,6 +136,8 @@ def _result(layout, client, rounds):
             "through_daemon": through_daemon,
             "worker_pids": sorted(client.run(os.getpid).values()),
             "seconds": times, "median": statistics.median(times),
+            "cpus_used_per_round": [ours for _, ours, _ in rounds],
+            "cpus_others_per_round": [others for _, _, others in rounds],
             "cpus_used": statistics.median(ours for _, ours, _ in rounds),
             "cpus_others": statistics.median(o for _, _, o in rounds)}
 
