@@ -1,5 +1,6 @@
-"""A real Dask cluster for tests and benchmarks: a scheduler and worker
-processes (``python -m distributed.cli.dask_*``), started and stopped here.
+"""A real Dask cluster for tests: a scheduler and worker processes
+(``python -m distributed.cli.dask_*``), started and stopped here, on the
+loopback or each worker in a network namespace of its own (``Network``).
 
 Every process gets SIGTERM if the process that started it dies
 (``setpriv --pdeathsig``), and the workers leave by themselves when the
@@ -23,19 +24,115 @@ START_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
 
 
-class DaskCluster:
-    """A scheduler on ``host`` (TCP, an ephemeral port) and named workers.
+class Network:
+    """Hosts of their own on one bridge, made with network namespaces.
 
-    ``wrap(name)`` may return a command prefix for a worker (``nsenter``
-    into a network namespace, say); ``host`` is the address the scheduler
-    listens on and the workers reach it at.
+    ``enter()`` moves this process into a new network namespace, where a
+    bridge (``HOST``) is the scheduler's host; each worker started with
+    ``wrap()`` gets a namespace of its own, a veth into the bridge and an
+    address on it, so Dask's traffic (client to scheduler, scheduler to
+    worker, worker to worker) is TCP between namespaces. Everything is
+    anonymous: it ends with the processes (a worker's namespace and its
+    veth pair when the worker exits, the bridge with this process), so a
+    killed test leaves nothing. Needs CAP_SYS_ADMIN and CAP_NET_ADMIN (root).
     """
 
-    def __init__(self, site_packages, *, host="127.0.0.1", wrap=None):
+    HOST = "10.201.0.1"
+    _BRIDGE = "ei-dask-br"
+
+    def __init__(self):
+        self._ip = _tool("ip")
+        self._nsenter = _tool("nsenter")
+        self._unshare = _tool("unshare")
+        self._next = 1
+
+    @classmethod
+    def enter(cls):
+        """Move this process into a namespace of its own, with the bridge.
+        Call it before any thread starts (a namespace is per thread, and
+        threads inherit it). Return the Network, or raise OSError."""
+        network = cls()
+        os.unshare(os.CLONE_NEWNET)
+        network._run("link", "set", "lo", "up")
+        network._run("link", "add", cls._BRIDGE, "type", "bridge")
+        network._run("addr", "add", f"{cls.HOST}/24", "dev", cls._BRIDGE)
+        network._run("link", "set", cls._BRIDGE, "up")
+        return network
+
+    def wrap(self, ready):
+        """(command prefix, address) for a worker: the prefix runs it in a
+        new namespace once the file ``ready`` exists (``attach`` makes it
+        after the network is up); ``address`` is the worker's."""
+        self._next += 1
+        address = f"10.201.0.{self._next}"
+        wait = ('i=0; until [ -e "$0" ]; do i=$((i+1)); '
+                f'[ $i -lt {int(START_TIMEOUT * 20)} ] || exit 70; '
+                'sleep 0.05; done; exec "$@"')
+        return [self._unshare, "--net", "--", "/bin/sh", "-c", wait,
+                ready], address
+
+    def attach(self, process, address, ready):
+        """Link the namespace of ``process`` (started with ``wrap``) to the
+        bridge, give it ``address``, then create ``ready``."""
+        pid = process.pid
+        own = os.readlink("/proc/self/ns/net")
+        harness.wait_until(
+            lambda: _namespace(pid) not in (own, None) or _exited(process),
+            START_TIMEOUT, f"worker {pid} to enter its network namespace")
+        if process.poll() is not None:
+            raise AssertionError(f"worker {pid} exited with status "
+                                 f"{process.returncode} before its network")
+        veth = f"ei-veth{address.rsplit('.', 1)[1]}"
+        self._run("link", "add", veth, "type", "veth", "peer", "name", "eth0",
+                  "netns", str(pid))
+        self._run("link", "set", veth, "master", self._BRIDGE, "up")
+        inside = [self._nsenter, f"--net=/proc/{pid}/ns/net", self._ip]
+        for args in (("link", "set", "lo", "up"),
+                     ("addr", "add", f"{address}/24", "dev", "eth0"),
+                     ("link", "set", "eth0", "up")):
+            _check([*inside, *args])
+        harness.touch(ready)
+
+    def _run(self, *args):
+        _check([self._ip, *args])
+
+
+def _tool(name):
+    path = shutil.which(name, path=os.pathsep.join(
+        [os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/bin", "/bin"]))
+    if path is None:
+        raise OSError(f"{name} is not installed (needed for network "
+                      f"namespaces)")
+    return path
+
+
+def _check(command):
+    ran = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    if ran.returncode != 0:
+        raise OSError(f"{' '.join(command)} failed ({ran.returncode}): "
+                      f"{ran.stderr.strip()}")
+
+
+def _namespace(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
+def _exited(process):
+    return process.poll() is not None
+
+
+class DaskCluster:
+    """A scheduler (TCP, an ephemeral port) and named workers, on
+    127.0.0.1, or each worker on a host of its own in ``network``."""
+
+    def __init__(self, site_packages, *, network=None):
         self.tmpdir = tempfile.mkdtemp(prefix="ei-dask-", dir="/tmp")
         self.site_packages = site_packages
-        self.host = host
-        self._wrap = wrap or (lambda name: [])
+        self.network = network
+        self.host = network.HOST if network else "127.0.0.1"
         self.scheduler = None
         self.address = None
         self.workers = {}  # name -> Popen
@@ -62,14 +159,21 @@ class DaskCluster:
 
     def start_worker(self, name, *, nthreads=2, env=None, args=()):
         """Start a worker (no nanny) named ``name``; it joins the scheduler."""
+        wrap, address = [], "127.0.0.1"
+        ready = os.path.join(self.tmpdir, f"{name}.network-ready")
+        if self.network is not None:
+            wrap, address = self.network.wrap(ready)
         command = ["distributed.cli.dask_worker", self.address,
                    "--name", name, "--nthreads", str(nthreads), "--no-nanny",
                    "--no-dashboard", "--death-timeout", "60",
+                   "--host", address,
                    "--local-directory", os.path.join(self.tmpdir, name),
                    *args]
-        self.workers[name] = self._spawn(name, command, env=env,
-                                         wrap=self._wrap(name))
-        return self.workers[name]
+        process = self._spawn(name, command, env=env, wrap=wrap)
+        self.workers[name] = process
+        if self.network is not None:
+            self.network.attach(process, address, ready)
+        return process
 
     def wait_for_workers(self, client, count):
         """Wait until ``count`` workers are registered with the scheduler."""
@@ -99,7 +203,9 @@ class DaskCluster:
 
     def _spawn(self, name, module_args, *, env=None, wrap=()):
         log = open(os.path.join(self.tmpdir, f"{name}.log"), "wb")
-        command = [*wrap, "setpriv", "--pdeathsig", "TERM", "--",
+        # setpriv runs last: the parent whose death sends SIGTERM is this
+        # process, however many execs come before.
+        command = [*wrap, _tool("setpriv"), "--pdeathsig", "TERM", "--",
                    sys.executable, "-m", *module_args]
         with log:
             return subprocess.Popen(command, env=self.environment(**(env or {})),

@@ -20,12 +20,24 @@ import harness
 
 SITE = harness.test_site_packages()
 sys.path.append(SITE)
+import dask_cluster  # noqa: E402
+
+# Each Dask worker is a host of its own in a network namespace, reaching the
+# scheduler (in this process's namespace) over TCP; where namespaces cannot
+# be made (not root), every process is on 127.0.0.1 instead and the tests
+# say so. Made first: a namespace is per thread, and imports may start some.
+try:
+    NETWORK, NO_NETWORK = dask_cluster.Network.enter(), None
+except OSError as exc:
+    NETWORK, NO_NETWORK = None, str(exc)
+    print(f"dask_e2e_test: no network namespaces ({exc}); every Dask "
+          f"process listens on 127.0.0.1", file=sys.stderr)
+
 import dask  # noqa: E402  (from the test-only environment)
 import dask.bag  # noqa: E402
 import distributed  # noqa: E402
 import numpy  # noqa: E402
 
-import dask_cluster  # noqa: E402
 import dask_jobs  # noqa: E402
 import extrainterpreters  # noqa: E402
 from extrainterpreters import _dask_calls, _dask_plan  # noqa: E402
@@ -48,7 +60,7 @@ class Hosts:
 
     def __init__(self, reconnect_timeout=10.0):
         self.daemons = {}
-        self.cluster = dask_cluster.DaskCluster(SITE)
+        self.cluster = dask_cluster.DaskCluster(SITE, network=NETWORK)
         self.client = None
         self.reconnect_timeout = reconnect_timeout
         self.daemon_pids = set()
@@ -130,6 +142,23 @@ class DaskClusterTest(unittest.TestCase):
         if trouble:
             raise AssertionError(f"a daemon exited or retired an "
                                  f"interpreter; their logs: {trouble}")
+
+    def test_each_worker_is_a_host_of_its_own(self):
+        if NETWORK is None:
+            self.skipTest(f"no network namespaces here: {NO_NETWORK}")
+        scheduler = self.client.scheduler_info()
+        self.assertTrue(scheduler["address"].startswith(
+            f"tcp://{NETWORK.HOST}:"), scheduler["address"])
+        hosts = {info["name"]: info["host"]
+                 for info in scheduler["workers"].values()}
+        self.assertEqual(set(hosts), {"host-a", "host-b"})
+        self.assertEqual(len(set(hosts.values())), 2, hosts)
+        self.assertNotIn(NETWORK.HOST, hosts.values())
+        # Each worker's process sees only its own address.
+        own = self.client.run(_addresses)
+        for address, seen in own.items():
+            host = address.split("//")[1].rsplit(":", 1)[0]
+            self.assertEqual(seen, [host], own)
 
     def test_1000_tasks_through_map_run_in_both_daemons(self):
         futures = self.client.map(dask_jobs.square_where, range(1000))
@@ -356,6 +385,22 @@ class PackageTest(unittest.TestCase):
         self.assertIn('Requires-Dist: distributed>=2025.1.0; extra == "dask"\n',
                       metadata)
         self.assertNotIn("Requires-Dist: distributed>=2025.1.0\n", metadata)
+
+
+def _addresses():
+    """The IPv4 addresses of this process's network namespace, but
+    loopback's (run on each worker by Client.run)."""
+    import socket
+    addresses = []
+    for _, name in socket.if_nameindex():
+        if name == "lo":
+            continue
+        ran = subprocess.run([dask_cluster._tool("ip"), "-4", "-o", "addr",
+                              "show", "dev", name], capture_output=True,
+                             text=True, check=True)
+        addresses += [line.split()[3].split("/")[0]
+                      for line in ran.stdout.splitlines()]
+    return addresses
 
 
 def _read(path):
