@@ -1,6 +1,8 @@
 """extrainterpreters.dask with real Dask: a scheduler and two Dask workers,
 each bound to a daemon of its own ($EXTRAINTERPRETERS_SOCKET), as two hosts
-would be; the scheduler is reached over TCP.
+would be. As root, each worker is in a network namespace of its own, and
+the scheduler, the client and the other worker are reached over TCP across
+a bridge (dask_cluster.Network); otherwise all listen on 127.0.0.1.
 
 dask, distributed and numpy come from the test-only environment ./test.sh
 makes (tests/requirements.txt); the workers and the daemons see them on
