@@ -16,7 +16,8 @@ speedup over the single slot; two slots can reach 2x at most. Each round
 also counts the CPU its layout's processes used (this one, the workers,
 the daemon) and what the rest of the machine took meanwhile
 (/proc/stat): on a shared machine the second says how far to trust the
-first.
+first, and a second table shows the round in which the rest of the machine
+was quietest.
 
     bench/run.sh --dask-scaling                   # 100 tasks x 5 rounds
     bench/run.sh --dask-scaling --tasks 100 --rounds 1 --json out.json
@@ -209,6 +210,14 @@ def _stop_daemon(process):
         process.wait()
 
 
+def _quietest_round(results):
+    """The round in which the most the rest of the machine took during any
+    layout's turn was least: the layouts' fairest comparison."""
+    rounds = len(next(iter(results.values()))["seconds"])
+    return min(range(rounds), key=lambda r: max(
+        result["cpus_others_per_round"][r] for result in results.values()))
+
+
 def _report(results, options):
     base = results["single slot"]["median"]
     print(f"\n{options.tasks} tasks of bench_jobs.spin({options.iterations:,})"
@@ -226,6 +235,17 @@ def _report(results, options):
               f" - {max(result['seconds']):.2f} | "
               f"{options.tasks / median:.0f} | {base / median:.2f}x | "
               f"{result['cpus_used']:.2f} | {result['cpus_others']:.2f} |")
+    quiet = _quietest_round(results)
+    others = max(r["cpus_others_per_round"][quiet] for r in results.values())
+    base = results["single slot"]["seconds"][quiet]
+    print(f"\nThe quietest round (round {quiet + 1}: the rest of the machine "
+          f"used at most {others:.2f} CPUs during any layout's turn):\n")
+    print("| layout | round (s) | speedup over one slot | CPUs it used |")
+    print("|---|---:|---:|---:|")
+    for name, result in results.items():
+        seconds = result["seconds"][quiet]
+        print(f"| {name} | {seconds:.2f} | {base / seconds:.2f}x | "
+              f"{result['cpus_used_per_round'][quiet]:.2f} |")
     if options.json:
         with open(options.json, "w") as f:
             json.dump({"tasks": options.tasks,
