@@ -41,6 +41,7 @@ import distributed  # noqa: E402
 import numpy  # noqa: E402
 
 import dask_jobs  # noqa: E402
+import jobs  # noqa: E402
 import extrainterpreters  # noqa: E402
 from extrainterpreters import _dask_calls, _dask_plan  # noqa: E402
 from extrainterpreters.dask import ExtraInterpretersPlugin  # noqa: E402
@@ -228,7 +229,7 @@ class DaskClusterTest(unittest.TestCase):
                             for name in ("started", "release"))
         self.addCleanup(harness.touch, release)
         future = self.client.submit(dask_jobs.spin_until, started, release)
-        pid = int(harness.wait_until(lambda: _read(started), WAIT,
+        pid = int(harness.wait_until(lambda: _first_line(started), WAIT,
                                      "the job to start"))
         with self.hosts.daemon_of(pid).client(self) as daemon:
             before = daemon.status()["totals"]["cancelled"]
@@ -405,12 +406,10 @@ def _addresses():
     return addresses
 
 
-def _read(path):
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except FileNotFoundError:
-        return None
+def _first_line(path):
+    """The first line of ``path``, or None while it has none."""
+    lines = jobs.read_lines(path)
+    return lines[0] if lines else None
 
 
 def _client_source_dir():
