@@ -31,9 +31,14 @@ bazel/check_layering.sh
 source bazel/py_env.sh
 site_packages=$(ei_py_env tests/requirements.txt)
 
+# Compiled objects are shared through a disk cache outside the tree, so a
+# fresh clone (CI) or the Python matrix's other output base reuses what an
+# earlier build compiled; test results are never taken from it under CI.
+source bazel/disk_cache.sh
 log=$(mktemp)
 status=0
-bazel test //... --test_summary=short --test_env=EI_TEST_SITE_PACKAGES="$site_packages" "$@" 2>&1 | tee "$log" || status=$?
+bazel test //... --test_summary=short --test_env=EI_TEST_SITE_PACKAGES="$site_packages" \
+  "${EI_BAZEL_CACHE_FLAGS[@]}" "$@" 2>&1 | tee "$log" || status=$?
 passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" || true)
 failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE)' "$log" || true)
 rm -f "$log"

@@ -69,6 +69,7 @@ if [ "${#others[@]}" -eq 0 ]; then
 fi
 
 source bazel/py_env.sh
+source bazel/disk_cache.sh
 workspace=$(printf %s "$PWD" | md5sum | cut -c1-12)
 status=0
 summary=()
@@ -83,7 +84,8 @@ for entry in "${others[@]}"; do
   result=0
   EXTRAINTERPRETERS_PYTHON="$executable" bazel --output_base="$base" \
     test //tests/... --test_summary=short \
-    --test_env=EI_TEST_SITE_PACKAGES="$site_packages" "$@" 2>&1 | tee "$log" || result=$?
+    --test_env=EI_TEST_SITE_PACKAGES="$site_packages" "${EI_BAZEL_CACHE_FLAGS[@]}" "$@" \
+    2>&1 | tee "$log" || result=$?
   passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log" || true)
   failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|FLAKY|INCOMPLETE)' "$log" || true)
   rm -f "$log"

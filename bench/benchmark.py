@@ -25,7 +25,7 @@ import time
 import extrainterpreters
 
 from bench import (figures_data, figures_latency, figures_load, figures_numpy,
-                   figures_queues, peers, report, report_targets)
+                   figures_queues, peers, report, report_peers, report_targets)
 from bench.context import Context, Settings, failure
 
 # Order matters a little: the memory figure runs before large data, so the
@@ -228,6 +228,7 @@ def run(args):
         busy_after, ours_after = cpu_seconds(ctx.daemon_pid)
         background = max(0.0, (busy_after - busy) - (ours_after - ours))
         doc["runs"][name] = {
+            "load_average": round(os.getloadavg()[0], 2),  # 1 min, at its end
             "seconds": round(seconds, 2),
             "background_cpu_s": round(background, 2),
             "background_share": round(
@@ -244,16 +245,20 @@ def run(args):
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    runs, failed = [], set()
+    runs, best_ratios, conditions, failed = [], [], [], set()
     for index in range(max(1, args.runs)):
         if args.runs > 1:
             print(f"benchmark: run {index + 1} of {args.runs}", file=sys.stderr,
                   flush=True)
         doc = run(args)
         runs.append(doc["headlines"])
+        best_ratios.append(report_peers.best_ratios(doc))
+        conditions.append({"date": doc["machine"]["date"], **doc["runs"]})
         failed.update(name for name, value in doc["figures"].items()
                       if has_error(value))
     doc["headline_runs"] = runs
+    doc["best_ratio_runs"] = best_ratios  # ours / best peer, per figure
+    doc["run_conditions"] = conditions    # each run's load, figure by figure
     text = report.markdown(doc)
     if args.out:
         os.makedirs(args.out, exist_ok=True)

@@ -184,9 +184,11 @@ class BenchmarkSmokeTest(unittest.TestCase):
         self.assertPeers(self.doc["figures"]["round_trip"]["peers"],
                          self.assertLatency)
         self.assertPeers(self.doc["figures"]["throughput"]["peers"],
-                         lambda v: self.assertSpread(v["submit"]))
+                         lambda v: (self.assertSpread(v["submit"]),
+                                    self.assertIn("chunksize",
+                                                  v["map"]["skipped"])))
         for key in ("process_pool_submit", "process_pool_map_chunked",
-                    "project_map"):
+                    "project_client_map", "project_map"):
             self.assertSpread(self.doc["figures"]["throughput"][key])
 
     def test_peers_cpu_data_cold_start_memory(self):
@@ -222,6 +224,7 @@ class BenchmarkSmokeTest(unittest.TestCase):
         self.assertIn("sub-interpreters", second["label"])
         self.assertTrue(number(second["project"]) and number(second["anchor"]))
         self.assertEqual(len(self.doc["headline_runs"]), 1)
+        self.assertEqual(len(self.doc["best_ratio_runs"]), 1)
 
     def test_markdown(self):
         with open(os.path.join(self.out, "latest.md"), encoding="utf-8") as f:

@@ -77,8 +77,12 @@ def figure_panel(ax, doc, figure):
     ours = found["project"][0]
     ratio = ours / best_value if ours is not None and best_value else None
     better = "higher" if figure.higher_is_better else "lower"
+    runs = doc.get("best_ratio_runs") or []
+    over_runs = (f" ({len(runs)} runs: "
+                 f"{report_peers.span([r.get(figure.label) for r in runs])})"
+                 if len(runs) > 1 else "")
     ax.set_title(f"{figure.label} ({figure.unit}, {better} is better)\n"
-                 f"ours / best peer = {ratio:.3g}" if ratio else
+                 f"ours / best peer = {ratio:.3g}{over_runs}" if ratio else
                  f"{figure.label} ({figure.unit})", fontsize=7.5)
     ax.set_xticks(list(xs))
     ax.set_xticklabels(labels, rotation=35, ha="right", fontsize=6)

@@ -8,8 +8,8 @@ says a user would on one machine:
 |---|---|
 | ``loky`` | ``loky.get_reusable_executor(max_workers=W, timeout=600)`` |
 | ``mpire`` | ``mpire.WorkerPool(n_jobs=W, keep_alive=True)``, the anchors' start method |
-| ``dask`` | ``distributed.LocalCluster(n_workers=W, threads_per_worker=1, processes=True)`` and a ``Client`` |
-| ``ray`` | ``ray.init(num_cpus=W)`` (a local cluster), jobs as ``ray.remote`` tasks |
+| ``dask`` | ``distributed.LocalCluster(n_workers=W, threads_per_worker=1, processes=True)`` and a ``Client``; map: a ``dask.bag`` |
+| ``ray`` | ``ray.init(num_cpus=W)`` (a local cluster), jobs as ``ray.remote`` tasks; map: ``ray.util.multiprocessing.Pool`` |
 | ``subinterpreters`` | ``SubinterpreterPool(W)``: 3.13's ``_interpreters`` in this process |
 
 ``ProcessPoolExecutor`` stays the anchor it was (``figures_*`` measure it
@@ -59,7 +59,9 @@ class Peer:
 
     slow = False          # a job costs ~1 ms or more: fewer samples
     shared = False        # other processes can connect (the clients figure)
-    chunked_map = False   # has map(..., chunksize)
+    # Why the peer has no map with a chunk size, or "" if it has one:
+    # ``map(fn, items, chunksize)``.
+    no_map = ""
     has_queue = False
 
     def __init__(self, workers, mp_context):
@@ -86,8 +88,6 @@ class Peer:
 
 
 class LokyPeer(Peer):
-    chunked_map = True
-
     def start(self):
         import loky
         self.pool = loky.get_reusable_executor(max_workers=self.workers,
@@ -98,8 +98,6 @@ class LokyPeer(Peer):
 
 
 class MpirePeer(Peer):
-    chunked_map = True
-
     def start(self):
         import mpire
         self.pool = mpire.WorkerPool(
@@ -121,6 +119,9 @@ class MpirePeer(Peer):
 
 class SubinterpreterPeer(Peer):
     has_queue = True
+    no_map = ("no map with a chunk size: 3.13 has no executor on "
+              "_interpreters, and 3.14's InterpreterPoolExecutor.map "
+              "ignores chunksize, as ThreadPoolExecutor's does")
 
     def start(self):
         self.pool = SubinterpreterPool(self.workers)
@@ -169,6 +170,13 @@ class DaskPeer(Peer):
     def gather(self, handles):
         return self.client.gather(handles)
 
+    def map(self, fn, items, chunksize):
+        # Dask's way to run many small calls as fewer tasks: a bag whose
+        # partitions hold ``chunksize`` items, one task per partition.
+        import dask.bag
+        bag = dask.bag.from_sequence(items, partition_size=chunksize)
+        return self.client.compute(bag.map(fn)).result()
+
     def make_queue(self, maxsize):
         import distributed
         return distributed.Queue(maxsize=maxsize, client=self.client)
@@ -197,6 +205,7 @@ class DaskClient(DaskPeer):
 
 class RayPeer(Peer):
     slow = shared = has_queue = True
+    map_pool = None   # ray.util.multiprocessing.Pool, at the first map
 
     def start(self):
         use_ray_path()
@@ -236,6 +245,14 @@ class RayPeer(Peer):
     def gather(self, handles):
         return self.ray.get(list(handles))
 
+    def map(self, fn, items, chunksize):
+        # Ray's map with a chunk size: ray.util.multiprocessing.Pool, W
+        # actors of this cluster (started at the first map: its warm-up).
+        if self.map_pool is None:
+            from ray.util.multiprocessing import Pool
+            self.map_pool = Pool(processes=self.workers)
+        return self.map_pool.map(fn, items, chunksize=chunksize)
+
     def make_queue(self, maxsize):
         from ray.util.queue import Queue
         return Queue(maxsize=maxsize)
@@ -244,6 +261,8 @@ class RayPeer(Peer):
         queue.shutdown()
 
     def close(self):
+        if self.map_pool is not None:
+            self.map_pool.terminate()
         self.ray.shutdown()
 
     @staticmethod

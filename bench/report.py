@@ -211,8 +211,12 @@ def _background_line(doc):
     runs = doc.get("runs", {})
     shares = ", ".join(f"{name} {run['background_share']:.0%}"
                        for name, run in runs.items())
+    loads = ", ".join(f"{name} {run['load_average']:.1f}"
+                      for name, run in runs.items() if "load_average" in run)
     return ("CPU taken by other processes during each figure (share of all "
-            f"CPUs; over ~5% makes that figure noisy): {shares}.")
+            f"CPUs; over ~5% makes that figure noisy): {shares}."
+            + (f" Load average (1 min) at the end of each: {loads}."
+               if loads else ""))
 
 
 def markdown(doc):

@@ -52,7 +52,11 @@ def figures(doc):
         Figure(f"Submit per job, {clients} client processes", "jobs/s", True,
                (tp, "project_clients", "median"), (),
                _peer(tp, "clients", "median")),
-        Figure(f"map(chunksize={k})", "jobs/s", True,
+        Figure(f"map(chunksize={k}), Client.map", "jobs/s", True,
+               (tp, "project_client_map", "median"),
+               (tp, "process_pool_map_chunked", "median"),
+               _peer(tp, "map", "median"), "client_map"),
+        Figure(f"map(chunksize={k}), the executor's", "jobs/s", True,
                (tp, "project_map", "median"),
                (tp, "process_pool_map_chunked", "median"),
                _peer(tp, "map", "median"), "map"),
@@ -148,11 +152,28 @@ def _verdict(figure, ours, other):
     return "ahead" if ahead else "behind"
 
 
+def best_ratios(doc):
+    """{figure label: ours / best peer} of one run (None where either is
+    missing): kept per run, for the spread over runs."""
+    ratios = {}
+    for figure in figures(doc):
+        found = values(doc, figure)
+        _, value = best(figure, found)
+        ours = found["project"][0]
+        ratios[figure.label] = (ours / value if ours is not None and value
+                                else None)
+    return ratios
+
+
 def peer_table(doc):
+    runs = doc.get("best_ratio_runs") or []
     head = ["figure", "extrainterpreters", *(TITLES[c] for c in COLUMNS),
             "best peer", "ours / best", ""]
+    if len(runs) > 1:
+        head.append(f"ours / best, {len(runs)} runs")
     lines = ["| " + " | ".join(head) + " |",
-             "|---|" + "---:|" * (len(COLUMNS) + 1) + "---|---:|---|"]
+             "|---|" + "---:|" * (len(COLUMNS) + 1) + "---|---:|---|"
+             + ("---|" if len(runs) > 1 else "")]
     for figure in figures(doc):
         found = values(doc, figure)
         name, value = best(figure, found)
@@ -160,11 +181,19 @@ def peer_table(doc):
         cells = [_cell(found["project"], False)]
         cells += [_cell(found[c], c == name) for c in COLUMNS]
         ratio = ours / value if ours is not None and value else None
-        lines.append(
-            f"| {figure.label} ({figure.unit}) | " + " | ".join(cells)
-            + f" | {TITLES.get(name, '—')} | {fmt(ratio)} | "
-            f"{_verdict(figure, ours, value)} |")
+        line = (f"| {figure.label} ({figure.unit}) | " + " | ".join(cells)
+                + f" | {TITLES.get(name, '—')} | {fmt(ratio)} | "
+                f"{_verdict(figure, ours, value)} |")
+        if len(runs) > 1:
+            line += f" {span([run.get(figure.label) for run in runs])} |"
+        lines.append(line)
     return lines
+
+
+def span(ratios):
+    """min – max of the ratios that are numbers, or a dash."""
+    numbers = [r for r in ratios if r is not None]
+    return f"{fmt(min(numbers))} – {fmt(max(numbers))}" if numbers else "—"
 
 
 def _cell(found, is_best):
@@ -175,7 +204,8 @@ def _cell(found, is_best):
 
 
 def unavailable_notes(doc):
-    """One line per peer that could not run a figure, with its error."""
+    """One line per peer that could not run a figure, or a part of one,
+    with its error or the reason it was skipped."""
     notes = []
     for figure_name, figure in doc["figures"].items():
         if not isinstance(figure, dict):
@@ -184,9 +214,20 @@ def unavailable_notes(doc):
             if not isinstance(holder, dict):
                 continue
             for name, value in (holder.get("peers") or {}).items():
-                note = (f"- {figure_name}, {name}: {value['unavailable']}"
-                        if isinstance(value, dict) and "unavailable" in value
-                        else None)
-                if note and note not in notes:  # a figure's round trip too
-                    notes.append(note)
+                for where, why in _reasons(value):
+                    note = f"- {figure_name}, {' '.join((name, *where))}: {why}"
+                    if note not in notes:  # a figure's round trip too
+                        notes.append(note)
     return notes
+
+
+def _reasons(value, where=()):
+    """(path, reason) of each skipped, unavailable or failed part."""
+    if not isinstance(value, dict):
+        return
+    for word in ("unavailable", "skipped", "error"):
+        if word in value:
+            yield where, f"{word}: {value[word]}"
+            return
+    for key, inner in value.items():
+        yield from _reasons(inner, (*where, key))

@@ -22,8 +22,7 @@ def _best_row(doc, figure, among, label, target, limit, anchor_prefix=""):
 def targets(doc):
     """The rows of issue 15's target table, in its order."""
     by_key = {f.key: f for f in report_peers.figures(doc) if f.key}
-    rt, submit, chunked = by_key["round_trip"], by_key["submit"], by_key["map"]
-    k = doc["config"].get("map_chunksize", "?")
+    rt, submit = by_key["round_trip"], by_key["submit"]
     rows = [
         _best_row(doc, rt, report_peers.PROCESS_BASED,
                   "Round trip p50 vs the best process-based peer",
@@ -33,14 +32,16 @@ def targets(doc):
                   "<= 2", 2),
         _best_row(doc, submit, report_peers.COLUMNS,
                   "Submit per job vs the best peer's", ">= 5", 5),
-        _best_row(doc, chunked, report_peers.COLUMNS,
-                  f"map(chunksize={k}) vs the best peer's", ">= 2", 2),
     ]
     ppe_map = report_peers.lookup(doc, ("throughput", "process_pool_map",
                                         "median"))[0]
-    rows.append(Row(f"map(chunksize={k}) vs PPE map(chunksize=1)", "jobs/s",
-                    report_peers.lookup(doc, chunked.ours)[0], ppe_map,
-                    "PPE map(chunksize=1)", ">= 10", 10, True))
+    for chunked in (by_key["client_map"], by_key["map"]):
+        rows += [
+            _best_row(doc, chunked, report_peers.COLUMNS,
+                      f"{chunked.label} vs the best peer's", ">= 2", 2),
+            Row(f"{chunked.label} vs PPE map(chunksize=1)", "jobs/s",
+                report_peers.lookup(doc, chunked.ours)[0], ppe_map,
+                "PPE map(chunksize=1)", ">= 10", 10, True)]
     for direction in ("arg", "result"):
         rows.append(Row(
             f"64 MiB {'argument' if direction == 'arg' else 'result'} "
@@ -50,7 +51,7 @@ def targets(doc):
             report_peers.lookup(doc, ("large_data", "memcpy", "median"))[0],
             "memcpy", ">= 0.5", 0.5, True))
     for figure in report_peers.figures(doc):
-        if figure.key in ("round_trip", "submit", "map"):
+        if figure.key in ("round_trip", "submit", "client_map", "map"):
             continue
         target = ">= 1" if figure.higher_is_better else "<= 1"
         rows.append(_best_row(doc, figure, report_peers.COLUMNS,
@@ -61,7 +62,7 @@ def targets(doc):
 
 def headlines(doc):
     """{target label: ratio} of this run, for the spread over runs."""
-    kept = {row.label: row.ratio for row in targets(doc)[:7]}
+    kept = {row.label: row.ratio for row in targets(doc)}
     for label, path in (("numpy FFT jobs/s vs PPE", ("median",)),
                         ("numpy tiny round trip p50 vs PPE", ("p50",))):
         inner = ("round_trip",) if "round trip" in label else ()
@@ -69,10 +70,10 @@ def headlines(doc):
         ppe = report_peers.lookup(doc, ("numpy", *inner, "process_pool",
                                         *path))[0]
         kept[label] = ours / ppe if ours is not None and ppe else None
-    before = before_after_rows(doc)
-    if before:
-        kept["Interpreter lane round trip p50, after / before"] = \
-            before[0][3]
+    for label, _, _, ratio in before_after_rows(doc):
+        if "p50" in label:  # pool and leased Interpreter
+            kept[f"Interpreter lane {label[0].lower()}{label[1:]}, "
+                 "after / before"] = ratio
     return kept
 
 
@@ -84,11 +85,8 @@ def spread_table(runs):
              "|---|" + "---:|" * len(runs) + "---|"]
     for label in labels:
         ratios = [run.get(label) for run in runs]
-        numbers = [r for r in ratios if r is not None]
-        span = (f"{fmt(min(numbers))} – {fmt(max(numbers))}"
-                if numbers else "—")
         lines.append(f"| {label} | " + " | ".join(fmt(r) for r in ratios)
-                     + f" | {span} |")
+                     + f" | {report_peers.span(ratios)} |")
     return lines
 
 

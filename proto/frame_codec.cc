@@ -22,6 +22,32 @@ std::uint32_t GetU32(const char* in) {
 // Whether `id` is a request id as PROTOCOL.md allows it: an integer up to
 // 2^53-1. A larger one, echoed back, would not survive a client's JSON
 // reader, so its reply could never be matched.
+// Deeper than kMaxHeaderDepth, counting brackets outside strings. Read
+// before the parser, which would take any depth.
+bool NestsTooDeep(std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (const char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxHeaderDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 bool IsRequestId(const nlohmann::json& id) {
   if (id.is_number_unsigned()) return id.get<std::uint64_t>() <= kMaxId;
   // nlohmann keeps "-0" as a signed number; JSON (and the spec) read it as 0.
@@ -133,6 +159,10 @@ FrameDecoder::Result FrameDecoder::FinishHeader() {
   if (header_text_.starts_with("\xEF\xBB\xBF")) {
     return Fail("bad_header",
                 "the frame header is not valid JSON: it starts with a byte order mark");
+  }
+  if (NestsTooDeep(header_text_)) {
+    return Fail("bad_header", "the frame header nests deeper than " +
+                                  std::to_string(kMaxHeaderDepth) + " levels");
   }
   nlohmann::json header = nlohmann::json::parse(header_text_, nullptr, /*allow_exceptions=*/false);
   if (header.is_discarded()) return Fail("bad_header", "the frame header is not valid JSON");

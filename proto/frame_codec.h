@@ -18,6 +18,9 @@ inline constexpr std::size_t kPrefixSize = 16;
 inline constexpr std::uint32_t kMinHeaderBytes = 2;  // "{}"
 /// The largest request id: 2^53-1, so that every JSON reader keeps it exact.
 inline constexpr std::uint64_t kMaxId = (std::uint64_t{1} << 53) - 1;
+/// Arrays and objects in a header nest at most this deep, the header
+/// object counted (PROTOCOL.md, "Frames").
+inline constexpr int kMaxHeaderDepth = 256;
 
 /// Sizes a receiver accepts; announced by the daemon in its hello reply.
 struct Limits {

@@ -13,6 +13,7 @@ import sys
 import unittest
 
 import harness
+import jobs
 import lane_jobs
 
 from extrainterpreters import Interpreter, InterpreterPoolExecutor, Queue
@@ -129,6 +130,47 @@ class ProcessLaneTest(harness.DaemonTestCase):
         self.assertEqual((reply["type"], reply["code"]), ("error", "bad_request"))
         self.assertIn("lane", reply["message"])
         self.assertEqual(self.client.run(numpy.add, 1, 1), 2)  # still serving
+
+
+class ShrinkTest(harness.DaemonTestCase):
+    """Worker processes started for a burst end once idle; the warm ones
+    stay."""
+    workers = 1
+    daemon_args = ("--python-path", f"{harness.TESTS_DIR}:{SITE}",
+                   "--process-workers", "1", "--max-process-workers", "3",
+                   "--process-worker-idle", "0.5")
+
+    def pids(self):
+        return {w["pid"] for w in self.client.status()["process_workers"]}
+
+    def burst(self):
+        """Three jobs at once: the lane grows to three workers."""
+        release = self.release_file()
+        futures = [self.client.submit(jobs.wait_for_file, release, i,
+                                      lane="process") for i in range(3)]
+        harness.wait_until(lambda: len(self.pids()) == 3, WAIT,
+                           "three worker processes")
+        grown = self.pids()
+        harness.touch(release)
+        self.assertEqual(sorted(f.result(WAIT) for f in futures), [0, 1, 2])
+        return grown
+
+    def test_grown_workers_end_when_idle_and_start_again(self):
+        warm = self.pids()
+        self.assertEqual(len(warm), 1)
+        grown = self.burst()
+        harness.wait_until(lambda: len(self.pids()) == 1, WAIT,
+                           "the lane back at one worker process")
+        # The ones that ended are gone from the system, not just the list.
+        for pid in grown - self.pids():
+            harness.wait_until(lambda: not os.path.exists(f"/proc/{pid}"), WAIT,
+                               f"worker process {pid} to end")
+        # The next burst grows it again, and every job still runs.
+        self.assertEqual(len(self.burst()), 3)
+        harness.wait_until(lambda: len(self.pids()) == 1, WAIT,
+                           "the lane back at one worker process")
+        self.assertEqual(self.client.run(lane_jobs.getpid, lane="process"),
+                         next(iter(self.pids())))
 
 
 class RoutingTest(harness.DaemonTestCase):

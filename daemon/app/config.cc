@@ -48,7 +48,8 @@ const char* const kKeys[] = {"socket",
                              "max_process_workers",
                              "process_modules",
                              "process_rerun",
-                             "max_jobs_per_process_worker"};
+                             "max_jobs_per_process_worker",
+                             "process_worker_idle"};
 
 bool KnownKey(const std::string& key) {
   for (const char* k : kKeys) {
@@ -140,6 +141,10 @@ bool ApplyProcess(const std::string& key, const Json& value, Config* config, boo
   } else if (key == "max_jobs_per_process_worker") {
     *ok = ReadSize(value, &number);
     if (*ok) config->max_jobs_per_process_worker = number;
+  } else if (key == "process_worker_idle") {
+    const double seconds = ReadSeconds(value);
+    *ok = seconds >= 0 && seconds <= 86400 * 365;
+    if (*ok) config->process_worker_idle_seconds = seconds;
   } else {
     return false;
   }
@@ -250,6 +255,7 @@ const std::map<std::string, std::string>& FlagKeys() {
       {"--process-modules", "process_modules"},
       {"--process-rerun", "process_rerun"},
       {"--max-jobs-per-process-worker", "max_jobs_per_process_worker"},
+      {"--process-worker-idle", "process_worker_idle"},
   };
   return keys;
 }

@@ -38,6 +38,7 @@ struct Config {
   std::vector<std::string> process_modules = DefaultProcessModules();  // their jobs run there
   bool process_rerun = true;                       // a job that raised the refusal runs again there
   std::uint64_t max_jobs_per_process_worker = 0;   // 0: never recycle
+  double process_worker_idle_seconds = 60;         // grown workers end after this idle; 0: never
   std::string config_file;
 
   /// Well-known top-level modules with extensions that refuse

@@ -75,6 +75,8 @@ ProcessLaneOptions MakeProcessLaneOptions(const Config& config) {
   options.cancel_grace = std::chrono::milliseconds(
       static_cast<long>(config.cancel_grace_seconds * 1000));
   options.worker.max_jobs = config.max_jobs_per_process_worker;
+  options.worker.idle_exit = std::chrono::milliseconds(
+      static_cast<long>(config.process_worker_idle_seconds * 1000));
   options.worker.spec.python_path = config.python_path;
   options.worker.spec.preload = config.preload;
   options.worker.spec.max_frame_bytes = config.max_frame_bytes;

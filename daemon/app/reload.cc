@@ -18,6 +18,8 @@ std::string Show(const std::vector<std::string>& items) {
   return "[" + out + "]";
 }
 
+std::string Show(bool value) { return value ? "true" : "false"; }
+
 template <typename T>
 std::string Show(const T& value) {
   std::ostringstream out;
@@ -70,6 +72,14 @@ ReloadPlan PlanReload(const Config& running, const Config& wanted) {
   Compare("max_queues", running.max_queues, wanted.max_queues, later);
   Compare("max_queue_items", running.max_queue_items, wanted.max_queue_items, later);
   Compare("max_queue_bytes", running.max_queue_bytes, wanted.max_queue_bytes, later);
+  Compare("process_workers", running.process_workers, wanted.process_workers, later);
+  Compare("max_process_workers", running.max_process_workers, wanted.max_process_workers, later);
+  Compare("process_modules", running.process_modules, wanted.process_modules, later);
+  Compare("process_rerun", running.process_rerun, wanted.process_rerun, later);
+  Compare("max_jobs_per_process_worker", running.max_jobs_per_process_worker,
+          wanted.max_jobs_per_process_worker, later);
+  Compare("process_worker_idle", running.process_worker_idle_seconds,
+          wanted.process_worker_idle_seconds, later);
   return plan;
 }
 

@@ -37,5 +37,17 @@ TEST(PlanReload, TheDefaultMaxInterpretersFollowsWorkersSilently) {
             (std::vector<std::string>{"max_interpreters 8 -> 10"}));
 }
 
+TEST(PlanReload, ProcessLaneSettingsNeedARestart) {
+  Config running;
+  Config wanted = running;
+  wanted.process_workers = 3;
+  wanted.process_rerun = false;
+  wanted.process_worker_idle_seconds = 5;
+  EXPECT_TRUE(PlanReload(running, wanted).applied.empty());
+  EXPECT_EQ(PlanReload(running, wanted).needs_restart,
+            (std::vector<std::string>{"process_workers 1 -> 3", "process_rerun true -> false",
+                                      "process_worker_idle 60 -> 5"}));
+}
+
 }  // namespace
 }  // namespace ei

@@ -68,6 +68,10 @@ main interpreter, for libraries that refuse sub-interpreters; README.md):
   --max-jobs-per-process-worker N
                            Replace a pool worker process after it ran N
                            jobs. Default: 0 (never).
+  --process-worker-idle SECONDS
+                           A worker process started past --process-workers
+                           ends after this long without a job, so the lane
+                           shrinks back after a burst. Default: 60; 0: never.
   --preload and --python-path apply to worker processes too (a preloaded
   module of --process-modules is imported only there).
 
@@ -111,7 +115,8 @@ Limits (past each, the client gets an error frame; docs/operations.md):
                            max_output_buffer, max_queues, max_queue_items,
                            max_queue_bytes, process_workers,
                            max_process_workers, process_modules,
-                           process_rerun, max_jobs_per_process_worker.
+                           process_rerun, max_jobs_per_process_worker,
+                           process_worker_idle.
   --version                Print the version and the embedded Python, exit.
   -h, --help               Print this help, exit.
 

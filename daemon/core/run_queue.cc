@@ -21,6 +21,15 @@ std::optional<Job> RunQueue::Pop() {
   return job;
 }
 
+std::optional<Job> RunQueue::PopWithin(std::chrono::milliseconds wait, bool* idle) {
+  std::unique_lock lock(mu_);
+  *idle = !ready_.wait_for(lock, wait, [this] { return closed_ || !jobs_.empty(); });
+  if (jobs_.empty()) return std::nullopt;
+  Job job = std::move(jobs_.front());
+  jobs_.pop_front();
+  return job;
+}
+
 void RunQueue::Close() {
   {
     std::lock_guard lock(mu_);

@@ -2,6 +2,7 @@
 // user-visible queues are another thing: daemon/queues/.)
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -22,6 +23,10 @@ class RunQueue {
   /// The next job; blocks while the queue is open and empty. nullopt once
   /// it is closed and empty.
   std::optional<Job> Pop();
+
+  /// As Pop, but waits at most `wait`: nullopt with `*idle` set when no job
+  /// came in that time (the queue still open).
+  std::optional<Job> PopWithin(std::chrono::milliseconds wait, bool* idle);
 
   /// Stops Push; Pop still hands out what is queued.
   void Close();

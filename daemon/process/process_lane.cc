@@ -42,7 +42,8 @@ std::unique_ptr<ProcessWorker> ProcessLane::MakeWorker(Role role, std::shared_pt
 ProcessWorker::Callbacks ProcessLane::CallbacksFor(bool pool) {
   return {[this, pool](ProcessWorker& it, const Status& s) { OnReady(it, s, pool); },
           [this](ProcessWorker& it) { OnRetire(it); }, [this](ProcessWorker& it) { OnExit(it); },
-          [this] { ++totals_->dropped; }};
+          [this] { ++totals_->dropped; },
+          [this](ProcessWorker& it) { return OnIdle(it); }};
 }
 
 void ProcessLane::Start(std::function<void(const Status&)> on_ready) {
@@ -233,6 +234,34 @@ ProcessWorker* ProcessLane::TakeOutLocked(const Worker* worker, std::vector<Job>
   retiring_.push_back(std::move(lost.worker));
   exit_cv_.notify_all();
   return taken;
+}
+
+// Shrinking back: a pool worker idle for idle_exit ends while the pool is
+// larger than its warm size and no job waits (Submit pushes before it
+// takes mu_ to grow, so a job is either seen here or finds this worker
+// gone and grows the pool).
+bool ProcessLane::OnIdle(ProcessWorker& worker) {
+  {
+    std::lock_guard lock(mu_);
+    if (shutting_down_ || static_cast<int>(pool_.size()) <= options_.workers ||
+        pool_queue_->size() > 0) {
+      return false;
+    }
+    auto it = std::find_if(pool_.begin(), pool_.end(),
+                           [&](const auto& p) { return p.get() == &worker; });
+    if (it == pool_.end()) return false;
+    retiring_.push_back(std::move(*it));
+    pool_.erase(it);
+    exit_cv_.notify_all();
+  }
+  const auto idle_ms = options_.worker.idle_exit.count();
+  log::Info("process worker " + std::to_string(worker.worker_id()) + " (pid " +
+            std::to_string(worker.Snapshot().pid) + ") ends after " +
+            (idle_ms % 1000 == 0 ? std::to_string(idle_ms / 1000) + " s"
+                                 : std::to_string(idle_ms) + " ms") +
+            " without a job; the pool shrinks back toward its " +
+            std::to_string(options_.workers) + " warm workers");
+  return true;
 }
 
 void ProcessLane::OnExit(ProcessWorker& worker) {

@@ -75,6 +75,7 @@ class ProcessLane {
   void OnReady(ProcessWorker& worker, const Status& status, bool pool);
   void OnRetire(ProcessWorker& worker);
   void OnExit(ProcessWorker& worker);
+  bool OnIdle(ProcessWorker& worker);
   void Retire(Worker* worker);
   ProcessWorker* TakeOutLocked(const Worker* worker, std::vector<Job>* orphans);
   void ReapLocked();

@@ -113,7 +113,7 @@ void ProcessWorker::Main(Callbacks callbacks) {
   }
   SetState(State::kIdle);
   callbacks.on_ready(*this, Status::Ok());
-  Serve(callbacks.on_drop);
+  Serve(callbacks);
   SetState(State::kStopping);
   if (retired_ || ended_) callbacks.on_retire(*this);
   EndProcess();
@@ -145,14 +145,27 @@ std::string ProcessWorker::Launch() {
   return "";
 }
 
-void ProcessWorker::Serve(const std::function<void()>& on_drop) {
-  const bool recycles = options_.max_jobs > 0 && Snapshot().role == Role::kPool;
+// The next job, or nullopt when the queue closed or the lane let this idle
+// pool worker end (then it is neither retired nor replaced).
+std::optional<Job> ProcessWorker::NextJob(bool pool, const Callbacks& callbacks) {
+  if (!pool || options_.idle_exit.count() == 0 || !callbacks.on_idle) return queue_->Pop();
+  while (true) {
+    bool idle = false;
+    std::optional<Job> job = queue_->PopWithin(options_.idle_exit, &idle);
+    if (!idle) return job;
+    if (callbacks.on_idle(*this)) return std::nullopt;
+  }
+}
+
+void ProcessWorker::Serve(const Callbacks& callbacks) {
+  const bool pool = Snapshot().role == Role::kPool;
+  const bool recycles = options_.max_jobs > 0 && pool;
   std::uint64_t ran = 0;
   while (!retired_ && !ended_) {
-    std::optional<Job> job = queue_->Pop();
+    std::optional<Job> job = NextJob(pool, callbacks);
     if (!job) break;
     if (job->is_abandoned()) {
-      on_drop();
+      callbacks.on_drop();
       continue;
     }
     if (!job->control->BeginRun(this)) continue;  // answered while queued

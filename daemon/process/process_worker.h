@@ -33,6 +33,9 @@ namespace ei {
 struct ProcessWorkerOptions {
   WorkerSpec spec;             // what the process is started with
   std::uint64_t max_jobs = 0;  // pool workers end after this many jobs; 0: never
+  // A pool worker that waited this long for a job asks on_idle whether it
+  // may end; 0: it never asks.
+  std::chrono::milliseconds idle_exit{0};
 };
 
 class ProcessWorker : public Worker {
@@ -50,6 +53,9 @@ class ProcessWorker : public Worker {
     std::function<void(ProcessWorker&)> on_exit;
     /// When an abandoned job is skipped.
     std::function<void()> on_drop;
+    /// On the worker's thread when it waited idle_exit for a job: true
+    /// lets it end (the lane took it out of its pool, with no replacement).
+    std::function<bool(ProcessWorker&)> on_idle;
   };
 
   /// `queues` serves the jobs' queue calls (the daemon's in-job service).
@@ -84,7 +90,8 @@ class ProcessWorker : public Worker {
  private:
   void Main(Callbacks callbacks);
   std::string Launch();
-  void Serve(const std::function<void()>& on_drop);
+  void Serve(const Callbacks& callbacks);
+  std::optional<Job> NextJob(bool pool, const Callbacks& callbacks);
   JobReply RunOne(Job& job);
   void SendDefinitions(const std::vector<Definition>& definitions);
   bool Relay(Job& job, std::uint64_t run_id, JobOutcome* outcome);

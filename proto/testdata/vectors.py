@@ -213,11 +213,23 @@ def replies():
           "limits": DEFAULT_LIMITS}, **daemon)
 
 
+def _nested(levels):
+    """``levels`` arrays, one inside the other."""
+    value = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
 def edges():
     good("edge_minimal_header", "the least a header can be: id 0, empty type",
          {"type": "", "id": 0})
     good("edge_max_id", "id 2^53-1, the largest",
          {"type": "ping", "id": 2**53 - 1})
+    good("edge_nested_at_limit", "arrays nested to the limit, 256 deep with "
+         "the header, and brackets in a string that do not count",
+         {"type": "ping", "id": 1, "s": "[[[[{{{{" * 40,
+          "v": _nested(255)})
     good("edge_header_at_limit", "a header of exactly max_header_bytes",
          header_padded_to(DEFAULT_LIMITS["max_header_bytes"],
                           {"type": "ping", "id": 1}))
@@ -387,6 +399,12 @@ def bad_headers():
              b'{"type":"ping","id":18446744073709551615}'),
             ("id_null_from_client", "id null in a client's frame",
              b'{"type":"ping","id":null}'),
+            ("nested_257_deep", "arrays nested 257 deep, the header counted",
+             b'{"type":"ping","id":1,"v":' + b"[" * 256 + b"]" * 256 + b"}"),
+            ("nested_deep_in_strings_too", "brackets in a string do not "
+             "count, but 257 real levels do",
+             b'{"type":"ping","id":1,"s":"[[[[","v":' + b"[" * 256
+             + b"]" * 256 + b"}"),
     ]:
         bad_header("bad_header_" + name, what, text)
 

@@ -46,6 +46,7 @@ FRAME_VERSION = 1
 PREFIX_SIZE = 16
 MIN_HEADER_BYTES = 2  # "{}" is the shortest JSON object.
 MAX_ID = 2**53 - 1  # Ids must survive a round trip through a JSON double.
+MAX_HEADER_DEPTH = 256  # arrays and objects nest at most so deep, the header counted
 DEFAULT_MAX_HEADER_BYTES = 65536
 DEFAULT_MAX_FRAME_BYTES = 268435456
 
@@ -231,6 +232,21 @@ _HEADER_DECODER = json.JSONDecoder(parse_constant=_reject_constant,
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
+def _depth(value):
+    """How deep arrays and objects nest in a decoded header (the header
+    object is 1)."""
+    deepest, level = 0, [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth)
+        level.extend((child, depth + 1) for child in item)
+    return deepest
+
+
 def _parse_header(raw, allow_null_id):
     raw = bytes(raw)
     try:
@@ -244,10 +260,13 @@ def _parse_header(raw, allow_null_id):
         raise ProtocolError(f"header is not valid UTF-8 JSON: {exc}",
                             code="bad_header") from exc
     except RecursionError as exc:
-        # Valid JSON, but nested past what json can read (the daemon's
-        # reader has no such bound): still a ProtocolError, not a crash.
-        raise ProtocolError("header nests too deep to decode",
-                            code="bad_header") from exc
+        # Nested past what json can read: refused below in any case.
+        raise ProtocolError(f"header nests deeper than {MAX_HEADER_DEPTH} "
+                            "levels", code="bad_header") from exc
+    if raw.count(b"[") + raw.count(b"{") > MAX_HEADER_DEPTH and \
+            _depth(header) > MAX_HEADER_DEPTH:
+        raise ProtocolError(f"header nests deeper than {MAX_HEADER_DEPTH} "
+                            "levels", code="bad_header")
     if not isinstance(header, dict):
         raise ProtocolError(
             f"header is a JSON {type(header).__name__}, not an object",
