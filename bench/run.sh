@@ -5,12 +5,16 @@
 # writes bench/results/latest.{json,md,png}.
 #
 #   bench/run.sh [--quick] [--workers N] [--before-daemon PATH] [benchmark flags...]
+#   bench/run.sh --dask-scaling [dask_scaling.py flags...]
 #
 # --quick halves the repeats; other flags go to the benchmark program (see
 # `bazel-bin/bench/benchmark --help`, e.g. --rounds 5 --only round_trip,
 # --peers loky,ray, --runs 3). --before-daemon starts a second daemon from
 # that binary (an earlier commit's: bench/build_daemon_at.sh) beside this
-# one, and the round-trip figure times both in turn.
+# one, and the round-trip figure times both in turn. --dask-scaling runs
+# issue 14's Dask figure instead (bench/dask_scaling.py: threads, worker
+# processes and extrainterpreters.dask on a two-slot cluster; it starts its
+# own daemon), with Dask from requirements-peers.txt, and prints its table.
 #
 # numpy and the peers come from PyPI, installed once into cached environments
 # of the build's Python (bazel/py_env.sh), and used by the bench alone:
@@ -30,6 +34,7 @@ ei_install_deps
 
 workers=2
 before_daemon=
+dask_scaling=
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,6 +42,7 @@ while [ $# -gt 0 ]; do
     --workers=*) workers=${1#--workers=}; shift ;;
     --before-daemon) before_daemon=$2; shift 2 ;;
     --before-daemon=*) before_daemon=${1#--before-daemon=}; shift ;;
+    --dask-scaling) dask_scaling=1; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -59,6 +65,11 @@ done
 
 numpy_site=$(ei_py_env bench/requirements.txt)
 peers_site=$(ei_py_env bench/requirements-peers.txt)
+if [ -n "$dask_scaling" ]; then
+  PYTHONPATH="$root/client/python:$root/bench/jobs:$peers_site" exec \
+    "$(ei_build_python)" bench/dask_scaling.py \
+    --daemon bazel-bin/daemon/extrainterpretersd ${args[@]+"${args[@]}"}
+fi
 ray_site=$(ei_py_env bench/requirements-ray.txt)
 
 tmp=$(mktemp -d /tmp/ei-bench-XXXX)

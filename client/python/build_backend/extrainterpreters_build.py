@@ -36,7 +36,20 @@ def _metadata(project):
         f"Requires-Python: {project.get('requires-python', '>=3.12')}",
     ]
     lines += [f"Classifier: {c}" for c in project.get("classifiers", [])]
+    lines += [f"Requires-Dist: {r}" for r in project.get("dependencies", [])]
+    for extra, requirements in project.get("optional-dependencies", {}).items():
+        lines.append(f"Provides-Extra: {extra}")
+        lines += [f"Requires-Dist: {_for_extra(r, extra)}" for r in requirements]
     return "\n".join(lines) + "\n"
+
+
+def _for_extra(requirement, extra):
+    """A requirement that applies only with ``extra`` (PEP 508 marker)."""
+    name, _, marker = requirement.partition(";")
+    condition = f'extra == "{extra}"'
+    if marker.strip():
+        condition = f"({marker.strip()}) and {condition}"
+    return f"{name.strip()}; {condition}"
 
 
 def _package_files():

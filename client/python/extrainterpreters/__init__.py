@@ -24,7 +24,8 @@
 
 A job can be cancelled even while it runs (``JobFuture.cancel()``), and
 given a deadline (``timeout=``, raising ``JobTimeout``); what it prints
-reaches this process's stdout and stderr.
+reaches this process's stdout and stderr. Inside a job, ``where()`` tells
+which daemon, lane and interpreter it runs in.
 
 Functions and arguments travel pickled: functions of modules the daemon
 imports (installed libraries, its ``--python-path``) by reference, and the
@@ -60,6 +61,7 @@ _EXPORTS = {
     "Queue": "_queue",
     "ship_by_reference": "_byvalue_rule",
     "ship_by_value": "_byvalue_rule",
+    "where": "_where",
 }
 
 
@@ -97,5 +99,6 @@ __all__ = [
     "default_socket_path",
     "ship_by_value",
     "ship_by_reference",
+    "where",
     "__version__",
 ]
