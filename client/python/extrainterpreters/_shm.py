@@ -52,8 +52,14 @@ def may_be_large(args, kwargs):
     return any(_nbytes(item) >= OUT_OF_BAND_MIN for item in items)
 
 
+# Types that never expose a buffer: no memoryview() attempt (which raises
+# TypeError, a cost per item: a chunk of map() holds a tuple per call).
+_NO_BUFFER = frozenset({int, float, complex, str, bool, type(None), list,
+                        tuple, dict, set, frozenset})
+
+
 def _nbytes(obj):
-    if type(obj) in (int, float, str, bool, type(None)):
+    if type(obj) in _NO_BUFFER:
         return 0
     try:
         with memoryview(obj) as view:
