@@ -182,16 +182,16 @@ class DaskClusterTest(unittest.TestCase):
                          {(pid, "interpreter")
                           for pid in self.hosts.daemon_pids})
 
-    def test_a_bag_runs_dask_functions_in_sub_interpreters(self):
-        # dask.bag's own chunk functions call the user's: dask itself is
-        # imported in the daemon's sub-interpreters, and none is retired
-        # for it (tearDown checks).
+    def test_a_bag_runs_dask_functions_in_the_process_lane(self):
+        # dask.bag's own chunk functions call the user's: those tasks go to
+        # the process lane (a sub-interpreter importing dask would be
+        # retired after each).
         bag = dask.bag.from_sequence(range(100), npartitions=4)
         results = compute(self.client, bag.map(dask_jobs.square_where))
         self.assertEqual([value for value, _ in results],
                          [x * x for x in range(100)])
         self.assertEqual({lane for _, (_, _, _, _, lane) in results},
-                         {"interpreter"})
+                         {"process"})
         self.assertLessEqual({where[1] for _, where in results},
                              self.hosts.daemon_pids)
         self.assertEqual(
@@ -329,6 +329,22 @@ class PlanTest(unittest.TestCase):
         fused = spec.GraphNode.fuse(a, b, c)
         fn, args, _ = self.check(fused, {"x": 7, "y": 5})
         self.assertIsInstance(args[0], _dask_calls.Graph)
+
+    def test_jobs_calling_dask_go_to_the_process_lane(self):
+        spec, apply = self.spec, dask.utils.apply
+        tasks = {
+            "auto": spec.Task("k", abs, -1),
+            "process": spec.Task("k", apply, abs, spec.List(-1)),
+        }
+        nested = spec.Task("k", sorted, spec.List(
+            spec.Task(None, apply, abs, spec.List(spec.TaskRef("a")))))
+        tasks["process (nested)"] = nested
+        for expected, task in tasks.items():
+            fn, args, _ = self.check(task, {"a": -2})
+            self.assertEqual(_dask_plan.lane_for(fn, args, "auto"),
+                             expected.split()[0], expected)
+            self.assertEqual(_dask_plan.lane_for(fn, args, "interpreter"),
+                             "interpreter")
 
     def test_a_legacy_tuple_of_results(self):
         spec = self.spec

@@ -176,7 +176,7 @@ class DaemonExecutor(concurrent.futures.Executor):
         try:
             return self._connected().submit_with(
                 fn, args, kwargs, timeout=self._timeout,
-                lane=self._lane)
+                lane=_dask_plan.lane_for(fn, args, self._lane))
         except DaemonConnectionError as exc:
             if not self._shutdown:
                 self._daemon_lost(exc)

@@ -15,9 +15,12 @@ goes to the daemon::
 Fused tasks (``_execute_subgraph``) become a ``_dask_calls.Graph``; an
 ``_identity_cast`` (a tuple or set of task results in a legacy graph) a
 ``Build``. Other functions from dask itself (``dask.bag``'s chunk
-functions, say) are called in the daemon like any user function, in the
-lane the executor asks for, so dask must be on the daemon's
-``--python-path``.
+functions, say) are called in the daemon like any user function, so dask
+must be on the daemon's ``--python-path``; but such a job goes to the
+process lane (``lane_for``): importing dask in a sub-interpreter registers
+a thread the daemon did not start (``dask.threaded`` calls
+``threading.current_thread()`` at import), for which the daemon retires
+that interpreter after every such job.
 
 This module depends on ``dask._task_spec`` (dask >= 2025.1), a private
 module: ``check()`` says so by name if it has changed.
@@ -27,7 +30,7 @@ from dask import _task_spec as spec
 
 from . import _dask_calls as calls
 
-__all__ = ["check", "job_for", "runs_locally"]
+__all__ = ["check", "job_for", "lane_for", "runs_locally"]
 
 _NODE_TYPES = (calls.Call, calls.Build, calls.Ref, calls.Graph)
 _CONTAINERS = ((spec.Dict, dict), (spec.List, list), (spec.Tuple, tuple),
@@ -65,6 +68,43 @@ def job_for(node, values):
     if planner.nested or type(call) is not calls.Call:
         return calls.evaluate, (call,), {}
     return call.fn, call.args, call.kwargs
+
+
+def lane_for(fn, args, lane):
+    """The lane of the job ``fn(*args)`` that ``job_for`` made: ``lane``,
+    except that with ``"auto"`` a job calling a function of dask's own
+    packages goes to the process lane (see the module's docstring)."""
+    if lane == "auto" and _calls_dask(fn, args):
+        return "process"
+    return lane
+
+
+def _calls_dask(fn, args):
+    if fn is not calls.evaluate:
+        return _is_dask(fn)
+    stack = [args[0]]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is calls.Call:
+            if _is_dask(node.fn):
+                return True
+            stack.extend(node.args)
+            stack.extend(node.kwargs.values())
+        elif kind is calls.Build:
+            stack.extend(node.items)
+        elif kind is calls.Graph:
+            stack.extend(inner for _, inner in node.nodes)
+    return False
+
+
+def _is_dask(fn):
+    fn = getattr(fn, "func", fn)  # a functools.partial
+    module = getattr(fn, "__module__", None) or ""
+    return module.partition(".")[0] in _DASK_PACKAGES
+
+
+_DASK_PACKAGES = frozenset({"dask", "distributed"})
 
 
 class _Planner:

@@ -32,7 +32,7 @@ to make it opt-in per task instead: ``dask.annotate(executor="ei")``.
 What goes to the daemon is the task's own call, ``fn(*args, **kwargs)``
 (``_dask_plan``), with the usual lane routing (a numpy task runs in a
 worker process); a task that calls dask's own functions (``dask.bag``'s
-chunk functions) imports dask in the daemon's interpreter.
+chunk functions) runs in the process lane.
 
 A task released while it runs (``future.cancel()``, a lost dependency)
 has its daemon job stopped; one whose daemon restarted is run again by
