@@ -17,10 +17,12 @@ Fused tasks (``_execute_subgraph``) become a ``_dask_calls.Graph``; an
 ``Build``. Other functions from dask itself (``dask.bag``'s chunk
 functions, say) are called in the daemon like any user function, so dask
 must be on the daemon's ``--python-path``; but such a job goes to the
-process lane (``lane_for``): importing dask in a sub-interpreter registers
-a thread the daemon did not start (``dask.threaded`` calls
-``threading.current_thread()`` at import), for which the daemon retires
-that interpreter after every such job.
+process lane (``lane_for``): importing dask in a sub-interpreter is not
+safe on every CPython the daemon supports (on 3.12.1 it crashed the
+daemon; on 3.13.0 it did until the daemon guarded ``psutil`` and
+``_datetime``, whose extension modules corrupt memory when an isolated
+sub-interpreter loads them; see README, "Libraries that refuse
+sub-interpreters").
 
 This module depends on ``dask._task_spec`` (dask >= 2025.1), a private
 module: ``check()`` says so by name if it has changed.

@@ -134,10 +134,14 @@ class Regions:
     def result_views(self, fd, lengths):
         """The buffers of a result in the daemon's result region (``fd``),
         as ``_ResultViews`` for ``pickle.loads``; with ``fd`` still open.
-        On Pythons before 3.13, a mapping of this result alone."""
-        if not _KEEP_RESULT_MAPPING:
-            return _shm.map_views(fd, lengths)
+        On Pythons before 3.13, over a mapping of this result alone, which
+        goes with the views."""
         total = sum(lengths)
+        if not _KEEP_RESULT_MAPPING:
+            if total == 0:
+                return _shm.map_views(fd, lengths)
+            return _ResultViews(mmap.mmap(fd, total, prot=mmap.PROT_READ,
+                                          flags=_shm.POPULATE), lengths)
         stat = os.fstat(fd)
         if stat.st_size < total:
             raise ValueError(f"the result's buffers ({total} bytes) do not "
