@@ -305,13 +305,18 @@ def load_function_loader():
 def record_requests(test_case, client):
     """Make ``client`` log the type of every request it sends; return the log."""
     sent = []
-    send = client._request
+    # A Client sends on its connection (runs go there straight); an
+    # AsyncClient through its own _request.
+    keeper = getattr(client, "_keeper", None)
+    target, name = ((keeper.current(), "request") if keeper is not None
+                    else (client, "_request"))
+    send = getattr(target, name)
 
     def spy(header, *args, **kwargs):
         sent.append(header["type"])
         return send(header, *args, **kwargs)
 
-    patcher = mock.patch.object(client, "_request", spy)
+    patcher = mock.patch.object(target, name, spy)
     patcher.start()
     test_case.addCleanup(patcher.stop)
     return sent

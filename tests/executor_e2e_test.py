@@ -6,6 +6,7 @@ leases per worker, cancelling running jobs, the leases given back.
 Blocking jobs wait on files the test creates; nothing depends on speed.
 """
 
+import collections
 import concurrent.futures
 import os
 import sys
@@ -17,6 +18,7 @@ import harness  # noqa: E402
 import jobs  # noqa: E402
 
 import extrainterpreters  # noqa: E402
+from extrainterpreters import _executor_workers  # noqa: E402
 from extrainterpreters import (  # noqa: E402
     BrokenInterpreterPool, InterpreterPoolExecutor)
 
@@ -118,6 +120,62 @@ class SubmitAndMapTest(ExecutorTestCase):
                          [2 * i for i in range(20)])
         after = self.client.status()["totals"]["submitted"]
         self.assertEqual(after - before, 4)
+
+    def test_map_chunks_go_ahead_of_their_replies(self):
+        # One worker: while its first chunk runs, the next chunks are
+        # already sent on its lease (no idle round trip between chunks),
+        # up to _AHEAD of them.
+        executor = self.executor(max_workers=1)
+        executor.submit(jobs.add, 0, 0).result(WAIT)  # the worker is up
+        release, log = self.path("release"), self.path("log")
+        before = self.client.status()["totals"]["submitted"]
+        results = executor.map(jobs.wait_then_append, [release] * 40,
+                               [log] * 40, range(40), chunksize=2)
+        sent = 1 + _executor_workers._AHEAD
+        harness.wait_until(
+            lambda: self.client.status()["totals"]["submitted"] - before
+            == sent, WAIT, f"the first chunk and {sent - 1} more to be sent")
+        self.assertEqual(self.client.status()["totals"]["submitted"] - before,
+                         sent)
+        harness.touch(release)
+        self.assertEqual(list(results), [str(i) for i in range(40)])
+        self.assertEqual(jobs.read_lines(log), [str(i) for i in range(40)])
+
+    def test_map_chunks_sent_ahead_leave_a_share_for_the_others(self):
+        # Two workers, 6 chunks: whichever worker gets its lease first
+        # keeps at most its share of what is queued, not every chunk.
+        executor = self.executor(max_workers=2)
+        release, log = self.path("release"), self.path("log")
+        results = executor.map(jobs.wait_then_interpreter, [release] * 12,
+                               chunksize=2)
+        harness.wait_until(lambda: self.client.status()["leases"]["active"]
+                           == 2, WAIT, "both workers to lease")
+        harness.touch(release)
+        ran = collections.Counter(results)
+        self.assertEqual(len(ran), 2, ran)
+        self.assertGreaterEqual(min(ran.values()), 4, ran)  # 2 chunks each
+
+    def test_map_stopped_early_withdraws_the_chunks_sent_ahead(self):
+        executor = self.executor(max_workers=1)
+        executor.submit(jobs.add, 0, 0).result(WAIT)
+        first, rest = self.path("first"), self.path("rest")
+        log = self.path("log")
+        before = self.client.status()["totals"]["submitted"]
+        results = executor.map(jobs.wait_then_append,
+                               [first] * 2 + [rest] * 38, [log] * 40,
+                               range(40), chunksize=2)
+        sent = 1 + _executor_workers._AHEAD
+        harness.wait_until(
+            lambda: self.client.status()["totals"]["submitted"] - before
+            == sent, WAIT, f"{sent} chunks to be sent")
+        harness.touch(first)
+        self.assertEqual([next(results), next(results)], ["0", "1"])
+        results.close()  # chunk 2 running, the next ones queued on the lease
+        harness.touch(rest)
+        # Jobs on one lease run in order: this one runs after the chunks
+        # sent ahead would have.
+        self.assertEqual(executor.submit(jobs.add, 1, 2).result(WAIT), 3)
+        self.assertEqual(jobs.read_lines(log), ["0", "1"])
 
     def test_map_chunk_exception(self):
         results = self.executor().map(jobs.divide, [1, 2, 3, 4], [1, 1, 0, 1],

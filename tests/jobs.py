@@ -114,6 +114,20 @@ def wait_for_file(path, value=None, timeout=WAIT_TIMEOUT):
     return value
 
 
+def wait_then_append(release, log, text):
+    """Wait for ``release``, then append ``text`` to ``log``: a job that
+    both holds a worker and leaves a trace if it ran."""
+    wait_for_file(release)
+    return append_line(log, str(text))
+
+
+def wait_then_interpreter(release):
+    """Wait for ``release``, then return the id of the interpreter (or the
+    pid of the worker process) that ran the job."""
+    wait_for_file(release)
+    return interpreter_id()
+
+
 def _flags(path):
     """A two-byte shared flag file, mapped: reading it never releases the GIL."""
     with open(path, "r+b") as f:

@@ -73,6 +73,11 @@ def in_order(futures, timeout=None):
     does)."""
     import time
     end = None if timeout is None else time.monotonic() + timeout
+    return _in_order(futures, end)
+
+
+def _in_order(futures, end):
+    import time
     futures.reverse()
     try:
         while futures:

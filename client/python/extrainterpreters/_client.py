@@ -282,9 +282,11 @@ class Client:
                   region):
         # The connection's window: wait for room (or refuse at once).
         connection.take_room(wait, self._submit_timeout)
-        future = self._request(header, decode_result, payload,
-                               future=JobFuture(running=True), fd=fd,
-                               claimed=claimed, region=region)
+        # On the connection _submit looked at (not current() again: one
+        # peek at the socket per job is enough).
+        future = connection.request(header, decode_result, payload,
+                                    future=JobFuture(running=True), fd=fd,
+                                    claimed=claimed, region=region)
         # The stopper names the job by id, not by its Future: a Future
         # that refers to itself through its stopper is a reference cycle,
         # which would keep its result (and a shared-memory mapping the

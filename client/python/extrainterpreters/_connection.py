@@ -74,6 +74,8 @@ class Connection:
         self.limits = _codec.Limits()
         self._decoder = _codec.FrameDecoder(self.limits)  # Reader's own.
         self._received_fds = collections.deque()  # Reader's own (SCM_RIGHTS).
+        # Reader's own: every read lands here (_fdpass.receive_into).
+        self._recv_view = memoryview(bytearray(_session.RECV_SIZE))
         self._regions = _regions.Regions()
         self.hello = None  # The daemon's hello reply header.
         # Requests in flight, at most the daemon's window (set by hello).
@@ -338,13 +340,14 @@ class Connection:
         having failed with the reason.
         """
         try:
-            data = _fdpass.receive(self._sock, _session.RECV_SIZE,
-                                   self._received_fds)
-            if not data:
+            size = _fdpass.receive_into(self._sock, self._recv_view,
+                                        self._received_fds)
+            if not size:
                 self._shutdown(_session.eof_error(self.socket_path,
                                                   self._decoder))
                 return False
-            for frame in self._decoder.feed(data):
+            # The decoder copies what it keeps out of the reused buffer.
+            for frame in self._decoder.feed(self._recv_view[:size]):
                 self._dispatch_with_fd(frame)
             return True
         except ProtocolError as exc:

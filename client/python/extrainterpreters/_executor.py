@@ -95,7 +95,7 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
         self._thread_name_prefix = (thread_name_prefix
                                     or f"InterpreterPoolExecutor-{id(self)}")
         self._state = PoolState(client, timeout, initializer, tuple(initargs),
-                                 lane)
+                                 lane, max_workers)
         self._shutdown_lock = threading.Lock()
         self._counter = itertools.count()
         live_pools.add(self._state)
@@ -109,6 +109,9 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
 
     def submit(self, fn, /, *args, **kwargs):
         """Schedule ``fn(*args, **kwargs)``; return a ``JobFuture``."""
+        return self._submit_item(fn, args, kwargs)
+
+    def _submit_item(self, fn, args, kwargs, ahead=False):
         state = self._state
         with self._shutdown_lock:
             future = JobFuture()
@@ -122,7 +125,8 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
                 if interpreter_exiting():
                     raise RuntimeError("cannot schedule new futures after "
                                        "interpreter shutdown")
-                state.work_queue.put(WorkItem(future, fn, args, kwargs))
+                state.work_queue.put(WorkItem(future, fn, args, kwargs,
+                                              ahead))
             self._adjust_thread_count()
             return future
 
@@ -137,9 +141,12 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
             raise ValueError("chunksize must be >= 1.")
         if chunksize == 1:
             return super().map(fn, *iterables, timeout=timeout)
-        return _batch.outcomes(super().map(
-            functools.partial(_batch.run_batch, fn),
-            _batch.chunks(iterables, chunksize), timeout=timeout))
+        # Chunks are marked so that a worker sends the next ones on its
+        # lease before the reply to the first (_executor_workers._AHEAD).
+        batch = functools.partial(_batch.run_batch, fn)
+        futures = [self._submit_item(batch, (chunk,), {}, ahead=True)
+                   for chunk in _batch.chunks(iterables, chunksize)]
+        return _batch.outcomes(_batch.in_order(futures, timeout))
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         """Stop taking jobs; with ``wait``, wait for queued jobs to finish.

@@ -7,6 +7,7 @@ with the executor without keeping it alive. ``_executor`` has the data-flow
 diagram.
 """
 
+import collections
 import concurrent.futures
 import queue
 import threading
@@ -21,6 +22,14 @@ __all__ = ["DAEMON_THREADS", "PoolState", "WorkItem", "Worker", "drain",
 # How often one job is sent again after finding its lease lost (it did not
 # run then, so sending it again is safe).
 _LEASE_ATTEMPTS = 3
+
+# Map chunks a worker sends on its lease beyond the one whose reply it
+# waits for, so that its interpreter has the next chunk as soon as it is
+# done with one instead of idling for a round trip (``Worker._run_items``).
+# A worker also keeps no more than its share of what is still queued, so
+# that a worker that got its lease first does not take a short map's
+# chunks from the others.
+_AHEAD = 8
 
 _global_shutdown = False
 live_pools = weakref.WeakSet()  # _PoolState of executors not shut down.
@@ -51,22 +60,28 @@ else:
 
 
 class WorkItem:
-    __slots__ = ("future", "fn", "args", "kwargs", "claimed")
+    __slots__ = ("future", "fn", "args", "kwargs", "claimed", "ahead")
 
-    def __init__(self, future, fn, args, kwargs):
+    def __init__(self, future, fn, args, kwargs, ahead=False):
         self.future = future
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         self.claimed = False  # a worker took it: its Future is running
+        # A map chunk: the worker may send the items after it before its
+        # reply comes (map's chunks are many and short, and nobody cancels
+        # one of them on its own but map itself).
+        self.ahead = ahead
 
 
 class PoolState:
     """What the workers share with the executor, without keeping it alive
     (so a dropped executor shuts down, as ThreadPoolExecutor does)."""
 
-    def __init__(self, client, timeout, initializer, initargs, lane):
+    def __init__(self, client, timeout, initializer, initargs, lane,
+                 max_workers):
         self.client = client
+        self.max_workers = max_workers
         self.lane = lane
         self.timeout = timeout
         self.initializer = initializer
@@ -140,7 +155,7 @@ class Worker:
                 if self._lease is None and not self._start_interpreter():
                     self._hand_over(item)
                     return
-                if not self._run_item(item):
+                if not self._run_items(item):
                     return
                 del item
                 state.idle.release()
@@ -187,21 +202,68 @@ class Worker:
             return False
         return True
 
-    def _run_item(self, item):
-        """Run one job (taken, its Future running) on this worker's lease;
-        False if the pool broke."""
+    def _run_items(self, item):
+        """Run ``item`` (taken, its Future running) on this worker's lease
+        and, when it is a map chunk, the map chunks queued behind it, up to
+        ``_AHEAD`` of them sent before the first reply; False if the pool
+        broke."""
+        in_flight = collections.deque([(item, self._send(item))])
+        while in_flight:
+            while (len(in_flight) <= _AHEAD and in_flight[-1][0].ahead
+                   and in_flight[0][0].ahead
+                   and len(in_flight) * self._state.max_workers
+                   <= self._state.work_queue.qsize()):
+                more = self._take_ahead()
+                if more is None:
+                    break
+                in_flight.append((more, self._send(more)))
+            item, sent = in_flight.popleft()
+            if not self._finish(item, sent):
+                for other, _ in in_flight:
+                    self._hand_over(other)
+                return False
+        return True
+
+    def _take_ahead(self):
+        """The next queued item, claimed, or None when there is none now or
+        it is the shutdown wake-up (put back for ``run`` to see)."""
+        while True:
+            try:
+                item = self._state.work_queue.get_nowait()
+            except queue.Empty:
+                return None
+            if item is None:
+                self._state.work_queue.put(None)
+                return None
+            if item.claimed or item.future.set_running_or_notify_cancel():
+                item.claimed = True
+                return item
+            # cancelled while queued: take the next one
+
+    def _send(self, item):
+        """Send ``item``'s job on the lease: ``(job, lease)``, or None when
+        it failed before it was sent (its Future then has the error)."""
+        try:
+            job = self._client._submit(item.fn, item.args, item.kwargs,
+                                       lease=self._lease,
+                                       timeout=self._state.timeout)
+        except RemoteError as exc:  # the lease ended with its connection
+            job = _failed(exc)
+        except BaseException as exc:  # It does not pickle, say.
+            settle(item.future, exception=exc)
+            return None
+        item.future._set_stopper(job.cancel)
+        return job, self._lease
+
+    def _finish(self, item, sent):
+        """Wait for ``item``'s job and settle its Future; a job that found
+        its lease lost (it did not run) is sent again on a new lease. False
+        if the pool broke."""
         future = item.future
         for attempt in range(_LEASE_ATTEMPTS):
-            try:
-                job = self._client._submit(item.fn, item.args, item.kwargs,
-                                           lease=self._lease,
-                                           timeout=self._state.timeout)
-            except RemoteError as exc:  # the lease ended with its connection
-                job = _failed(exc)
-            except BaseException as exc:  # It does not pickle, say.
-                settle(future, exception=exc)
+            if sent is None:
                 return True
-            future._set_stopper(job.cancel)
+            job, lease = sent
             try:
                 value = job.result()
             except concurrent.futures.CancelledError:
@@ -212,10 +274,14 @@ class Worker:
                         or attempt == _LEASE_ATTEMPTS - 1):
                     settle(future, exception=exc)
                     return True
-                self._end_lease()
-                if not self._start_interpreter():
-                    settle(future, exception=self._state.broken or exc)
-                    return False
+                # Jobs sent ahead on the same lease find it lost too: the
+                # first of them to get here leases the new interpreter.
+                if lease is self._lease:
+                    self._end_lease()
+                    if not self._start_interpreter():
+                        settle(future, exception=self._state.broken or exc)
+                        return False
+                sent = self._send(item)
             except BaseException as exc:
                 settle(future, exception=exc)
                 return True

@@ -10,7 +10,7 @@ without it.
 import array
 import socket
 
-__all__ = ["MAX_FDS", "receive", "send_with_fd"]
+__all__ = ["MAX_FDS", "receive_into", "send_with_fd"]
 
 MAX_FDS = 16  # descriptors one recvmsg can bring; the daemon's limit too
 
@@ -24,11 +24,14 @@ def send_with_fd(sock, parts, fd):
         sock.sendall(data[sent:])
 
 
-def receive(sock, size, fds):
-    """recv of up to ``size`` bytes; descriptors that came with them are
-    appended to ``fds`` (a deque)."""
-    data, ancillary, flags, _ = sock.recvmsg(
-        size, socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize))
+def receive_into(sock, buffer, fds):
+    """recv into ``buffer`` (a writable memoryview, reused from read to
+    read: a fresh ``bytes`` of that size per read would be an mmap, a
+    page fault, an mremap and a munmap each time); returns the byte count.
+    Descriptors that came with the bytes are appended to ``fds`` (a
+    deque)."""
+    size, ancillary, flags, _ = sock.recvmsg_into(
+        [buffer], socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize))
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             received = array.array("i")
@@ -36,4 +39,4 @@ def receive(sock, size, fds):
             fds.extend(received)
     if flags & socket.MSG_CTRUNC:
         raise OSError("the daemon sent more file descriptors than expected")
-    return data
+    return size
