@@ -352,6 +352,43 @@ class FakeDaemonTest(unittest.TestCase):
         self.assertIsNone(finished())
 
 
+class OutOfBandMinimumTest(unittest.TestCase):
+    """Which buffers of a job leave the pickle (_shm.out_of_band_min)."""
+
+    def test_thresholds(self):
+        from extrainterpreters import _shm
+
+        class Array(bytearray):  # a buffer whose type is numpy's, by name
+            pass
+        Array.__module__ = "numpy"
+
+        small, mid, big = bytes(100), bytes(512 << 10), bytes(2 << 20)
+        minimum = _shm.out_of_band_min
+        self.assertEqual(minimum((1, "x"), {}), 0)
+        self.assertEqual(minimum((small,), {}), 0)
+        self.assertEqual(minimum((mid,), {}), 0)  # stays in the pickle
+        self.assertEqual(minimum((big,), {}), _shm.OUT_OF_BAND_MIN)
+        self.assertEqual(minimum(([mid],), {}, process_lane=True),
+                         _shm.PROCESS_OUT_OF_BAND_MIN)
+        self.assertEqual(minimum((), {"data": Array(mid)},
+                                 process_modules=frozenset({"numpy"})),
+                         _shm.PROCESS_OUT_OF_BAND_MIN)
+        self.assertEqual(minimum((Array(mid),), {}), 0)  # no such module
+        self.assertEqual(minimum((Array(small),), {}, process_lane=True), 0)
+        # The threshold reaches the stand-ins and the pickler's callback.
+        (wrapped,), _ = _shm.wrap_large((mid,), {},
+                                        _shm.PROCESS_OUT_OF_BAND_MIN)
+        self.assertIsInstance(wrapped, _shm._Large)
+        collector = _shm.Collector(_shm.PROCESS_OUT_OF_BAND_MIN)
+        pickle.dumps(pickle.PickleBuffer(bytearray(mid)), 5,
+                     buffer_callback=collector)
+        self.assertEqual(len(collector.buffers), 1)
+        default = _shm.Collector()
+        pickle.dumps(pickle.PickleBuffer(bytearray(mid)), 5,
+                     buffer_callback=default)
+        self.assertEqual(default.buffers, [])
+
+
 class ConnectErrorTest(unittest.TestCase):
 
     def setUp(self):

@@ -23,6 +23,11 @@ def scale(array, factor):
     return array * factor
 
 
+def checksum(data):
+    """The sum of the bytes of ``data``, in plain Python (either lane)."""
+    return sum(data)
+
+
 def frame_mean(frame, column):
     """The mean of a pandas DataFrame column."""
     return float(frame[column].mean())

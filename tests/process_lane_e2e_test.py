@@ -11,6 +11,7 @@ import io
 import os
 import sys
 import unittest
+from unittest import mock
 
 import harness
 import jobs
@@ -62,6 +63,32 @@ class ProcessLaneTest(harness.DaemonTestCase):
         self.assertEqual(result[0], 0.0)
         self.assertEqual(result[-1], 3.0 * (big.size - 1))
         numpy.testing.assert_array_equal(result[::4096], big[::4096] * 3.0)
+
+    def test_mid_size_buffers_bound_for_a_worker_process_go_out_of_band(self):
+        # 512 KiB: under the 1 MiB from which buffers always leave the
+        # pickle, but a job bound for a worker process (a numpy argument
+        # sends it there; or lane="process") would be copied twice in its
+        # frame, so its buffers go out of band from 256 KiB.
+        headers = []
+        connection = self.client._keeper.current()
+        send = connection.request
+
+        def spy(header, *args, **kwargs):
+            headers.append(header)
+            return send(header, *args, **kwargs)
+
+        patcher = mock.patch.object(connection, "request", spy)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        array = numpy.arange(64 * 1024, dtype=numpy.float64)  # 512 KiB
+        numpy.testing.assert_array_equal(
+            self.client.run(lane_jobs.scale, array, 2.0), array * 2.0)
+        blob = bytes(range(256)) * 2048  # 512 KiB
+        self.assertEqual(self.client.run(lane_jobs.checksum, blob,
+                                         lane="process"), sum(blob))
+        self.assertEqual(self.client.run(lane_jobs.checksum, blob), sum(blob))
+        runs = [h for h in headers if h["type"] == "run"]
+        self.assertEqual(["oob" in h for h in runs], [True, True, False])
 
     def test_a_by_value_function_and_a_lambda(self):
         def centred(values):
@@ -262,6 +289,9 @@ class RoutingTest(harness.DaemonTestCase):
             workers=1, extra_args=("--python-path", f"{harness.TESTS_DIR}:{SITE}",
                                    "--process-modules", "+lane_jobs"))
         client = daemon.client(self)
+        # Announced in hello, the defaults with the added one.
+        self.assertIn("lane_jobs", client.hello["process_modules"])
+        self.assertIn("numpy", client.hello["process_modules"])
         self.assertNotEqual(client.run(lane_jobs.getpid), daemon.process.pid)
         self.assertEqual(
             client.status()["lanes"]["process"]["routed"]["module"], 1)

@@ -173,6 +173,7 @@ Daemon::Daemon(Config config, int argc, char** argv, systemd::Notifier notifier)
   context_.workers = config_.workers;
   context_.process_workers = config_.process_workers;
   context_.max_process_workers = config_.max_process_workers;
+  context_.process_modules = config_.process_modules;
   context_.max_definitions = config_.max_definitions;
   context_.cancel_grace_seconds = config_.cancel_grace_seconds;
   context_.connection_limits = MakeConnectionLimits(config_);

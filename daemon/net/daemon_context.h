@@ -37,6 +37,7 @@ struct DaemonContext {
   int workers = 0;
   int process_workers = 0;
   int max_process_workers = 0;
+  std::vector<std::string> process_modules;  // --process-modules (hello)
   int max_definitions = 4096;
   double cancel_grace_seconds = 5;
   ConnectionLimits connection_limits;

@@ -211,6 +211,7 @@ void Session::OnHello(Frame& frame) {
         {"workers", context_.workers},
         {"lanes", {"interpreter", "process"}},
         {"process_workers", context_.process_workers},
+        {"process_modules", context_.process_modules},
         {"limits",
          {{"max_frame_bytes", context_.limits.max_frame_bytes},
           {"max_header_bytes", context_.limits.max_header_bytes},

@@ -247,9 +247,13 @@ class Client:
                         else check_lane(self._lane if lane is None else lane),
                         self._rerun if rerun is None else rerun, wait)
         collector = None
-        if _shm.may_be_large(args, kwargs):
-            args, kwargs = _shm.wrap_large(args, kwargs)
-            collector = _shm.Collector()
+        minimum = _shm.out_of_band_min(
+            args, kwargs,
+            lease is None and (self._lane if lane is None else lane) == "process",
+            connection.process_modules)
+        if minimum:
+            args, kwargs = _shm.wrap_large(args, kwargs, minimum)
+            collector = _shm.Collector(minimum)
         job = dump_job(fn, args, kwargs, bytecode_check(connection.hello),
                        collector)
         if not job.definitions and (collector is None

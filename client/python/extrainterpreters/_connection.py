@@ -78,6 +78,7 @@ class Connection:
         self._recv_view = memoryview(bytearray(_session.RECV_SIZE))
         self._regions = _regions.Regions()
         self.hello = None  # The daemon's hello reply header.
+        self.process_modules = frozenset()  # hello's, once it came
         # Requests in flight, at most the daemon's window (set by hello).
         self._window = 10000
         self._sock = _connect(socket_path)
@@ -279,6 +280,11 @@ class Connection:
         self._decoder.limits = self.limits
         self.hello = frame.header
         self._window = _session.window(frame.header)
+        # Their jobs go to a worker process (_shm.out_of_band_min).
+        modules = frame.header.get("process_modules")
+        self.process_modules = frozenset(
+            name for name in modules if isinstance(name, str)
+        ) if isinstance(modules, list) else frozenset()
 
     # -- receiving ------------------------------------------------------------
 

@@ -28,6 +28,9 @@ from _pickle import PickleBuffer
 # share() and views() are all it uses.
 
 OUT_OF_BAND_MIN = 1 << 20  # smaller buffers stay in the pickle
+# ... except in a job bound for a worker process: its frame would be copied
+# to the daemon and again to the worker (out_of_band_min).
+PROCESS_OUT_OF_BAND_MIN = 256 << 10
 _SCAN = 64  # container items looked at by may_be_large
 
 
@@ -37,19 +40,49 @@ _SMALL = frozenset({int, float, str, bool, type(None)})  # never a buffer
 def may_be_large(args, kwargs):
     """True if an argument, or an item of a container argument, is a large
     buffer. Only such jobs pay for the out-of-band pickling."""
+    return any(_nbytes(item) >= OUT_OF_BAND_MIN
+               for item in _candidates(args, kwargs))
+
+
+def out_of_band_min(args, kwargs, process_lane=False,
+                    process_modules=frozenset()):
+    """The size from which the job's buffers leave the pickle, or 0 when
+    none is that large (``may_be_large``). A job bound for a worker process
+    (``process_lane``, or an argument of a type from ``process_modules``,
+    such as a numpy array, which sends it there) uses
+    ``PROCESS_OUT_OF_BAND_MIN``: measured with 512 KiB numpy arguments,
+    out of band carried 1.4-1.5 x the jobs per second through the process
+    lane, while in the interpreter lane 300 KiB went faster in the
+    pickle."""
+    found = 0
+    for item in _candidates(args, kwargs):
+        size = _nbytes(item)
+        if size < PROCESS_OUT_OF_BAND_MIN:
+            continue
+        if (process_lane
+                or type(item).__module__.partition(".")[0] in process_modules):
+            return PROCESS_OUT_OF_BAND_MIN
+        if size >= OUT_OF_BAND_MIN:
+            found = OUT_OF_BAND_MIN
+    return found
+
+
+def _candidates(args, kwargs):
+    """The arguments and the first items of container arguments: where
+    large buffers are looked for. Empty for the common small job."""
     if not kwargs and len(args) <= _SCAN:
         for item in args:
             if type(item) not in _SMALL:
                 break
         else:
-            return False  # the common small job: numbers and strings
+            return ()  # numbers and strings only
     items = list(args[:_SCAN]) + list(kwargs.values())[:_SCAN]
     for item in list(items):
         if type(item) in (list, tuple):
             items.extend(item[:_SCAN])
         elif type(item) is dict:
             items.extend(list(item.values())[:_SCAN])
-    return any(_nbytes(item) >= OUT_OF_BAND_MIN for item in items)
+    return items
 
 
 # Types that never expose a buffer: no memoryview() attempt (which raises
@@ -83,7 +116,7 @@ class _Large:
         return bytes, (PickleBuffer(self.obj),)
 
 
-def wrap_large(args, kwargs):
+def wrap_large(args, kwargs, minimum=OUT_OF_BAND_MIN):
     """``args`` and ``kwargs`` with their large bytes and memoryviews (and
     those in list, tuple and dict arguments) replaced by stand-ins: pickle
     writes ``bytes`` in the pickle without asking ``reducer_override``. The
@@ -91,7 +124,7 @@ def wrap_large(args, kwargs):
     memo = {}
 
     def wrap(obj):
-        if type(obj) in (bytes, memoryview) and _nbytes(obj) >= OUT_OF_BAND_MIN:
+        if type(obj) in (bytes, memoryview) and _nbytes(obj) >= minimum:
             return memo.setdefault(id(obj), _Large(obj))
         return obj
 
@@ -112,7 +145,8 @@ class Collector:
     """A pickle ``buffer_callback`` keeping large buffers out of the pickle;
     ``buffers`` has them, in pickle order."""
 
-    def __init__(self):
+    def __init__(self, minimum=OUT_OF_BAND_MIN):
+        self.minimum = minimum
         self.buffers = []
 
     def reset(self):
@@ -121,7 +155,7 @@ class Collector:
 
     def __call__(self, buffer):
         with buffer.raw() as raw:
-            if raw.nbytes < OUT_OF_BAND_MIN:
+            if raw.nbytes < self.minimum:
                 return True  # in the pickle
         self.buffers.append(buffer)
         return False
