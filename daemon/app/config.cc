@@ -32,6 +32,7 @@ const char* const kKeys[] = {"socket",
                              "python_path",
                              "cancel_grace",
                              "max_jobs_per_interpreter",
+                             "idle_spin_us",
                              "max_definitions",
                              "allow_users",
                              "allow_groups",
@@ -182,6 +183,9 @@ std::string Apply(const Settings& settings, Config* config) {
     } else if (key == "max_jobs_per_interpreter") {
       ok = ReadSize(value, &number);
       if (ok) config->max_jobs_per_interpreter = number;
+    } else if (key == "idle_spin_us") {
+      ok = ReadSize(value, &number) && number <= 100000;
+      if (ok) config->idle_spin_us = static_cast<int>(number);
     } else if (key == "max_definitions") {
       ok = ReadSize(value, &number) && number >= 1 && number <= 1000000;
       if (ok) config->max_definitions = static_cast<int>(number);
@@ -238,6 +242,7 @@ const std::map<std::string, std::string>& FlagKeys() {
       {"--python-path", "python_path"},
       {"--cancel-grace", "cancel_grace"},
       {"--max-jobs-per-interpreter", "max_jobs_per_interpreter"},
+      {"--idle-spin-us", "idle_spin_us"},
       {"--max-definitions", "max_definitions"},
       {"--allow-users", "allow_users"},
       {"--allow-groups", "allow_groups"},

@@ -40,8 +40,9 @@ TEST(Config, ReadsEveryFlagInBothForms) {
   ParseResult r = Parse({"--socket", "/tmp/a.sock", "--workers=3", "--preload", "json,decimal",
                          "--buffer-size", "1M", "--max-interpreters", "5",
                          "--max-frame-bytes=2G", "--max-header-bytes", "8k", "--python-path",
-                         "/a:/b"});
+                         "/a:/b", "--idle-spin-us", "50"});
   ASSERT_EQ(r.action, ParseResult::Action::kRun) << r.error;
+  EXPECT_EQ(r.config.idle_spin_us, 50);
   EXPECT_EQ(r.config.socket, "/tmp/a.sock");
   EXPECT_EQ(r.config.workers, 3);
   EXPECT_EQ(r.config.preload, (std::vector<std::string>{"json", "decimal"}));
@@ -76,6 +77,8 @@ TEST(Config, RejectsBadInputNamingIt) {
       {{"--workers", "0"}, "invalid value for workers"},
       {{"--workers", "many"}, "invalid value for workers"},
       {{"--buffer-size", "10X"}, "invalid value for buffer_size"},
+      {{"--idle-spin-us", "-1"}, "invalid value for idle_spin_us"},
+      {{"--idle-spin-us", "1000000"}, "invalid value for idle_spin_us"},
       {{"--workers", "4", "--max-interpreters", "2"}, "must be at least workers"},
       {{"--frobnicate", "1"}, "unknown flag --frobnicate"},
       {{"--socket"}, "--socket needs a value"},
@@ -97,7 +100,7 @@ TEST(Config, HelpDocumentsEveryFlag) {
   EXPECT_EQ(Parse({"--version"}).action, ParseResult::Action::kVersion);
   for (const char* flag : {"--socket", "--workers", "--config", "--preload", "--buffer-size",
                            "--max-interpreters", "--max-frame-bytes", "--max-header-bytes",
-                           "--python-path", "--version", "--help"}) {
+                           "--python-path", "--idle-spin-us", "--version", "--help"}) {
     EXPECT_NE(UsageText().find(flag), std::string::npos) << flag;
   }
 }

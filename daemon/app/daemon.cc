@@ -15,6 +15,7 @@
 #include "daemon/app/socket_activation.h"
 #include "daemon/base/log.h"
 #include "daemon/base/version.h"
+#include "daemon/core/run_queue.h"
 #include "daemon/python/builtin_module.h"
 #include "daemon/python/runtime.h"
 #include "python/python_build_info.h"
@@ -165,6 +166,7 @@ Daemon::Daemon(Config config, int argc, char** argv, systemd::Notifier notifier)
       flush_deadline_(io_),
       keep_running_(asio::make_work_guard(io_)) {
   python::SetQueueService(&job_queues_);
+  RunQueue::SetIdleSpin(std::chrono::microseconds(config_.idle_spin_us));
   context_.info = {config_.socket, static_cast<long>(::getpid()), python::Runtime::Version(),
                    python::Runtime::HexVersion(), start_time_};
   context_.sys_path = python::Runtime::SysPath();

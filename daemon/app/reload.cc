@@ -6,6 +6,7 @@
 
 #include "daemon/base/log.h"
 #include "daemon/core/interpreter_pool.h"
+#include "daemon/core/run_queue.h"
 #include "daemon/net/access_control.h"
 #include "daemon/net/server.h"
 
@@ -45,6 +46,7 @@ ReloadPlan PlanReload(const Config& running, const Config& wanted) {
   Compare("workers", running.workers, wanted.workers, &plan.applied);
   Compare("allow_users", running.allow_users, wanted.allow_users, &plan.applied);
   Compare("allow_groups", running.allow_groups, wanted.allow_groups, &plan.applied);
+  Compare("idle_spin_us", running.idle_spin_us, wanted.idle_spin_us, &plan.applied);
   std::vector<std::string>* later = &plan.needs_restart;
   Compare("socket", running.socket, wanted.socket, later);
   Compare("preload", running.preload, wanted.preload, later);
@@ -108,6 +110,8 @@ std::string Reload(int argc, char** argv, const ReloadTargets& targets) {
     running.workers = wanted.workers;
     targets.context->workers = wanted.workers;
   }
+  RunQueue::SetIdleSpin(std::chrono::microseconds(wanted.idle_spin_us));
+  running.idle_spin_us = wanted.idle_spin_us;
   targets.server->SetAccessPolicy(std::move(access));
   running.allow_users = wanted.allow_users;
   running.allow_groups = wanted.allow_groups;

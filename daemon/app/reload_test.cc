@@ -13,12 +13,14 @@ TEST(PlanReload, AppliesWorkersAndAccessAndDefersTheRest) {
   EXPECT_TRUE(PlanReload(running, wanted).applied.empty());
   EXPECT_TRUE(PlanReload(running, wanted).needs_restart.empty());
   wanted.workers = 4;
+  wanted.idle_spin_us = 0;
   wanted.allow_groups = {"extrainterpreters"};
   wanted.socket = "/run/other.sock";
   wanted.max_frame_bytes = 1 << 20;
   ReloadPlan plan = PlanReload(running, wanted);
   EXPECT_EQ(plan.applied,
-            (std::vector<std::string>{"workers 2 -> 4", "allow_groups [] -> [extrainterpreters]"}));
+            (std::vector<std::string>{"workers 2 -> 4", "allow_groups [] -> [extrainterpreters]",
+                                      "idle_spin_us 200 -> 0"}));
   EXPECT_EQ(plan.needs_restart,
             (std::vector<std::string>{"socket /run/extrainterpreters/ei.sock -> /run/other.sock",
                                       "max_frame_bytes 268435456 -> 1048576"}));

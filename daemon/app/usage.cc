@@ -9,8 +9,8 @@ std::string UsageText() {
 Runs Python jobs sent over a Unix socket in a warm pool of CPython
 sub-interpreters, each with its own GIL. Stays in the foreground and logs one
 line per event to stderr; stop it with SIGTERM or SIGINT, reload the --config
-file with SIGHUP (workers, allow_users and allow_groups change at once; the
-rest is logged as needing a restart). Under systemd it takes its socket from
+file with SIGHUP (workers, idle_spin_us, allow_users and allow_groups change
+at once; the rest is logged as needing a restart). Under systemd it takes its socket from
 socket activation and speaks the notify protocol (docs/operations.md).
 
 Flags (each also a key of the --config file, with _ for -; flags win):
@@ -38,6 +38,12 @@ Flags (each also a key of the --config file, with _ for -; flags win):
   --max-jobs-per-interpreter N
                            Replace a pool interpreter with a fresh one after
                            it ran N jobs. Default: 0 (never).
+  --idle-spin-us N         A worker with no job to run spins (yielding its
+                           CPU) this many microseconds before it sleeps, so
+                           that a job sent meanwhile starts without a thread
+                           wake-up: a shorter round trip, paid for with up to
+                           N us of CPU after a job when no other follows.
+                           Default: 200; 0: sleep at once.
   --max-definitions N      Functions shipped by value that one connection
                            may define. Default: 4096.
   --allow-users U[,U...]   Users (names or uids) who may connect, besides
