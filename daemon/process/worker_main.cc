@@ -56,7 +56,8 @@ struct PendingRun {
   UniqueFd fd;
 };
 
-// What the reader hands the main and stopper threads.
+// What the reader hands the main and stopper threads; runs and stops each
+// wake their own thread only.
 class Inbox {
  public:
   void Define(const std::string& digest, std::vector<char> blob) {
@@ -70,22 +71,23 @@ class Inbox {
   void PushRun(PendingRun run) {
     std::lock_guard lock(mu_);
     runs_.push_back(std::move(run));
-    changed_.notify_all();
+    runs_changed_.notify_one();
   }
   void PushStop(std::uint64_t job, bool timeout) {
     std::lock_guard lock(mu_);
     stops_.push_back({job, timeout});
-    changed_.notify_all();
+    stops_changed_.notify_one();
   }
   void Close() {
     std::lock_guard lock(mu_);
     closed_ = true;
-    changed_.notify_all();
+    runs_changed_.notify_all();
+    stops_changed_.notify_all();
   }
   // Main thread: the next run, or nullopt once the link ended.
   std::optional<PendingRun> NextRun() {
     std::unique_lock lock(mu_);
-    changed_.wait(lock, [&] { return closed_ || !runs_.empty(); });
+    runs_changed_.wait(lock, [&] { return closed_ || !runs_.empty(); });
     if (runs_.empty()) return std::nullopt;
     PendingRun run = std::move(runs_.front());
     runs_.pop_front();
@@ -94,7 +96,7 @@ class Inbox {
   // Stopper thread: the next stop request, or nullopt once the link ended.
   std::optional<std::pair<std::uint64_t, bool>> NextStop() {
     std::unique_lock lock(mu_);
-    changed_.wait(lock, [&] { return closed_ || !stops_.empty(); });
+    stops_changed_.wait(lock, [&] { return closed_ || !stops_.empty(); });
     if (stops_.empty()) return std::nullopt;
     auto stop = stops_.front();
     stops_.pop_front();
@@ -115,7 +117,8 @@ class Inbox {
 
  private:
   std::mutex mu_;
-  std::condition_variable changed_;
+  std::condition_variable runs_changed_;   // the main thread waits here
+  std::condition_variable stops_changed_;  // the stopper thread here
   std::map<std::string, std::shared_ptr<const std::vector<char>>> definitions_;
   std::deque<PendingRun> runs_;
   std::deque<std::pair<std::uint64_t, bool>> stops_;
