@@ -41,7 +41,8 @@ def may_be_large(args, kwargs):
     """True if an argument, or an item of a container argument, is a large
     buffer. Only such jobs pay for the out-of-band pickling."""
     return any(_nbytes(item) >= OUT_OF_BAND_MIN
-               for item in _candidates(args, kwargs))
+               for item in _candidates(args, kwargs)
+               if type(item) not in _NO_BUFFER)
 
 
 def out_of_band_min(args, kwargs, process_lane=False,
@@ -56,6 +57,8 @@ def out_of_band_min(args, kwargs, process_lane=False,
     pickle."""
     found = 0
     for item in _candidates(args, kwargs):
+        if type(item) in _NO_BUFFER:
+            continue
         size = _nbytes(item)
         if size < PROCESS_OUT_OF_BAND_MIN:
             continue
