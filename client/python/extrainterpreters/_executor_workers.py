@@ -226,7 +226,9 @@ class Worker:
 
     def _take_ahead(self):
         """The next queued item, claimed, or None when there is none now or
-        it is the shutdown wake-up (put back for ``run`` to see)."""
+        it is the shutdown wake-up (put back for ``run`` to see). A plain
+        ``submit`` queued behind the map's chunks is taken (and sent) too:
+        it ends the taking, and starts on this lease after the chunks."""
         while True:
             try:
                 item = self._state.work_queue.get_nowait()
