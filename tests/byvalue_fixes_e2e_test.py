@@ -19,6 +19,7 @@ from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import byvalue_cases  # noqa: E402
+import extrainterpreters  # noqa: E402
 import harness  # noqa: E402
 
 from extrainterpreters import RemoteError  # noqa: E402
@@ -182,6 +183,19 @@ class FixesTest(harness.DaemonTestCase):
         box = self.run(self.user.Box, 3)
         self.assertIs(type(box), self.user.Box)
         self.assertIs(self.run(self.user.identity, self.user.T), self.user.T)
+
+    def test_a_typevar_comes_back_as_itself_from_any_interpreter(self):
+        # Whichever interpreter a job lands on, and whatever ran there
+        # before: one that rebuilt the module's globals, or a fresh one.
+        used, fresh = (extrainterpreters.Interpreter(client=self.client)
+                       for _ in range(2))
+        self.addCleanup(used.close)
+        self.addCleanup(fresh.close)
+        self.assertEqual(used.run(self.user.box_parameters), (True, "T", 7))
+        self.assertIs(used.run(self.user.identity, self.user.T), self.user.T)
+        self.assertIs(fresh.run(self.user.identity, self.user.T), self.user.T)
+        self.assertIs(fresh.run(self.user.identity, [self.user.T])[0],
+                      self.user.T)
 
     @unittest.skipIf(sys.version_info < (3, 13),
                      "TypeVar defaults (PEP 696) are new in Python 3.13")

@@ -77,8 +77,12 @@ def reduce_type_param(param):
     if getattr(param, "has_default", lambda: False)():
         options["default"] = param.__default__
     constraints = tuple(getattr(param, "__constraints__", ()))
+    # Found by its name in its module here: a result that returns it (from
+    # any interpreter) then comes back as this very object.
+    named = getattr(sys.modules.get(param.__module__), param.__name__,
+                    None) is param
     return TYPE_PARAM, (type(param).__name__, param.__name__, constraints,
-                        options, param.__module__)
+                        options, param.__module__, named)
 
 
 def class_extras(cls):

@@ -50,8 +50,14 @@ class ResultPickler(_pickle.Pickler):
                     return ModuleByName(obj.__name__).__reduce__()
             elif getattr(obj.__self__, obj.__func__.__name__, None) == obj:
                 return NotImplemented  # pickle's getattr(self, name) works
-        elif kind not in TYPE_PARAMS or _by_name(obj, obj.__name__):
+        elif kind not in TYPE_PARAMS:
             return NotImplemented
+        else:
+            origin = _loader().origin(obj)
+            if origin is not None:
+                return reduce_by_name(origin)
+            if _by_name(obj, obj.__name__):
+                return NotImplemented
         return _by_value(obj)
 
 

@@ -320,10 +320,14 @@ def set_module_state(client_module, state):
         build.add_global(key, name, payload, names_members)
 
 
-def type_param(kind, name, constraints, options, module_name):
-    """A TypeVar, ParamSpec or TypeVarTuple, made again."""
+def type_param(kind, name, constraints, options, module_name, named=False):
+    """A TypeVar, ParamSpec or TypeVarTuple, made again. ``named``: the
+    client finds it as ``module_name.name``, so a result returns it by
+    that name (``origin``), whatever else this interpreter rebuilt."""
     param = getattr(_typing, kind)(name, *constraints, **options)
     param.__module__ = module_name
+    if named:
+        _origins[param] = (module_name, name)
     return param
 
 

@@ -62,8 +62,9 @@ def out_of_band_min(args, kwargs, process_lane=False,
         size = _nbytes(item)
         if size < PROCESS_OUT_OF_BAND_MIN:
             continue
-        if (process_lane
-                or type(item).__module__.partition(".")[0] in process_modules):
+        module = getattr(type(item), "__module__", None)
+        if process_lane or (isinstance(module, str) and
+                            module.partition(".")[0] in process_modules):
             return PROCESS_OUT_OF_BAND_MIN
         if size >= OUT_OF_BAND_MIN:
             found = OUT_OF_BAND_MIN
