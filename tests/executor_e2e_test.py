@@ -160,17 +160,28 @@ class SubmitAndMapTest(ExecutorTestCase):
         executor.submit(jobs.add, 0, 0).result(WAIT)
         first, rest = self.path("first"), self.path("rest")
         log = self.path("log")
-        before = self.client.status()["totals"]["submitted"]
+        totals = self.client.status()["totals"]
         results = executor.map(jobs.wait_then_append,
                                [first] * 2 + [rest] * 38, [log] * 40,
                                range(40), chunksize=2)
         sent = 1 + _executor_workers._AHEAD
         harness.wait_until(
-            lambda: self.client.status()["totals"]["submitted"] - before
-            == sent, WAIT, f"{sent} chunks to be sent")
+            lambda: self.client.status()["totals"]["submitted"]
+            - totals["submitted"] == sent, WAIT, f"{sent} chunks to be sent")
         harness.touch(first)
         self.assertEqual([next(results), next(results)], ["0", "1"])
         results.close()  # chunk 2 running, the next ones queued on the lease
+        # The cancels are sent, not awaited: let them land (chunk 2 stopped
+        # in its wait, the others taken off the lease's queue) before the
+        # file that would let chunk 2 go on appears.
+        def every_sent_chunk_ended():
+            now = self.client.status()["totals"]
+            ended = {key: now[key] - totals[key]
+                     for key in ("submitted", "completed", "cancelled")}
+            return (ended["cancelled"] >= 1 and ended["submitted"]
+                    == ended["completed"] + ended["cancelled"])
+        harness.wait_until(every_sent_chunk_ended, WAIT,
+                           "the chunks sent ahead to be cancelled")
         harness.touch(rest)
         # Jobs on one lease run in order: this one runs after the chunks
         # sent ahead would have.
