@@ -18,7 +18,7 @@ namespace ei {
 /// A FIFO of jobs waiting to run, that worker threads block on.
 ///
 /// A worker that finds the queue empty in Pop first spins for a while
-/// (SetIdleSpin, --idle-spin) before it sleeps: a job pushed meanwhile is
+/// (SetIdleSpin, --idle-spin-us) before it sleeps: a job pushed meanwhile is
 /// taken without waking a sleeping thread, which on a VM costs tens of
 /// microseconds of the job's round trip. Push wakes a sleeper only when
 /// the spinning workers are fewer than the queued jobs.
