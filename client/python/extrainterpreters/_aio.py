@@ -34,14 +34,12 @@ from . import _session
 from ._aio_connection import AioConnection
 from ._byvalue_version import bytecode_check
 from ._errors import DaemonConnectionError
-from ._keeper import DEFAULT_RECONNECT_TIMEOUT
+from ._keeper import DEFAULT_RECONNECT_TIMEOUT, Backoff
 from ._paths import resolve_socket_path
 from ._replies import decode_ping, decode_result, decode_status, expect_type
 from ._run_request import add_options, check_lane, dump_job
 
 __all__ = ["AsyncClient"]
-
-_FIRST_PAUSE, _LONGEST_PAUSE = 0.05, 1.0
 
 
 class AsyncClient:
@@ -224,18 +222,12 @@ class AsyncClient:
             return self._conn
 
     async def _reopen(self, first_id):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._reconnect_timeout
-        pause = _FIRST_PAUSE
+        backoff = Backoff(self._socket_path, self._reconnect_timeout,
+                          asyncio.get_running_loop().time)
         while True:
             try:
                 return await AioConnection.open(
                     self._socket_path, self._connect_timeout, first_id)
             except DaemonConnectionError as exc:
-                if loop.time() + pause > deadline:
-                    raise DaemonConnectionError(
-                        self._socket_path,
-                        f"{exc.reason}; still so after trying to reconnect "
-                        f"for {self._reconnect_timeout:g} s") from None
+                pause = backoff.after(exc)
             await asyncio.sleep(pause)
-            pause = min(pause * 2, _LONGEST_PAUSE)

@@ -280,11 +280,7 @@ class Connection:
         self._decoder.limits = self.limits
         self.hello = frame.header
         self._window = _session.window(frame.header)
-        # Their jobs go to a worker process (_shm.out_of_band_min).
-        modules = frame.header.get("process_modules")
-        self.process_modules = frozenset(
-            name for name in modules if isinstance(name, str)
-        ) if isinstance(modules, list) else frozenset()
+        self.process_modules = _session.process_modules(frame.header)
 
     # -- receiving ------------------------------------------------------------
 

@@ -26,10 +26,34 @@ from ._connection import Connection
 from ._definitions import Definitions
 from ._errors import DaemonConnectionError
 
-__all__ = ["ConnectionKeeper", "DEFAULT_RECONNECT_TIMEOUT", "LeaseId"]
+__all__ = ["Backoff", "ConnectionKeeper", "DEFAULT_RECONNECT_TIMEOUT",
+           "LeaseId"]
 
 DEFAULT_RECONNECT_TIMEOUT = 30.0
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.05, 1.0
+
+
+class Backoff:
+    """The pauses between tries to reconnect, for Client and AsyncClient:
+    doubling from 50 ms to 1 s, until ``timeout`` seconds of ``clock``."""
+
+    def __init__(self, socket_path, timeout, clock):
+        self._socket_path = socket_path
+        self._timeout = timeout
+        self._clock = clock
+        self._deadline = clock() + timeout
+        self._pause = _FIRST_PAUSE
+
+    def after(self, failure):
+        """The pause before the next try, after the ``DaemonConnectionError``
+        ``failure``; past the timeout, raises the error that gives up."""
+        if self._clock() + self._pause > self._deadline:
+            raise DaemonConnectionError(
+                self._socket_path,
+                f"{failure.reason}; still so after trying to reconnect "
+                f"for {self._timeout:g} s") from None
+        pause, self._pause = self._pause, min(self._pause * 2, _LONGEST_PAUSE)
+        return pause
 
 
 class LeaseId(int):
@@ -108,16 +132,11 @@ class ConnectionKeeper:
     def _reopen(self):
         """Connect again, pausing longer between tries, until the
         reconnect timeout; the last failure says why."""
-        deadline = time.monotonic() + self._reconnect_timeout
-        pause = _FIRST_PAUSE
+        backoff = Backoff(self._socket_path, self._reconnect_timeout,
+                          time.monotonic)
         while True:
             try:
                 return self._open(self.connection.next_id)
             except DaemonConnectionError as exc:
-                if time.monotonic() + pause > deadline:
-                    raise DaemonConnectionError(
-                        self._socket_path,
-                        f"{exc.reason}; still so after trying to reconnect "
-                        f"for {self._reconnect_timeout:g} s") from None
+                pause = backoff.after(exc)
             time.sleep(pause)
-            pause = min(pause * 2, _LONGEST_PAUSE)

@@ -19,7 +19,7 @@ from ._version import __version__
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT", "PROTOCOL_VERSION", "RECV_SIZE", "check_hello",
     "closed_error", "connect_reason", "eof_error", "hello_request",
-    "peer_gone", "same_protocol_error", "window",
+    "peer_gone", "process_modules", "same_protocol_error", "window",
 ]
 
 PROTOCOL_VERSION = 1
@@ -75,6 +75,16 @@ def window(header):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         return 10000
     return value
+
+
+def process_modules(header):
+    """hello's ``process_modules``: the top-level modules whose jobs go to
+    a worker process (``_shm.out_of_band_min``); none from an older
+    daemon."""
+    modules = header.get("process_modules")
+    if not isinstance(modules, list):
+        return frozenset()
+    return frozenset(name for name in modules if isinstance(name, str))
 
 
 def _limit(limits, key):

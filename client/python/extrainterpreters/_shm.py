@@ -40,9 +40,7 @@ _SMALL = frozenset({int, float, str, bool, type(None)})  # never a buffer
 def may_be_large(args, kwargs):
     """True if an argument, or an item of a container argument, is a large
     buffer. Only such jobs pay for the out-of-band pickling."""
-    return any(_nbytes(item) >= OUT_OF_BAND_MIN
-               for item in _candidates(args, kwargs)
-               if type(item) not in _NO_BUFFER)
+    return out_of_band_min(args, kwargs) != 0
 
 
 def out_of_band_min(args, kwargs, process_lane=False,
