@@ -40,6 +40,9 @@ class Settings:
     slow_queue_items: int = 1000   # items per round, job to job, slow peers
     slow_cold_starts: int = 3      # new clusters / clients of slow peers
     map_chunksize: int = 100       # the chunked map of issue 15's target
+    # Calls per round of each chunked map: a chunked map runs 0.1-1M calls
+    # a second here, so 20,000 calls (40 ms) would time mostly the noise.
+    map_jobs: int = 200000
     # Issue 11's process lane: a numpy job of a few ms, arrays in and out.
     numpy_jobs: int = 400          # per round per system
     numpy_signal: int = 1 << 16    # float64 samples of one job's argument
@@ -54,7 +57,7 @@ class Settings:
                        cpu_task_seconds=0.05, data_repeats=3, cold_starts=5,
                        memory_rounds=1, queue_items=30000,
                        slow_round_trips=200, slow_queue_items=500,
-                       slow_cold_starts=2, numpy_jobs=200)
+                       slow_cold_starts=2, map_jobs=50000, numpy_jobs=200)
         if mode == "tiny":  # The CI smoke check: types, not speed.
             return cls(mode="tiny", rounds=1, round_trips=30, warmup=5,
                        raw_iterations=100, throughput_jobs=100, clients=2,
@@ -62,7 +65,8 @@ class Settings:
                        data_repeats=1, cold_starts=1, memory_leases=1,
                        memory_rounds=1, queue_items=100,
                        slow_round_trips=10, slow_queue_items=20,
-                       slow_cold_starts=1, map_chunksize=10, numpy_jobs=10,
+                       slow_cold_starts=1, map_chunksize=10, map_jobs=100,
+                       numpy_jobs=10,
                        numpy_signal=1024)
         raise ValueError(f"unknown mode {mode!r}")
 

@@ -13,7 +13,9 @@ on each peer's own map with a chunk size (loky's and mpire's executors,
 a Dask bag of that partition size, Ray's ``multiprocessing.Pool``); the
 sub-interpreters have none (``Peer.no_map``). The systems take turns round
 by round; Dask and Ray get a tenth of the jobs submitted one by one (they
-run ~1-3k such jobs/s, so a round stays seconds), but all of a map's.
+run ~1-3k such jobs/s, so a round stays seconds). A chunked map times
+``map_jobs`` calls (200,000: 0.2-2 s a round here; fewer made it a
+measurement of the machine's noise), Dask's bag a tenth of them.
 
 CPU scaling: a pure-Python loop (``bench_jobs.spin``, about
 ``cpu_task_seconds`` each), 2 x W tasks per round, run one after another
@@ -54,8 +56,9 @@ def throughput(ctx):
     s = ctx.settings
     result = {"unit": "jobs/s", "job": "abs(-1)",
               "jobs_per_round": s.throughput_jobs, "clients": s.clients,
-              "chunksize": s.map_chunksize, "peers": {}}
-    n, k = s.throughput_jobs, s.map_chunksize
+              "chunksize": s.map_chunksize, "map_jobs_per_round": s.map_jobs,
+              "peers": {}}
+    n, k, m = s.throughput_jobs, s.map_chunksize, s.map_jobs
     gather = lambda futures: [f.result() for f in futures]  # noqa: E731
     with contextlib.ExitStack() as stack:
         ppe = stack.enter_context(concurrent.futures.ProcessPoolExecutor(
@@ -64,7 +67,7 @@ def throughput(ctx):
         rates = [
             turns.Rate(result, "process_pool_map", n,
                   _map_all(_executor_map(ppe), 1)),
-            turns.Rate(result, "process_pool_map_chunked", n,
+            turns.Rate(result, "process_pool_map_chunked", m,
                   _map_all(_executor_map(ppe), k)),
             turns.Rate(result, "process_pool_submit", n,
                   _submit_all(ppe.submit, gather))]
@@ -74,13 +77,13 @@ def throughput(ctx):
             ctx.workers, socket_path=ctx.socket_path))
         rates += [turns.Rate(result, "project_1_client", n,
                         _submit_all(client.submit, gather)),
-                  turns.Rate(result, "project_client_map", n,
+                  turns.Rate(result, "project_client_map", m,
                         _map_all(_executor_map(client), k)),
-                  turns.Rate(result, "project_map", n,
+                  turns.Rate(result, "project_map", m,
                         _map_all(_executor_map(executor), k))]
         for name, peer in opened.items():
             rates += _peer_rates(result["peers"].setdefault(name, {}),
-                                 peer, n, k)
+                                 peer, n, k, m)
         turns.rate_rounds(rates, s.rounds)
         measure(result, "project_clients", _clients, "project",
                 ctx.socket_path, s, n)
@@ -91,13 +94,14 @@ def throughput(ctx):
     return result
 
 
-def _peer_rates(into, peer, n, k):
+def _peer_rates(into, peer, n, k, m):
     jobs = n // _SLOW_SHARE if peer.slow else n
     rates = [turns.Rate(into, "submit", jobs, _submit_all(peer.submit, peer.gather))]
     if peer.no_map:
         into["map"] = {"skipped": peer.no_map}
-    else:  # a chunk of jobs costs a slow peer no more than one job
-        rates.append(turns.Rate(into, "map", n, _map_all(peer.map, k)))
+    else:
+        calls = m // _SLOW_SHARE if peer.slow_map else m
+        rates.append(turns.Rate(into, "map", calls, _map_all(peer.map, k)))
     return rates
 
 

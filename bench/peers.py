@@ -58,6 +58,7 @@ class Peer:
     ``Executor``-like ``self.pool``."""
 
     slow = False          # a job costs ~1 ms or more: fewer samples
+    slow_map = False      # its chunked map runs ~10k calls/s: fewer calls
     shared = False        # other processes can connect (the clients figure)
     # Why the peer has no map with a chunk size, or "" if it has one:
     # ``map(fn, items, chunksize)``.
@@ -134,7 +135,7 @@ class SubinterpreterPeer(Peer):
 
 
 class DaskPeer(Peer):
-    slow = shared = has_queue = True
+    slow = shared = has_queue = slow_map = True
 
     def start(self):
         import distributed

@@ -154,7 +154,8 @@ def target_table(rows):
 
 _SKIP = {"values", "n", "daemon", "traceback", "unit", "job", "bytes",
          "leases", "workers", "tasks_per_round", "spin_iterations",
-         "jobs_per_round", "clients", "seconds", "chunksize", "workers_seen",
+         "jobs_per_round", "map_jobs_per_round", "clients", "seconds",
+         "chunksize", "workers_seen",
          "support_processes"}
 
 
