@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import byvalue_cases  # noqa: E402
 import harness  # noqa: E402,F401  (makes the client importable)
 
-from extrainterpreters import _byvalue, _byvalue_code  # noqa: E402
+from extrainterpreters import _batch, _byvalue, _byvalue_code  # noqa: E402
 
 loader = byvalue_cases.load_function_loader()
 
@@ -102,6 +102,52 @@ class RoundTripTest(unittest.TestCase):
         self.assertFalse(_byvalue.needs_value(unittest.TestCase))
         self.assertTrue(_byvalue.needs_value(self.user.helper))
         self.assertTrue(_byvalue.needs_value(lambda: 0))
+
+
+class PlainJobTest(unittest.TestCase):
+    """Jobs that plain ``pickle`` writes (``_byvalue._plain_job``) are
+    written exactly as the long way would, and only those."""
+
+    def test_plain_jobs_pickle_as_the_long_way_would(self):
+        cases = {
+            "numbers": (os.path.join, ("a", "b"), {}),
+            "a map chunk of items": (_batch.run_chunk,
+                                     (abs, [-1] * 100, False), {}),
+            "a function by reference as an argument": (
+                _batch.run_chunk, (os.path.join, ["a"], False),
+                {"unused": None}),
+        }
+        for name, (fn, args, kwargs) in cases.items():
+            with self.subTest(name):
+                self.assertTrue(_byvalue._plain_job(fn, args, kwargs, None))
+                self.assertEqual(
+                    _byvalue.dump_job(fn, args, kwargs).payload,
+                    _byvalue.dump((fn, args, kwargs)).payload)
+
+    def test_what_plain_pickle_cannot_write_takes_the_long_way(self):
+        user = byvalue_cases.user_module()
+        cases = {
+            "a function by value as an argument": (user.helper, [1, 2]),
+            "a lambda in a list": ([lambda: 0], [1]),
+            "a list too long to look at": (abs, [-1] * (_byvalue._PLAIN_SCAN + 1)),
+            "an object in a chunk": (abs, [1, user.Point(1, 2)]),
+            "a bound builtin method": ([].append, [1]),
+            # Containers in containers are not looked into.
+            "a map chunk of argument tuples": (os.path.join, [("a", "b")], True),
+        }
+        for name, args in cases.items():
+            with self.subTest(name):
+                self.assertFalse(_byvalue._plain_job(
+                    _batch.run_chunk, args, {}, None))
+
+    def test_a_function_argument_by_value_is_still_defined(self):
+        user = byvalue_cases.user_module()
+        job = _byvalue.dump_job(_batch.run_chunk, (user.helper, [1, 2], False),
+                                {})
+        self.assertIn("helper", [d.qualname for d in job.definitions])
+        fn, args, kwargs = load(job)
+        self.assertEqual(fn(*args, **kwargs),
+                         ([user.helper(1), user.helper(2)], None))
 
 
 class SpecialClassesTest(unittest.TestCase):

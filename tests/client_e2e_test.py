@@ -18,6 +18,7 @@ import harness  # noqa: E402
 import jobs  # noqa: E402
 
 import extrainterpreters  # noqa: E402
+from extrainterpreters import _batch  # noqa: E402
 from extrainterpreters import (  # noqa: E402
     DaemonConnectionError, ProtocolError, RemoteError)
 
@@ -97,6 +98,51 @@ class MapTest(harness.DaemonTestCase):
                     next(results)
                 # The remote traceback names the job's own frame.
                 self.assertIn("divide", str(caught.exception.__cause__))
+
+    def test_one_iterable_goes_as_plain_items(self):
+        # One iterable: a chunk is a list of items and each call fn(item).
+        items = list(range(1, 41))
+        for chunksize in (1, 6, 40):
+            with self.subTest(chunksize=chunksize):
+                self.assertEqual(list(self.client.map(jobs.reciprocal, items,
+                                                      chunksize=chunksize)),
+                                 [1 / i for i in items])
+
+    def test_calls_after_a_failing_one_still_run_in_its_chunk(self):
+        # The failing call is the second of the chunk; the calls after it
+        # run and come back in place, for both forms of a chunk.
+        chunk = [2, 0, 4, 5]
+        for form, call in (("items", (_batch.run_chunk, jobs.reciprocal,
+                                      chunk, False)),
+                           ("args", (_batch.run_chunk, jobs.divide,
+                                     [(1, a) for a in chunk], True))):
+            with self.subTest(form=form):
+                values, failures = self.client.run(*call)
+                self.assertEqual(values, [0.5, None, 0.25, 0.2])
+                self.assertEqual(list(failures), [1])
+                error, text = failures[1]
+                self.assertIsInstance(error, ZeroDivisionError)
+                self.assertIn("ZeroDivisionError", text)
+
+    def test_a_call_raising_stopiteration_fails_rather_than_ends_the_map(self):
+        results = self.client.map(jobs.stop_iteration_at_zero, [1, 0, 2],
+                                  chunksize=3)
+        self.assertEqual(next(results), 1)
+        # Raised inside the map's generator, StopIteration becomes the
+        # RuntimeError of PEP 479 (as in the standard map), never a silent
+        # end after the first value.
+        with self.assertRaises(RuntimeError) as caught:
+            next(results)
+        self.assertIsInstance(caught.exception.__cause__, StopIteration)
+
+    def test_the_batch_form_of_older_clients_still_runs(self):
+        outcomes = self.client.run(_batch.run_batch, jobs.divide,
+                                   ((1, 2), (1, 0), (3, 1)))
+        self.assertEqual([outcome[:2] for outcome in outcomes[::2]],
+                         [(True, 0.5), (True, 3.0)])
+        self.assertEqual(outcomes[1][0], False)
+        self.assertIsInstance(outcomes[1][1], ZeroDivisionError)
+        self.assertIn("ZeroDivisionError", outcomes[1][2])
 
     def test_an_exception_that_does_not_pickle_says_so(self):
         results = self.client.map(jobs.raise_unpicklable, ["bad"], chunksize=2)

@@ -32,6 +32,18 @@ def divide(a, b):
     return a / b
 
 
+def reciprocal(a):
+    return 1 / a
+
+
+def stop_iteration_at_zero(a):
+    """Raises StopIteration for 0: a call's own exception, not the end of
+    the calls (map must not end there)."""
+    if a == 0:
+        raise StopIteration("zero")
+    return a
+
+
 class UnpicklableError(Exception):
     """An exception that cannot be pickled: it holds a lock."""
 

@@ -8,37 +8,72 @@ that call.
     client                                   daemon (one interpreter)
     ------                                   ------------------------
     map(fn, items, chunksize=n)
-      chunks of n  --- run run_batch(fn, chunk) --->  fn(*args) for each
-                   <-- [(True, value) | (False, error, traceback), ...]
+      chunks of n  --- run run_chunk(fn, chunk, star) --->  fn(item) or
+                                                            fn(*args) each
+                   <-- (values, None) | (values, {index: (error, traceback)})
       yield values; raise a failed call's error at its place
 
-``run_batch`` runs inside the daemon (this package is the daemon's own copy
+A chunk of one iterable is a list of its items and each call is
+``fn(item)``; of several, a list of their ``zip`` tuples and each call is
+``fn(*args)`` (``star``). The common case, every call returning, pickles
+a plain list of values both ways: no tuple per call, which pickle would
+build and memoize one by one.
+
+``run_chunk`` runs inside the daemon (this package is the daemon's own copy
 there), so it imports nothing that is not in the standard library.
+``run_batch`` is the form clients before 2026-12-03 ask for.
 """
 
 import itertools
-import operator
 import pickle
 
-__all__ = ["chunks", "in_order", "outcomes", "run_batch"]
+__all__ = ["chunks", "in_order", "outcomes", "run_batch", "run_chunk"]
 
 
-def run_batch(fn, calls):
-    """``fn(*args)`` for each ``args`` of ``calls``, back to back: a list of
-    ``(True, value)`` or ``(False, exception, traceback text)``.
+def run_chunk(fn, calls, star=False):
+    """``fn(item)`` for each item of ``calls`` (``fn(*args)`` for each
+    argument tuple with ``star``), back to back: ``(values, None)`` when
+    every call returned, else ``(values, failures)`` where ``failures``
+    maps a failed call's index to ``(exception, traceback text)`` and
+    ``values`` holds None there.
 
     A stop of the whole job (cancel, timeout) is not one call's failure:
     the daemon's stop exception goes through.
     """
-    results = []
-    for args in calls:
+    values = []
+    append = values.append
+    failures = None
+    calls = iter(calls)
+    while True:
+        # The try is outside the loop (free until something raises); after
+        # a failure the loop goes on with the calls left. Not
+        # values.extend(map(fn, calls)): a StopIteration from fn would end
+        # that silently.
         try:
-            results.append((True, fn(*args)))
+            if star:
+                for args in calls:
+                    append(fn(*args))
+            else:
+                for item in calls:
+                    append(fn(item))
+            return values, failures
         except BaseException as exc:
             if type(exc).__module__ == "_extrainterpreters_worker":
-                raise  # JobCancelled: the batch is stopped, not this call
-            results.append((False, _portable(exc), _traceback(exc)))
-    return results
+                raise  # JobCancelled: the chunk is stopped, not this call
+            if failures is None:
+                failures = {}
+            failures[len(values)] = (_portable(exc), _traceback(exc))
+            append(None)
+
+
+def run_batch(fn, calls):
+    """``run_chunk`` as clients before 2026-12-03 ask for it: ``calls`` are
+    argument tuples, and the outcomes a list of ``(True, value)`` or
+    ``(False, exception, traceback text)``."""
+    values, failures = run_chunk(fn, calls, True)
+    failures = failures or {}
+    return [(False, *failures[index]) if index in failures else (True, value)
+            for index, value in enumerate(values)]
 
 
 def _portable(exc):
@@ -58,13 +93,19 @@ def _traceback(exc):
 
 
 def chunks(iterables, size):
-    """Tuples of up to ``size`` argument tuples, from ``zip(*iterables)``."""
-    calls = zip(*iterables)
+    """Lists of up to ``size`` calls: of one iterable, its items; of
+    several, their ``zip`` tuples (``star``, run_chunk's argument)."""
+    calls = iter(iterables[0]) if len(iterables) == 1 else zip(*iterables)
     while True:
-        chunk = tuple(itertools.islice(calls, size))
+        chunk = list(itertools.islice(calls, size))
         if not chunk:
             return
         yield chunk
+
+
+def star(iterables):
+    """run_chunk's ``star`` for chunks of ``iterables``."""
+    return len(iterables) != 1
 
 
 def in_order(futures, timeout=None):
@@ -95,25 +136,20 @@ def _in_order(futures, end):
             future.cancel()
 
 
-_succeeded = operator.itemgetter(0)
-_value = operator.itemgetter(1)
-
-
-def outcomes(batches):
-    """The values of each batch's outcomes, in order; a failed call raises
-    its exception there, with the remote traceback as its ``__cause__``."""
+def outcomes(results):
+    """The values of each chunk's ``run_chunk`` result, in order; a failed
+    call raises its exception there, with the remote traceback as its
+    ``__cause__``."""
     from ._errors import _RemoteTraceback
-    for batch in batches:
-        if all(map(_succeeded, batch)):
-            # The common case, handed out by C code: no Python step per item.
-            yield from map(_value, batch)
+    for values, failures in results:
+        if failures is None:
+            yield from values  # the common case: no Python step per value
             continue
-        batch.reverse()  # pop() from the end: each outcome freed as it goes
-        while batch:
-            outcome = batch.pop()
-            if outcome[0]:
-                yield outcome[1]
+        for index, value in enumerate(values):
+            failure = failures.get(index)
+            if failure is None:
+                yield value
                 continue
-            error = outcome[1]
-            error.__cause__ = _RemoteTraceback(outcome[2])
+            error, text = failure
+            error.__cause__ = _RemoteTraceback(text)
             raise error

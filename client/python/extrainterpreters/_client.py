@@ -187,7 +187,9 @@ class Client:
             futures = [self._submit(fn, args, {}, lane=lane)
                        for args in zip(*iterables)]
             return _batch.in_order(futures, timeout)
-        futures = [self._submit(_batch.run_batch, (fn, chunk), {}, lane=lane)
+        star = _batch.star(iterables)
+        futures = [self._submit(_batch.run_chunk, (fn, chunk, star), {},
+                                lane=lane)
                    for chunk in _batch.chunks(iterables, chunksize)]
         return _batch.outcomes(_batch.in_order(futures, timeout))
 

@@ -36,7 +36,6 @@ runs the initializer there and sends that job again.
 """
 
 import concurrent.futures
-import functools
 import itertools
 import threading
 import weakref
@@ -143,8 +142,9 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
             return super().map(fn, *iterables, timeout=timeout)
         # Chunks are marked so that a worker sends the next ones on its
         # lease before the reply to the first (_executor_workers._AHEAD).
-        batch = functools.partial(_batch.run_batch, fn)
-        futures = [self._submit_item(batch, (chunk,), {}, ahead=True)
+        star = _batch.star(iterables)
+        futures = [self._submit_item(_batch.run_chunk, (fn, chunk, star), {},
+                                     ahead=True)
                    for chunk in _batch.chunks(iterables, chunksize)]
         return _batch.outcomes(_batch.in_order(futures, timeout))
 
