@@ -389,6 +389,45 @@ class OutOfBandMinimumTest(unittest.TestCase):
         self.assertEqual(default.buffers, [])
 
 
+class PeerWatchTest(unittest.TestCase):
+    """``_session.PeerWatch``: is the other end of a socket gone?"""
+
+    def test_open_with_or_without_bytes_waiting_then_gone(self):
+        from extrainterpreters import _session
+        mine, theirs = socket.socketpair()
+        self.addCleanup(mine.close)
+        watch = _session.PeerWatch(mine)
+        self.assertFalse(watch.gone())
+        theirs.sendall(b"x")
+        self.assertFalse(watch.gone())  # bytes to read: not gone
+        self.assertEqual(mine.recv(1), b"x")  # and the peek left them
+        theirs.close()
+        self.assertTrue(watch.gone())
+
+    def test_threads_asking_at_once_get_answers(self):
+        # One poll object cannot be polled by two threads at once: the
+        # second falls back to the peek instead of raising.
+        from extrainterpreters import _session
+        mine, theirs = socket.socketpair()
+        self.addCleanup(mine.close)
+        self.addCleanup(theirs.close)
+        watch = _session.PeerWatch(mine)
+        answers, errors = [], []
+
+        def ask():
+            try:
+                answers.extend(watch.gone() for _ in range(2000))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(answers, [False] * 8000)
+
+
 class ConnectErrorTest(unittest.TestCase):
 
     def setUp(self):

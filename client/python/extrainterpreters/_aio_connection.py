@@ -53,8 +53,8 @@ class AioConnection:
             self._read_loop(reader))
         # A duplicate of the socket's descriptor, to peek at (peer_gone):
         # asyncio's own socket object does not receive.
-        self._probe = socket.socket(fileno=os.dup(
-            self._writer.get_extra_info("socket").fileno()))
+        self._probe = _session.PeerWatch(socket.socket(fileno=os.dup(
+            self._writer.get_extra_info("socket").fileno())))
         try:
             try:
                 reply = await asyncio.wait_for(
@@ -84,7 +84,7 @@ class AioConnection:
         yet (it runs only when the loop does): if so, end it now."""
         if self.closed:
             return True
-        if self._probe is None or not _session.peer_gone(self._probe):
+        if self._probe is None or not self._probe.gone():
             return False
         self.close(_session.closed_error(self.socket_path,
                                          "daemon closed the connection"))

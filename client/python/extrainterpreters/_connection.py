@@ -82,6 +82,7 @@ class Connection:
         # Requests in flight, at most the daemon's window (set by hello).
         self._window = 10000
         self._sock = _connect(socket_path)
+        self._peer = _session.PeerWatch(self._sock)
         self._outbox = _outbox.Outbox(
             self._sock,
             lambda exc: self._shutdown(self._lost(f"send failed: {exc}")),
@@ -106,7 +107,7 @@ class Connection:
             return True
         if self._in_flight:
             return False
-        gone = _session.peer_gone(self._sock)
+        gone = self._peer.gone()
         if gone:
             self._shutdown(self._lost("daemon closed the connection"))
         return gone
@@ -288,7 +289,7 @@ class Connection:
         """``future.result()``, reading replies on the calling thread while
         the socket is free: a claimed request's reply then reaches its
         caller without a hand-off between threads."""
-        future.add_done_callback(self._notify_turn)
+        watched = False
         while not future.done():
             if self._read_lock.acquire(blocking=False):
                 try:
@@ -299,6 +300,9 @@ class Connection:
                     self._read_lock.release()
                     self._notify_turn()
                 break
+            if not watched:  # another thread reads: it may answer this one
+                future.add_done_callback(self._notify_turn)
+                watched = True
             with self._turn:
                 self._turn.wait_for(lambda: future.done()
                                     or not self._read_lock.locked())

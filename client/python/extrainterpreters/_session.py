@@ -9,6 +9,7 @@ Future gets an exception of its own.
 """
 
 import platform
+import select
 import socket
 
 from . import _codec
@@ -19,7 +20,7 @@ from ._version import __version__
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT", "PROTOCOL_VERSION", "RECV_SIZE", "check_hello",
     "closed_error", "connect_reason", "eof_error", "hello_request",
-    "peer_gone", "process_modules", "same_protocol_error", "window",
+    "PeerWatch", "peer_gone", "process_modules", "same_protocol_error", "window",
 ]
 
 PROTOCOL_VERSION = 1
@@ -65,6 +66,31 @@ def peer_gone(sock):
         return False
     except OSError:
         return True
+
+
+class PeerWatch:
+    """``peer_gone`` of one socket, made cheap for the common case: a
+    ``poll`` with no wait first (nothing to read: the daemon is there; no
+    exception made), and the peek only when something can be read."""
+
+    __slots__ = ("_sock", "_poll")
+
+    def __init__(self, sock):
+        self._sock = sock
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
+
+    def gone(self):
+        try:
+            if not self._poll.poll(0):
+                return False
+        except RuntimeError:
+            pass  # another thread polls it right now: peek instead
+        return peer_gone(self._sock)
+
+    def close(self):
+        """Close the watched socket (when the watch owns it: a duplicate)."""
+        self._sock.close()
 
 
 def window(header):
