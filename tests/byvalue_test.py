@@ -130,6 +130,8 @@ class PlainJobTest(unittest.TestCase):
             "a function by value as an argument": (user.helper, [1, 2]),
             "a lambda in a list": ([lambda: 0], [1]),
             "a list too long to look at": (abs, [-1] * (_byvalue._PLAIN_SCAN + 1)),
+            "a dict too long to look at": (
+                abs, dict.fromkeys(range(_byvalue._PLAIN_SCAN + 1), 0)),
             "an object in a chunk": (abs, [1, user.Point(1, 2)]),
             "a bound builtin method": ([].append, [1]),
             # Containers in containers are not looked into.

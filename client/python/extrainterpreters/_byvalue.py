@@ -154,7 +154,8 @@ def _plain_values(values, check):
         if kind is tuple or kind is list:
             items = value
         elif kind is dict:
-            if not _plain_values(value.keys(), check):
+            if len(value) > _PLAIN_SCAN or not _plain_values(value.keys(),
+                                                              check):
                 return False
             items = value.values()
         elif kind is _BuiltinFunctionType or kind is FunctionType:
