@@ -152,23 +152,46 @@ def machine_info():
 def cpu_seconds(daemon_pid):
     """(CPU seconds busy on the whole machine, CPU seconds of this run).
 
-    This run: this process, its reaped children (executors' workers,
-    client processes, the raw tool) and the daemon. The difference of two
-    snapshots tells how much CPU other processes took meanwhile.
+    This run: this process and every process under it, live or reaped
+    (executors' workers, client processes, the raw tool, the peers'
+    clusters), and the daemon with every process under it (its worker
+    processes). The difference of two snapshots tells how much CPU other
+    processes took meanwhile.
     """
     tick = os.sysconf("SC_CLK_TCK")
     with open("/proc/stat", encoding="ascii") as stat:
         fields = [int(x) for x in stat.readline().split()[1:]]
     # user nice system idle iowait irq softirq steal: all but idle, iowait.
     busy = (sum(fields[:8]) - fields[3] - fields[4]) / tick
-    ours = sum(os.times()[:4])
-    try:
-        with open(f"/proc/{daemon_pid}/stat", encoding="ascii") as stat:
-            after_name = stat.read().rsplit(")", 1)[1].split()
-        ours += (int(after_name[11]) + int(after_name[12])) / tick
-    except OSError:
-        pass
+    ours = sum(os.times()[:4]) + _tree_ticks(os.getpid(), daemon_pid) / tick
     return busy, ours
+
+
+def _tree_ticks(me, daemon_pid):
+    """Clock ticks of the daemon and of the live processes under ``me``
+    or under the daemon: each one's own and its reaped children's (a
+    process reaped by ``me`` is in ``os.times()`` instead)."""
+    parent, ticks = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii",
+                      errors="replace") as stat:
+                after_name = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        # After the name: state, ppid, ..., utime stime cutime cstime.
+        parent[int(entry)] = int(after_name[1])
+        ticks[int(entry)] = sum(int(x) for x in after_name[11:15])
+    total = 0
+    for pid, count in ticks.items():
+        ancestor = pid
+        while ancestor > 1 and ancestor != me and ancestor != daemon_pid:
+            ancestor = parent.get(ancestor, 0)
+        if ancestor == daemon_pid or (ancestor == me and pid != me):
+            total += count
+    return total
 
 
 def has_error(value):
