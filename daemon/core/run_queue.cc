@@ -50,17 +50,17 @@ std::optional<Job> RunQueue::Pop() {
   if (queued_.load() == 0) Spin();
   std::unique_lock lock(mu_);
   ready_.wait(lock, [this] { return closed_ || !jobs_.empty(); });
-  if (jobs_.empty()) return std::nullopt;
-  Job job = std::move(jobs_.front());
-  jobs_.pop_front();
-  PublishLocked();
-  return job;
+  return TakeLocked();
 }
 
 std::optional<Job> RunQueue::PopWithin(std::chrono::milliseconds wait, bool* idle) {
   if (queued_.load() == 0) Spin();
   std::unique_lock lock(mu_);
   *idle = !ready_.wait_for(lock, wait, [this] { return closed_ || !jobs_.empty(); });
+  return TakeLocked();
+}
+
+std::optional<Job> RunQueue::TakeLocked() {
   if (jobs_.empty()) return std::nullopt;
   Job job = std::move(jobs_.front());
   jobs_.pop_front();

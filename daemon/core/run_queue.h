@@ -51,6 +51,8 @@ class RunQueue {
   void Spin();
   // Under mu_: keeps queued_ and closing_ in step with jobs_ and closed_.
   void PublishLocked();
+  // Under mu_: the first job, if any, taken out.
+  std::optional<Job> TakeLocked();
 
   mutable std::mutex mu_;
   std::condition_variable ready_;

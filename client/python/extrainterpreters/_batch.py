@@ -27,7 +27,7 @@ there), so it imports nothing that is not in the standard library.
 import itertools
 import pickle
 
-__all__ = ["chunks", "in_order", "outcomes", "run_batch", "run_chunk"]
+__all__ = ["chunk_args", "in_order", "outcomes", "run_batch", "run_chunk"]
 
 
 def run_chunk(fn, calls, star=False):
@@ -92,20 +92,17 @@ def _traceback(exc):
                                               if exc.__traceback__ else None))
 
 
-def chunks(iterables, size):
-    """Lists of up to ``size`` calls: of one iterable, its items; of
-    several, their ``zip`` tuples (``star``, run_chunk's argument)."""
-    calls = iter(iterables[0]) if len(iterables) == 1 else zip(*iterables)
+def chunk_args(fn, iterables, size):
+    """``run_chunk``'s arguments for each chunk of up to ``size`` calls:
+    ``(fn, chunk, star)``, the chunk a list of one iterable's items, or of
+    several iterables' ``zip`` tuples (``star``)."""
+    star = len(iterables) != 1
+    calls = zip(*iterables) if star else iter(iterables[0])
     while True:
         chunk = list(itertools.islice(calls, size))
         if not chunk:
             return
-        yield chunk
-
-
-def star(iterables):
-    """run_chunk's ``star`` for chunks of ``iterables``."""
-    return len(iterables) != 1
+        yield fn, chunk, star
 
 
 def in_order(futures, timeout=None):

@@ -187,10 +187,8 @@ class Client:
             futures = [self._submit(fn, args, {}, lane=lane)
                        for args in zip(*iterables)]
             return _batch.in_order(futures, timeout)
-        star = _batch.star(iterables)
-        futures = [self._submit(_batch.run_chunk, (fn, chunk, star), {},
-                                lane=lane)
-                   for chunk in _batch.chunks(iterables, chunksize)]
+        futures = [self._submit(_batch.run_chunk, args, {}, lane=lane)
+                   for args in _batch.chunk_args(fn, iterables, chunksize)]
         return _batch.outcomes(_batch.in_order(futures, timeout))
 
     def status(self, *, timeout=None):

@@ -142,10 +142,8 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
             return super().map(fn, *iterables, timeout=timeout)
         # Chunks are marked so that a worker sends the next ones on its
         # lease before the reply to the first (_executor_workers._AHEAD).
-        star = _batch.star(iterables)
-        futures = [self._submit_item(_batch.run_chunk, (fn, chunk, star), {},
-                                     ahead=True)
-                   for chunk in _batch.chunks(iterables, chunksize)]
+        futures = [self._submit_item(_batch.run_chunk, args, {}, ahead=True)
+                   for args in _batch.chunk_args(fn, iterables, chunksize)]
         return _batch.outcomes(_batch.in_order(futures, timeout))
 
     def shutdown(self, wait=True, *, cancel_futures=False):
