@@ -110,3 +110,43 @@ def make_anonymous():
 
 def open_missing(name):
     return Queue.open(name)
+
+
+class Count(int):
+    """An int subclass: a queue must give it back as itself."""
+
+
+def plain_and_near_plain():
+    """Items that a job's put pickles in the daemon (None, bool, 64-bit int,
+    float, bytes, str), the values at each encoding's edges, and items just
+    outside: a bigger int, subclasses, a lone surrogate, containers."""
+    values = [None, True, False, 0, 1, 255, 256, 65535, 65536, -1, -128, -129,
+              -256, 2**31 - 1, 2**31, -2**31, -2**31 - 1, 2**32, 2**40 + 7,
+              -2**40, 2**63 - 1, -2**63, 2**63, -2**63 - 1, 10**30, 0.0, -0.0,
+              1.5, -2.25e300, float("inf"), float("-inf"), float("nan"),
+              b"", b"x", b"y" * 255, b"z" * 256, b"w" * 70_000, "", "e", "é",
+              "漢字" * 100, "a" * 70_000, "\ud800 lone", Count(5), bytearray(b"ab"),
+              (1, 2), [3], {"k": 4}]
+    return values
+
+
+def put_items(queue, items):
+    for item in items:
+        queue.put(item)
+    return len(items)
+
+
+def put_pickles(queue, items):
+    """Each item pickled by pickle itself, in every protocol, put as is."""
+    import pickle
+    from extrainterpreters import _queue_local
+    count = 0
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        for item in items:
+            _queue_local.queue_put(queue._id, pickle.dumps(item, protocol), True, None)
+            count += 1
+    return count
+
+
+def get_items(queue, count):
+    return [queue.get() for _ in range(count)]

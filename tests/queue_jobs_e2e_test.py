@@ -53,6 +53,32 @@ class QueuesInJobsTest(harness.DaemonTestCase):
         self.assertEqual(steps, [("step", i) for i in range(5)])
         self.assertEqual(future.result(RESULT_TIMEOUT), "finished")
 
+    def assertSameItems(self, got, expected):
+        self.assertEqual(len(got), len(expected))
+        for item, want in zip(got, expected):
+            # type and repr: -0.0 is not 0.0, nan is nan, True is not 1
+            self.assertIs(type(item), type(want), (item, want))
+            self.assertEqual(repr(item), repr(want))
+
+    def test_plain_items_keep_their_value_and_type_every_way(self):
+        items = queue_jobs.plain_and_near_plain()
+        q = Queue(client=self.client)
+        # job to job
+        self.assertEqual(self.client.run(queue_jobs.put_items, q, items), len(items))
+        self.assertSameItems(self.client.run(queue_jobs.get_items, q, len(items)), items)
+        # job to client
+        self.client.run(queue_jobs.put_items, q, items)
+        self.assertSameItems([q.get(timeout=RESULT_TIMEOUT) for _ in items], items)
+        # client to job
+        for item in items:
+            q.put(item)
+        self.assertSameItems(self.client.run(queue_jobs.get_items, q, len(items)), items)
+        # pickles of every protocol, framed and memoized as pickle writes them
+        count = self.client.run(queue_jobs.put_pickles, q, items)
+        got = self.client.run(queue_jobs.get_items, q, count)
+        self.assertSameItems(got, items * (count // len(items)))
+        self.assertEqual(q.info()["size"], 0)
+
     def test_100000_items_pass_between_two_jobs_once_and_in_order(self):
         count = 100_000
         q = Queue(maxsize=64, client=self.client)

@@ -10,10 +10,14 @@
 #include <Python.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstring>
+#include <optional>
 #include <utility>
+#include <vector>
 
 #include "daemon/python/client_package_source.h"
+#include "daemon/python/plain_pickle.h"
 
 namespace ei::python {
 namespace {
@@ -127,55 +131,115 @@ bool ShouldWait(const QueueCallResult& tried, const char* code, bool block,
   return tried.code == code && block && !(timeout && *timeout == 0);
 }
 
-// queue_put(queue: int, item: bytes, block: bool, timeout: float | None)
-//
+// The arguments every put and get starts with: the queue's id, then, at
+// `block_at`, block and timeout. False with the error set if one is wrong.
+struct CallArgs {
+  std::uint64_t queue = 0;
+  bool block = true;
+  std::optional<double> timeout;
+};
+
+bool ReadCallArgs(const char* name, PyObject* const* args, Py_ssize_t nargs, Py_ssize_t expected,
+                  Py_ssize_t block_at, CallArgs* call) {
+  if (nargs != expected) {
+    PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, expected, nargs);
+    return false;
+  }
+  call->queue = PyLong_AsUnsignedLongLong(args[0]);
+  if (call->queue == static_cast<unsigned long long>(-1) && PyErr_Occurred()) return false;
+  const int block = PyObject_IsTrue(args[block_at]);
+  if (block < 0) return false;
+  call->block = block != 0;
+  return ReadTimeout(args[block_at + 1], &call->timeout);
+}
+
 // Put and get first try without waiting, with the GIL held: the store holds
 // its mutex only briefly and nothing that holds it ever waits for a GIL, so
 // this is safe, and it spares the common case a release and re-acquire of
 // the GIL. Only a call that must wait releases the GIL for its wait.
-PyObject* QueuePut(PyObject* module, PyObject* args) {
-  unsigned long long queue = 0;
-  Py_buffer item{};
-  int block = 1;
-  PyObject* limit = nullptr;
-  if (!PyArg_ParseTuple(args, "Ky*pO:queue_put", &queue, &item, &block, &limit)) return nullptr;
-  std::optional<double> timeout;
-  QueueService* service = ReadTimeout(limit, &timeout) ? ServiceOrRaise() : nullptr;
-  if (service == nullptr) {
-    PyBuffer_Release(&item);
-    return nullptr;
-  }
-  const char* data = static_cast<const char*>(item.buf);
-  QueueCallResult result = service->Put(queue, {data, data + item.len}, false, timeout);
-  if (ShouldWait(result, "queue_full", block != 0, timeout)) {
-    std::vector<char> copy(data, data + item.len);
+PyObject* PutItem(PyObject* module, const CallArgs& call, const char* data, std::size_t size) {
+  QueueService* service = ServiceOrRaise();
+  if (service == nullptr) return nullptr;
+  QueueCallResult result = service->Put(call.queue, {data, data + size}, false, call.timeout);
+  if (ShouldWait(result, "queue_full", call.block, call.timeout)) {
+    std::vector<char> copy(data, data + size);
     Py_BEGIN_ALLOW_THREADS
-    result = service->Put(queue, std::move(copy), true, timeout);
+    result = service->Put(call.queue, std::move(copy), true, call.timeout);
     Py_END_ALLOW_THREADS
   }
-  PyBuffer_Release(&item);
   if (!result.code.empty()) return RaiseFor(module, result);
   Py_RETURN_NONE;
 }
 
-// queue_get(queue: int, block: bool, timeout: float | None) -> bytes
-PyObject* QueueGet(PyObject* module, PyObject* args) {
-  unsigned long long queue = 0;
-  int block = 1;
-  PyObject* limit = nullptr;
-  if (!PyArg_ParseTuple(args, "KpO:queue_get", &queue, &block, &limit)) return nullptr;
-  std::optional<double> timeout;
-  if (!ReadTimeout(limit, &timeout)) return nullptr;
+// The oldest item's pickle into `result`; false with the error set if the
+// get failed.
+bool GetItem(PyObject* module, const CallArgs& call, QueueCallResult* result) {
   QueueService* service = ServiceOrRaise();
-  if (service == nullptr) return nullptr;
-  QueueCallResult result = service->Get(queue, false, timeout);
-  if (ShouldWait(result, "queue_empty", block != 0, timeout)) {
+  if (service == nullptr) return false;
+  *result = service->Get(call.queue, false, call.timeout);
+  if (ShouldWait(*result, "queue_empty", call.block, call.timeout)) {
     Py_BEGIN_ALLOW_THREADS
-    result = service->Get(queue, true, timeout);
+    *result = service->Get(call.queue, true, call.timeout);
     Py_END_ALLOW_THREADS
   }
-  if (!result.code.empty()) return RaiseFor(module, result);
+  if (result->code.empty()) return true;
+  RaiseFor(module, *result);
+  return false;
+}
+
+// queue_put(queue: int, item: bytes, block: bool, timeout: float | None):
+// `item` is the pickled item.
+PyObject* QueuePut(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
+  CallArgs call;
+  if (!ReadCallArgs("queue_put", args, nargs, 4, 2, &call)) return nullptr;
+  Py_buffer item{};
+  if (PyObject_GetBuffer(args[1], &item, PyBUF_SIMPLE) != 0) return nullptr;
+  PyObject* done = PutItem(module, call, static_cast<const char*>(item.buf),
+                           static_cast<std::size_t>(item.len));
+  PyBuffer_Release(&item);
+  return done;
+}
+
+// queue_put_plain(queue: int, item, block: bool, timeout: float | None) -> bool:
+// puts `item` itself, pickled here, if it is one plain value (plain_pickle.h),
+// and returns True; returns False, having put nothing, for any other item.
+PyObject* QueuePutPlain(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
+  CallArgs call;
+  if (!ReadCallArgs("queue_put_plain", args, nargs, 4, 2, &call)) return nullptr;
+  std::vector<char> pickled;
+  if (!DumpPlain(args[1], &pickled)) Py_RETURN_FALSE;
+  PyObject* done = PutItem(module, call, pickled.data(), pickled.size());
+  if (done == nullptr) return nullptr;
+  Py_DECREF(done);
+  Py_RETURN_TRUE;
+}
+
+// queue_get(queue: int, block: bool, timeout: float | None) -> bytes, the
+// pickled item.
+PyObject* QueueGet(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
+  CallArgs call;
+  if (!ReadCallArgs("queue_get", args, nargs, 3, 1, &call)) return nullptr;
+  QueueCallResult result;
+  if (!GetItem(module, call, &result)) return nullptr;
   return PyBytes_FromStringAndSize(result.item.data(), static_cast<Py_ssize_t>(result.item.size()));
+}
+
+// queue_get_plain(queue: int, block: bool, timeout: float | None): the item
+// itself when it is one plain value, unpickled here (plain values are never
+// tuples); else a 1-tuple of its pickle, for the caller to unpickle.
+PyObject* QueueGetPlain(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
+  CallArgs call;
+  if (!ReadCallArgs("queue_get_plain", args, nargs, 3, 1, &call)) return nullptr;
+  QueueCallResult result;
+  if (!GetItem(module, call, &result)) return nullptr;
+  PyObject* value = LoadPlain(result.item.data(), result.item.size());
+  if (value != nullptr || PyErr_Occurred()) return value;
+  PyObject* pickled =
+      PyBytes_FromStringAndSize(result.item.data(), static_cast<Py_ssize_t>(result.item.size()));
+  if (pickled == nullptr) return nullptr;
+  PyObject* boxed = PyTuple_Pack(1, pickled);
+  Py_DECREF(pickled);
+  return boxed;
 }
 
 // queue_info(queue: int) -> dict, as the queue_info reply's fields
@@ -222,11 +286,26 @@ PyObject* PackageSource(PyObject*, PyObject* args) {
   Py_RETURN_NONE;
 }
 
+// A METH_FASTCALL function as PyMethodDef takes it.
+PyCFunction Fast(PyObject* (*function)(PyObject*, PyObject* const*, Py_ssize_t)) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(function));
+}
+
 PyMethodDef kMethods[] = {
     {"queue_create", QueueCreate, METH_VARARGS, "queue_create(name, maxsize) -> queue id"},
     {"queue_open", QueueOpen, METH_VARARGS, "queue_open(name) -> (queue id, maxsize)"},
-    {"queue_put", QueuePut, METH_VARARGS, "queue_put(queue, item, block, timeout)"},
-    {"queue_get", QueueGet, METH_VARARGS, "queue_get(queue, block, timeout) -> item"},
+    {"queue_put", Fast(QueuePut),
+     METH_FASTCALL, "queue_put(queue, pickled item, block, timeout)"},
+    {"queue_put_plain", Fast(QueuePutPlain),
+     METH_FASTCALL,
+     "queue_put_plain(queue, item, block, timeout) -> True, or False (nothing put) when the "
+     "item is not None, a bool, an int of 64 bits, a float, bytes or str"},
+    {"queue_get", Fast(QueueGet),
+     METH_FASTCALL, "queue_get(queue, block, timeout) -> pickled item"},
+    {"queue_get_plain", Fast(QueueGetPlain),
+     METH_FASTCALL,
+     "queue_get_plain(queue, block, timeout) -> the item if it is a plain value, else "
+     "(pickled item,)"},
     {"queue_info", QueueInfo, METH_VARARGS, "queue_info(queue) -> dict"},
     {"queue_delete", QueueDelete, METH_VARARGS, "queue_delete(queue)"},
     {"package_source", PackageSource, METH_VARARGS,

@@ -117,10 +117,14 @@ class Queue:
             if timeout is not None:
                 timeout = _check_timeout(block, timeout)
             try:
-                payload = _dumps(item, 5)
-            except Exception:
-                payload = self._dump_item(item)  # by value, or a clear error
-            try:
+                # None, bools, ints, floats, bytes and str: pickled by the
+                # daemon itself, without a Pickler.
+                if _queue_local.queue_put_plain(self._id, item, block, timeout):
+                    return
+                try:
+                    payload = _dumps(item, 5)
+                except Exception:
+                    payload = self._dump_item(item)  # by value, or a clear error
                 _queue_local.queue_put(self._id, payload, block, timeout)
             except _queue_local.QueueError as error:
                 _queue_local.raise_for(error)
@@ -135,9 +139,12 @@ class Queue:
             if timeout is not None:
                 timeout = _check_timeout(block, timeout)
             try:
-                data = _queue_local.queue_get(self._id, block, timeout)
+                got = _queue_local.queue_get_plain(self._id, block, timeout)
             except _queue_local.QueueError as error:
                 _queue_local.raise_for(error)
+            if type(got) is not tuple:
+                return got  # a plain value, unpickled by the daemon
+            data, = got
             try:
                 return _loads(data)
             except Exception:

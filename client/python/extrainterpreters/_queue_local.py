@@ -26,7 +26,8 @@ try:
 except ImportError:
     _daemon = None
 
-__all__ = ["TRANSPORT", "QueueError", "inside_daemon", "queue_get", "queue_put",
+__all__ = ["TRANSPORT", "QueueError", "inside_daemon", "queue_get", "queue_get_plain",
+           "queue_put", "queue_put_plain",
            "raise_for", "unpickling_for", "unpickling_client"]
 
 # What a Queue unpickled on this thread should talk through: the Client (or
@@ -118,6 +119,7 @@ class _Transport:
 if inside_daemon():
     TRANSPORT = _Transport()
     queue_put, queue_get, QueueError = _daemon.queue_put, _daemon.queue_get, _daemon.QueueError
+    queue_put_plain, queue_get_plain = _daemon.queue_put_plain, _daemon.queue_get_plain
 else:
-    TRANSPORT = queue_put = queue_get = None
+    TRANSPORT = queue_put = queue_get = queue_put_plain = queue_get_plain = None
     QueueError = ()  # catches nothing
