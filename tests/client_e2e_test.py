@@ -38,6 +38,18 @@ class ResultTest(harness.DaemonTestCase):
         value = self.client.run(jobs.echo, 1, "two", [3], key={"k": b"v"})
         self.assertEqual(value, ((1, "two", [3]), {"key": {"k": b"v"}}))
 
+    def test_plain_results_keep_their_type_and_value(self):
+        # The daemon pickles a short plain result with pickle.dumps; the
+        # rest (longer, subclasses, containers) with its result pickler.
+        values = [None, True, False, 0, -1, 2**63, 10**40, 1.5, -0.0,
+                  float("nan"), float("inf"), "", "é", "\ud800 lone",
+                  "x" * 65536, "x" * 65537, b"", b"y" * 65536, b"y" * 65537,
+                  jobs.Text("sub"), (1, "a"), [None], {"k": 2.5}]
+        for value in values:
+            got = self.client.run(jobs.itself, value)
+            self.assertIs(type(got), type(value))
+            self.assertEqual(repr(got), repr(value))
+
     def test_submit_returns_a_future(self):
         future = self.client.submit(jobs.add, 20, 22)
         self.assertIsInstance(future, concurrent.futures.Future)

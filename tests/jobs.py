@@ -24,6 +24,14 @@ def add(a, b):
     return a + b
 
 
+def itself(value):
+    return value
+
+
+class Text(str):
+    """A str subclass: a result must come back as itself."""
+
+
 def echo(*args, **kwargs):
     return args, kwargs
 
