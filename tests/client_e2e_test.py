@@ -231,6 +231,22 @@ class FrameLimitTest(harness.DaemonTestCase):
         self.assertEqual(cm.exception.code, "result_too_large")
         self.assertEqual(len(self.client.run(jobs.make_bytes, 1000)), 1000)
 
+    def test_results_at_the_limit_fit_or_fail_whole(self):
+        # Around the last bytes a frame may hold: each result comes back
+        # whole or fails with result_too_large, never as a frame over the
+        # limit (which would cost the connection).
+        limit = self.client.hello["limits"]["max_frame_bytes"]
+        outcomes = set()
+        for size in range(limit - 400, limit - 20, 9):
+            try:
+                self.assertEqual(len(self.client.run(jobs.make_bytes, size)), size)
+                outcomes.add("fits")
+            except RemoteError as exc:
+                self.assertEqual(exc.code, "result_too_large")
+                outcomes.add("too large")
+        self.assertEqual(outcomes, {"fits", "too large"})
+        self.assertEqual(self.client.run(jobs.add, 1, 1), 2)
+
 
 class InfoTest(harness.DaemonTestCase):
 

@@ -24,6 +24,18 @@ bool FitsInFrame(const Json& header, std::size_t payload_size, const proto::Limi
   return head + payload_size <= limits.max_frame_bytes;
 }
 
+// Whether a plain result reply's frame fits: its header, without "fd",
+// is well under 128 bytes, so only a payload near the limit needs the
+// exact (encoding) check.
+bool ResultFits(const Json& header, std::size_t payload_size, const proto::Limits& limits) {
+  constexpr std::size_t kPlainResultHead = 16 + 128;
+  if (payload_size <= limits.max_frame_bytes &&
+      limits.max_frame_bytes - payload_size >= kPlainResultHead) {
+    return true;
+  }
+  return FitsInFrame(header, payload_size, limits);
+}
+
 JobReplyFrame Error(const Json& id, std::string_view code, std::string message,
                     const PyErrorInfo* exception = nullptr, Count count = Count::kFailed) {
   return {ErrorHeader(id, code, std::move(message), false, exception), {}, UniqueFd(), count};
@@ -63,12 +75,14 @@ JobReplyFrame Stopped(const Json& id, const std::string& job, const JobReply& re
 }
 
 // A job that returned: its pickled result, and its large buffers' memfd.
-JobReplyFrame Returned(const Json& id, const std::string& job, JobOutcome& out,
+// The most common reply of all: it builds no text unless it fails.
+JobReplyFrame Returned(const Json& id, const JobReply& reply, JobOutcome& out,
                        const proto::Limits& limits) {
   Json header = {{"type", "result"}, {"id", id}, {"status", "ok"}};
   std::uint64_t out_of_band = 0;
   for (std::size_t n : out.result_out_of_band) out_of_band += n;
-  if (!FitsInFrame(header, out.payload.size(), limits) || out_of_band > limits.max_frame_bytes) {
+  if (!ResultFits(header, out.payload.size(), limits) || out_of_band > limits.max_frame_bytes) {
+    const std::string job = "job " + std::to_string(id.get<std::uint64_t>()) + Where(reply);
     return Error(id, "result_too_large",
                  "the result of " + job + " is " +
                      std::to_string(out.payload.size() + out_of_band) +
@@ -116,6 +130,10 @@ Json ErrorHeader(const Json& request_id, std::string_view code, std::string mess
 
 JobReplyFrame MakeJobReply(std::uint64_t request_id, JobReply reply, const proto::Limits& limits) {
   const Json id = request_id;
+  if (reply.disposition == JobReply::Disposition::kRan &&
+      reply.outcome.kind == JobOutcome::Kind::kOk) {
+    return Returned(id, reply, reply.outcome, limits);
+  }
   const std::string job = "job " + std::to_string(request_id);
   const std::string where = Where(reply);
   switch (reply.disposition) {
@@ -142,7 +160,7 @@ JobReplyFrame MakeJobReply(std::uint64_t request_id, JobReply reply, const proto
   const std::string why = out.error.message + " (" + out.error.type + ")";
   switch (out.kind) {
     case JobOutcome::Kind::kOk:
-      return Returned(id, job + where, out, limits);
+      return Returned(id, reply, out, limits);
     case JobOutcome::Kind::kRaised:
       return Raised(id, out, limits);
     case JobOutcome::Kind::kLoadFailed:
