@@ -118,15 +118,19 @@ class Count(int):
 
 def plain_and_near_plain():
     """Items that a job's put pickles in the daemon (None, bool, 64-bit int,
-    float, bytes, str), the values at each encoding's edges, and items just
-    outside: a bigger int, subclasses, a lone surrogate, containers."""
+    float, bytes, str, tuples of up to 16 of them), the values at each
+    encoding's edges, and items just outside: a bigger int, subclasses, a
+    lone surrogate, longer or nested tuples, a repeated string (pickle
+    refers back to its memo), other containers."""
     values = [None, True, False, 0, 1, 255, 256, 65535, 65536, -1, -128, -129,
               -256, 2**31 - 1, 2**31, -2**31, -2**31 - 1, 2**32, 2**40 + 7,
               -2**40, 2**63 - 1, -2**63, 2**63, -2**63 - 1, 10**30, 0.0, -0.0,
               1.5, -2.25e300, float("inf"), float("-inf"), float("nan"),
               b"", b"x", b"y" * 255, b"z" * 256, b"w" * 70_000, "", "e", "é",
               "漢字" * 100, "a" * 70_000, "\ud800 lone", Count(5), bytearray(b"ab"),
-              (1, 2), [3], {"k": 4}]
+              (), (1,), (b"x",), ("step", 3), (None, True, 1.5, -2**63, "é"),
+              tuple(range(16)), tuple(range(17)), ("a", "a"), ((1, 2), 3),
+              (Count(1),), (bytearray(b"c"),), [3], {"k": 4}]
     return values
 
 

@@ -225,8 +225,8 @@ PyObject* QueueGet(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
 }
 
 // queue_get_plain(queue: int, block: bool, timeout: float | None): the item
-// itself when it is one plain value, unpickled here (plain values are never
-// tuples); else a 1-tuple of its pickle, for the caller to unpickle.
+// itself when it is one plain value, unpickled here; else its pickle as a
+// bytearray (which no plain value is), for the caller to unpickle.
 PyObject* QueueGetPlain(PyObject* module, PyObject* const* args, Py_ssize_t nargs) {
   CallArgs call;
   if (!ReadCallArgs("queue_get_plain", args, nargs, 3, 1, &call)) return nullptr;
@@ -234,12 +234,8 @@ PyObject* QueueGetPlain(PyObject* module, PyObject* const* args, Py_ssize_t narg
   if (!GetItem(module, call, &result)) return nullptr;
   PyObject* value = LoadPlain(result.item.data(), result.item.size());
   if (value != nullptr || PyErr_Occurred()) return value;
-  PyObject* pickled =
-      PyBytes_FromStringAndSize(result.item.data(), static_cast<Py_ssize_t>(result.item.size()));
-  if (pickled == nullptr) return nullptr;
-  PyObject* boxed = PyTuple_Pack(1, pickled);
-  Py_DECREF(pickled);
-  return boxed;
+  return PyByteArray_FromStringAndSize(result.item.data(),
+                                       static_cast<Py_ssize_t>(result.item.size()));
 }
 
 // queue_info(queue: int) -> dict, as the queue_info reply's fields
@@ -299,13 +295,14 @@ PyMethodDef kMethods[] = {
     {"queue_put_plain", Fast(QueuePutPlain),
      METH_FASTCALL,
      "queue_put_plain(queue, item, block, timeout) -> True, or False (nothing put) when the "
-     "item is not None, a bool, an int of 64 bits, a float, bytes or str"},
+     "item is not None, a bool, an int of 64 bits, a float, bytes, str or a short tuple of "
+     "them"},
     {"queue_get", Fast(QueueGet),
      METH_FASTCALL, "queue_get(queue, block, timeout) -> pickled item"},
     {"queue_get_plain", Fast(QueueGetPlain),
      METH_FASTCALL,
      "queue_get_plain(queue, block, timeout) -> the item if it is a plain value, else "
-     "(pickled item,)"},
+     "the pickled item as a bytearray"},
     {"queue_info", QueueInfo, METH_VARARGS, "queue_info(queue) -> dict"},
     {"queue_delete", QueueDelete, METH_VARARGS, "queue_delete(queue)"},
     {"package_source", PackageSource, METH_VARARGS,

@@ -29,6 +29,15 @@ constexpr char kBinBytes8 = '\x8e';
 constexpr char kShortBinUnicode = '\x8c';
 constexpr char kBinUnicode = 'X';
 constexpr char kBinUnicode8 = '\x8d';
+constexpr char kEmptyTuple = ')';
+constexpr char kMark = '(';
+constexpr char kTuple = 't';  // the items since the mark
+constexpr char kTuple1 = '\x85';
+constexpr char kTuple2 = '\x86';
+constexpr char kTuple3 = '\x87';
+
+// A tuple is plain when it holds at most this many plain scalars.
+constexpr Py_ssize_t kMaxTupleItems = 16;
 
 void PutLittle(std::vector<char>* out, std::uint64_t value, int bytes) {
   for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xff));
@@ -84,7 +93,25 @@ void PutSized(std::vector<char>* out, const char* data, std::size_t size, char s
   out->insert(out->end(), data, data + size);
 }
 
-bool PutValue(PyObject* item, std::vector<char>* out) {
+bool PutScalar(PyObject* item, std::vector<char>* out);
+
+// A tuple of plain scalars, as pickle writes one (without its memo).
+bool PutTuple(PyObject* tuple, std::vector<char>* out) {
+  const Py_ssize_t size = PyTuple_GET_SIZE(tuple);
+  if (size > kMaxTupleItems) return false;
+  if (size == 0) {
+    out->push_back(kEmptyTuple);
+    return true;
+  }
+  if (size > 3) out->push_back(kMark);
+  for (Py_ssize_t i = 0; i < size; ++i) {
+    if (!PutScalar(PyTuple_GET_ITEM(tuple, i), out)) return false;
+  }
+  out->push_back(size == 1 ? kTuple1 : size == 2 ? kTuple2 : size == 3 ? kTuple3 : kTuple);
+  return true;
+}
+
+bool PutScalar(PyObject* item, std::vector<char>* out) {
   if (item == Py_None) {
     out->push_back(kNone);
   } else if (PyBool_Check(item)) {  // bool has no subclasses
@@ -201,13 +228,56 @@ PyObject* TakeValue(const char** p, const char* end) {
   }
 }
 
+// What LoadPlain has read: owned references, dropped unless released.
+struct Stack {
+  static constexpr int kCapacity = 2 * kMaxTupleItems;
+  PyObject* items[kCapacity];
+  int size = 0;
+  int mark = -1;  // where the open mark is, or -1
+
+  Stack() = default;
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+  ~Stack() {
+    while (size > 0) Py_DECREF(items[--size]);
+  }
+
+  bool Push(PyObject* value) {
+    if (size == kCapacity) {
+      Py_DECREF(value);
+      return false;
+    }
+    items[size++] = value;
+    return true;
+  }
+
+  // The top `count` values become one tuple, in their order.
+  bool MakeTuple(int count) {
+    if (count > size || count > kMaxTupleItems || (mark >= 0 && size - count < mark)) {
+      return false;
+    }
+    PyObject* tuple = PyTuple_New(count);
+    if (tuple == nullptr) return false;
+    for (int i = 0; i < count; ++i) PyTuple_SET_ITEM(tuple, i, items[size - count + i]);
+    size -= count;
+    items[size++] = tuple;
+    return true;
+  }
+
+  PyObject* Release() {
+    size = 0;
+    return items[0];
+  }
+};
+
 }  // namespace
 
 bool DumpPlain(PyObject* item, std::vector<char>* out) {
   const std::size_t start = out->size();
   out->push_back(kProto);
   out->push_back(5);
-  if (!PutValue(item, out)) {
+  const bool put = PyTuple_CheckExact(item) ? PutTuple(item, out) : PutScalar(item, out);
+  if (!put) {
     out->resize(start);
     return false;
   }
@@ -226,14 +296,38 @@ PyObject* LoadPlain(const char* data, std::size_t size) {
     }
     p += 9;
   }
-  PyObject* value = TakeValue(&p, end);
-  if (value == nullptr) return nullptr;
-  if (p < end && *p == kMemoize) ++p;
-  if (end - p != 1 || *p != kStop) {
-    Py_DECREF(value);
-    return nullptr;
+  // The values read so far; a tuple opcode takes its items off the top.
+  // Any opcode but the few below (a memo lookup, a list, a global) ends
+  // the reading, and pickle.loads reads the pickle instead.
+  Stack stack;
+  while (p < end) {
+    const char op = *p;
+    if (op == kStop) {
+      if (p + 1 != end || stack.size != 1 || stack.mark >= 0) return nullptr;
+      return stack.Release();
+    }
+    if (op == kMemoize) {  // nothing here refers back to a memo
+      ++p;
+    } else if (op == kEmptyTuple || op == kTuple1 || op == kTuple2 || op == kTuple3 ||
+               op == kTuple) {
+      ++p;
+      int count = op == kEmptyTuple ? 0 : op == kTuple1 ? 1 : op == kTuple2 ? 2 : op == kTuple3 ? 3 : -1;
+      if (count < 0) {
+        if (stack.mark < 0) return nullptr;
+        count = stack.size - stack.mark;
+        stack.mark = -1;
+      }
+      if (!stack.MakeTuple(count)) return nullptr;
+    } else if (op == kMark) {
+      ++p;
+      if (stack.mark >= 0) return nullptr;  // one level of marks is all a plain item needs
+      stack.mark = stack.size;
+    } else {
+      PyObject* value = TakeValue(&p, end);
+      if (value == nullptr || !stack.Push(value)) return nullptr;
+    }
   }
-  return value;
+  return nullptr;
 }
 
 }  // namespace ei::python

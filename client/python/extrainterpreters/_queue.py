@@ -117,8 +117,8 @@ class Queue:
             if timeout is not None:
                 timeout = _check_timeout(block, timeout)
             try:
-                # None, bools, ints, floats, bytes and str: pickled by the
-                # daemon itself, without a Pickler.
+                # None, bools, ints, floats, bytes, str and short tuples of
+                # them: pickled by the daemon itself, without a Pickler.
                 if _queue_local.queue_put_plain(self._id, item, block, timeout):
                     return
                 try:
@@ -142,9 +142,9 @@ class Queue:
                 got = _queue_local.queue_get_plain(self._id, block, timeout)
             except _queue_local.QueueError as error:
                 _queue_local.raise_for(error)
-            if type(got) is not tuple:
+            if type(got) is not bytearray:
                 return got  # a plain value, unpickled by the daemon
-            data, = got
+            data = got  # the pickle of any other item
             try:
                 return _loads(data)
             except Exception:
