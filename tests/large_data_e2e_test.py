@@ -46,13 +46,14 @@ class LargeDataTest(harness.DaemonTestCase):
         """Records, per result frame from now on, whether a memfd came with
         it (the client maps it before it dispatches the frame)."""
         seen = []
-        dispatch = self.client._connection._dispatch
+        receiver = self.client._connection._receiver
+        dispatch = receiver._dispatch
 
         def recording(frame):
             if frame.header.get("type") == "result":
                 seen.append(frame.views is not None)
             return dispatch(frame)
-        self.client._connection._dispatch = recording
+        receiver._dispatch = recording
         return seen
 
     def test_large_results_come_through_shared_memory(self):
@@ -110,13 +111,14 @@ class LargeDataTest(harness.DaemonTestCase):
         """Records the header of every result frame from now on."""
         client = client or self.client
         seen = []
-        dispatch = client._connection._dispatch
+        receiver = client._connection._receiver
+        dispatch = receiver._dispatch
 
         def recording(frame):
             if frame.header.get("type") == "result":
                 seen.append(frame.header)
             return dispatch(frame)
-        client._connection._dispatch = recording
+        receiver._dispatch = recording
         return seen
 
     def test_large_arguments_reuse_one_file_per_connection(self):

@@ -1,11 +1,10 @@
 """``Connection``: the socket of a ``Client``, shared by threads.
 
 Requests are pipelined: replies come back in any order and are matched by
-id (``_replies.Pending``). One thread at a time reads (whoever holds the
-read lock: a caller of ``wait()`` waiting for its own reply, or the reader
-thread, started with the first request nobody waits for that way), and
-writers take the send lock for one whole frame, so frames never
-interleave. A request made while others are in flight is queued instead of
+id (``_replies.Pending``). One thread at a time reads (``_receiver``: a
+caller of ``wait()`` waiting for its own reply, or the reader thread,
+started with the first request nobody waits for that way), and writers
+take the send lock for one whole frame, so frames never interleave. A request made while others are in flight is queued instead of
 sent (``_outbox``): a writer thread sends everything queued so far in one
 system call. When the connection ends for any reason, every Future still
 waiting fails with the reason, so no caller is ever left hanging.
@@ -19,17 +18,16 @@ results travel as descriptors beside their frames (``_fdpass``); which
 file may be written again is ``_regions``' business.
 """
 
-import collections
 import concurrent.futures
 from concurrent.futures import _base
-import os
 import select
 import socket
 import threading
 
-from . import _codec, _fdpass, _outbox, _regions, _session, _shm
-from ._errors import DaemonBusy, DaemonConnectionError, JobLost, ProtocolError
+from . import _codec, _fdpass, _outbox, _regions, _session
+from ._errors import DaemonBusy, DaemonConnectionError, JobLost
 from ._future import JobFuture, settle
+from ._receiver import Receiver
 from ._replies import Pending
 
 __all__ = ["Connection"]
@@ -49,47 +47,31 @@ class Connection:
     def __init__(self, socket_path, connect_timeout, *, unpickling, explain,
                  first_id=1):
         self.socket_path = socket_path
-        # Guards the pending table, _closed_error, _reader and _finished.
+        # Guards the pending table, _closed_error, the reader thread and
+        # _finished.
         self._lock = threading.Lock()
         self._pending = Pending(settle, _stopped, lock=self._lock,
                                 unpickling=unpickling, explain=explain)
         self._in_flight = self._pending.entries  # len() of it: no call
         self._send_lock = threading.Lock()  # Held for one whole frame.
-        # Reading: whoever holds _read_lock reads the socket and dispatches
-        # every reply. A thread waiting in wait() reads for itself (one
-        # thread hand-off less per job); the reader thread reads only while
-        # some request is pending that no such thread waits for.
-        # _reader_work is notified when that count grows (and at shutdown);
-        # _turn, which callers in wait() use, when the read lock is let go
-        # and when a waited-for reply arrives. Two conditions, so that a
-        # caller does not wake the reader thread for nothing.
-        self._read_lock = threading.Lock()
-        self._turn = threading.Condition(self._lock)
-        self._reader_work = threading.Condition(self._lock)
-        self._reader_waits = False  # in _reader_work.wait_for; under _lock
         # Only touched under _send_lock. A client's later connections go on
         # counting (first_id), so a stale id never names another request.
         self._next_id = first_id
         self._closed_error = None  # Makes the error for a closed connection.
         self.limits = _codec.Limits()
-        self._decoder = _codec.FrameDecoder(self.limits)  # Reader's own.
-        self._received_fds = collections.deque()  # Reader's own (SCM_RIGHTS).
-        # Reader's own: every read lands here (_fdpass.receive_into).
-        self._recv_view = memoryview(bytearray(_session.RECV_SIZE))
         self._regions = _regions.Regions()
         self.hello = None  # The daemon's hello reply header.
         self.process_modules = frozenset()  # hello's, once it came
         # Requests in flight, at most the daemon's window (set by hello).
         self._window = 10000
         self._sock = _connect(socket_path)
+        self._receiver = Receiver(self)
+        self._read_lock = self._receiver.read_lock  # held by whoever reads
         self._peer = _session.PeerWatch(self._sock)
         self._outbox = _outbox.Outbox(
             self._sock,
             lambda exc: self._shutdown(self._lost(f"send failed: {exc}")),
             f"extrainterpreters-writer {socket_path}")
-        # Started by the first request that no caller reads for itself; a
-        # client that only ever calls run() needs none.
-        self._reader = None
         self._finished = False  # _finish ran
         try:
             self._handshake(connect_timeout)
@@ -137,7 +119,7 @@ class Connection:
         # when there is none). A done callback may call close() on the
         # reader thread, which must not join itself.
         with self._lock:
-            reader = self._reader
+            reader = self._receiver.thread
         if reader is None:
             self._finish()
         elif reader is not threading.current_thread():
@@ -165,12 +147,13 @@ class Connection:
         ``max_jobs_per_connection``) are in flight on this connection, up
         to ``timeout`` seconds (None: as long as it takes) when ``wait``;
         else, or past the timeout, ``DaemonBusy``. Replies make room: the
-        reading thread notifies ``_turn`` after each read.
+        reading thread notifies its ``turn`` after each read.
         """
         if len(self._in_flight) < self._window:  # the common case: no lock
             return
-        with self._turn:
-            if wait and self._turn.wait_for(
+        turn = self._receiver.turn
+        with turn:
+            if wait and turn.wait_for(
                     lambda: len(self._in_flight) < self._window
                     or self._closed_error is not None, timeout):
                 return
@@ -245,13 +228,7 @@ class Connection:
             self._pending.add(request_id, future, decode, claimed)
             in_flight = len(self._in_flight) > 1
             if not claimed:
-                if self._reader_waits:
-                    self._reader_work.notify()  # the reader has work now
-                if self._reader is None:
-                    self._reader = threading.Thread(
-                        target=self._read_loop, daemon=True,
-                        name=f"extrainterpreters-reader {self.socket_path}")
-                    self._reader.start()
+                self._receiver.unclaimed()  # the reader has work now
         return head, body, in_flight
 
     def large_data(self, header, buffers):
@@ -278,7 +255,7 @@ class Connection:
         Runs on the reading thread, which owns the decoder.
         """
         self.limits = _session.check_hello(frame.header)
-        self._decoder.limits = self.limits
+        self._receiver.decoder.limits = self.limits
         self.hello = frame.header
         self._window = _session.window(frame.header)
         self.process_modules = _session.process_modules(frame.header)
@@ -288,41 +265,8 @@ class Connection:
     def wait(self, future):
         """``future.result()``, reading replies on the calling thread while
         the socket is free: a claimed request's reply then reaches its
-        caller without a hand-off between threads."""
-        watched = False
-        while not future.done():
-            if self._read_lock.acquire(blocking=False):
-                try:
-                    while not future.done() and not self.closed:
-                        if not self._read_once():
-                            break
-                finally:
-                    self._read_lock.release()
-                    self._notify_turn()
-                break
-            if not watched:  # another thread reads: it may answer this one
-                future.add_done_callback(self._notify_turn)
-                watched = True
-            with self._turn:
-                self._turn.wait_for(lambda: future.done()
-                                    or not self._read_lock.locked())
-        return future.result()
-
-    def _read_loop(self):
-        """The reader thread: reads while some pending request has no caller
-        reading for it (``wait``), then waits for such a request again."""
-        while True:
-            with self._reader_work:
-                self._reader_waits = True
-                self._reader_work.wait_for(
-                    lambda: self._closed_error is not None
-                    or self._pending.unclaimed())
-                self._reader_waits = False
-            with self._read_lock:
-                if self.closed or not self._read_once():
-                    break
-            self._notify_turn()
-        self._finish()
+        caller without a hand-off between threads (``_receiver``)."""
+        return self._receiver.wait(future)
 
     def _finish(self):
         """Closes the socket and what belongs to the connection, once: on
@@ -334,74 +278,9 @@ class Connection:
         self._outbox.close()
         with self._read_lock, self._send_lock:
             self._sock.close()
-            while self._received_fds:
-                os.close(self._received_fds.popleft())
+            self._receiver.close_fds()
             self._regions.close()
-        self._notify_turn()
-
-    def _read_once(self):
-        """One recv and the frames it completes; ``_read_lock`` held.
-
-        Returns False once the connection has ended, every waiting Future
-        having failed with the reason.
-        """
-        try:
-            size = _fdpass.receive_into(self._sock, self._recv_view,
-                                        self._received_fds)
-            if not size:
-                self._shutdown(_session.eof_error(self.socket_path,
-                                                  self._decoder))
-                return False
-            # The decoder copies what it keeps out of the reused buffer.
-            for frame in self._decoder.feed(self._recv_view[:size]):
-                self._dispatch_with_fd(frame)
-            return True
-        except ProtocolError as exc:
-            self._shutdown(_session.same_protocol_error(exc))
-        except OSError as exc:
-            self._shutdown(self._lost(f"connection lost: {exc}"))
-        return False
-
-    def _notify_turn(self, *_):
-        with self._turn:
-            self._turn.notify_all()
-
-    def _dispatch_with_fd(self, frame):
-        """Dispatch ``frame``, giving it the descriptor it came with, which
-        is closed afterwards (mappings made from it keep their own)."""
-        header = frame.header
-        if header.get("fd") is not True:
-            self._dispatch(frame)
-            return
-        if not self._received_fds:
-            raise ProtocolError(f"daemon sent a frame with \"fd\": true but no "
-                                f"file descriptor: {frame.header!r:.300}")
-        fd = self._received_fds.popleft()
-        region = header.get("region") is True  # the daemon's result region
-        try:
-            lengths = header.get("oob") or []
-            views = (self._regions.result_views(fd, lengths) if region
-                     else _shm.map_views(fd, lengths))
-        except (OSError, ValueError, TypeError) as exc:
-            views = exc  # the job's result fails with it (decode_result)
-        finally:
-            os.close(fd)
-        self._dispatch(frame._replace(views=views))
-        if isinstance(views, Exception):
-            return
-        # The daemon's result region is free again for its next result once
-        # nothing made from it here still uses it.
-        if region:
-            self._regions.release_result(views)
-        else:
-            _shm.release(views)
-
-    def _dispatch(self, frame):
-        """Hand a reply to the pending table; a reply to the job that has
-        the argument region gives it back first."""
-        if frame.header["type"] != "output":
-            self._regions.on_reply(frame.header)
-        self._pending.dispatch(frame)
+        self._receiver.notify_turn()
 
     def _lost(self, reason):
         return _session.closed_error(self.socket_path, reason)
@@ -419,8 +298,7 @@ class Connection:
                 self._closed_error = make_error
             make_error = self._closed_error
             futures = self._pending.drain()
-            self._turn.notify_all()
-            self._reader_work.notify_all()
+            self._receiver.wake_all()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
