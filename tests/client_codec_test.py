@@ -123,6 +123,33 @@ class DecodeTest(unittest.TestCase):
         self.assertEqual(decoder.feed(frame[-1:]),
                          [_codec.Frame({"type": "ping", "id": 1}, b"abc")])
 
+    def test_result_headers_as_the_daemon_writes_them_read_as_json_reads_them(self):
+        # The common reply header has a path without json; its edges must
+        # decode (or fail) exactly as json would have them.
+        decoder = _codec.FrameDecoder()
+        for frame_id in (0, 7, 10, 123456789, 2**53 - 1):
+            header = b'{"id":%d,"status":"ok","type":"result"}' % frame_id
+            (frame,) = decoder.feed(raw_frame(header, b"p"))
+            self.assertEqual(frame.header, json.loads(header))
+            self.assertIs(type(frame.header["id"]), int)
+        for text in (b"007", b"-1", b"1.5", b"1e3", b"", b"2", b'"7"',
+                     b"%d" % 2**53, b" 7", b"9" * 17, b"0"):
+            header = b'{"id":' + text + b',"status":"ok","type":"result"}'
+            try:
+                expected = json.loads(header)
+            except ValueError:
+                expected = None
+            valid = (expected is not None and type(expected["id"]) is int
+                     and 0 <= expected["id"] <= 2**53 - 1)
+            decoder = _codec.FrameDecoder()
+            with self.subTest(id=text):
+                if valid:
+                    (frame,) = decoder.feed(raw_frame(header))
+                    self.assertEqual(frame.header, expected)
+                else:
+                    with self.assertRaises(ProtocolError):
+                        decoder.feed(raw_frame(header))
+
     def test_null_id_can_be_refused(self):
         decoder = _codec.FrameDecoder(allow_null_id=False)
         with self.assertRaises(ProtocolError):

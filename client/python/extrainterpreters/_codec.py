@@ -297,8 +297,24 @@ def _depth(value):
     return deepest
 
 
+# The header of most replies, a job's value ({"id":7,"status":"ok",
+# "type":"result"}, as the daemon writes it: keys sorted, no spaces), is
+# read without json when it is exactly that: ~0.4 µs instead of ~2.8.
+_RESULT_OK_HEAD = b'{"id":'
+_RESULT_OK_TAIL = b',"status":"ok","type":"result"}'
+_RESULT_OK_DIGITS = slice(len(_RESULT_OK_HEAD), -len(_RESULT_OK_TAIL))
+
+
 def _parse_header(raw, allow_null_id):
     raw = bytes(raw)
+    if raw.endswith(_RESULT_OK_TAIL) and raw.startswith(_RESULT_OK_HEAD):
+        digits = raw[_RESULT_OK_DIGITS]
+        # JSON's own integers only: no sign, no leading zero.
+        if (digits.isdigit() and len(digits) <= 16
+                and (digits[0] != 0x30 or len(digits) == 1)):
+            frame_id = int(digits)
+            if frame_id <= MAX_ID:
+                return {"id": frame_id, "status": "ok", "type": "result"}
     try:
         text = raw.decode("utf-8")
         header = _decode_short(text) if len(raw) <= _SHORT_HEADER else None
