@@ -50,6 +50,27 @@ class EncodeTest(unittest.TestCase):
         frame = _codec.encode_frame({"type": "x", "id": 1, "s": "é"})
         self.assertIn("é".encode("utf-8"), frame)
 
+    def test_a_request_encodes_as_its_header_with_the_id_last(self):
+        # encode_request_parts keeps each header's JSON between requests:
+        # True and 1, 1.0 and 1 are equal keys but not the same JSON.
+        headers = [{"type": "run"}, {"type": "run", "output": True},
+                   {"type": "run", "output": 1}, {"type": "run", "timeout": 1.0},
+                   {"type": "run", "timeout": 1}, {"type": "run", "uses": ["ab"]},
+                   {"type": "queue_put", "name": "é\u2603"}]
+        for _ in range(2):  # encoded, then from what was kept
+            for header in headers:
+                for request_id in (0, 9, 2**53 - 1):
+                    self.assertEqual(
+                        _codec.encode_request_parts(header, request_id, b"pp"),
+                        _codec.encode_frame_parts(dict(header, id=request_id),
+                                                  b"pp"))
+        for header, request_id in (({}, 1), ({"type": 5}, 1),
+                                   ({"type": "run"}, -1), ({"type": "run"}, True),
+                                   ({"type": "run"}, 2**53)):
+            with self.subTest(header=header, id=request_id), \
+                    self.assertRaises(ProtocolError):
+                _codec.encode_request_parts(header, request_id)
+
     def test_rejects_headers_the_daemon_would_reject(self):
         cases = {
             "no type": {"id": 1},

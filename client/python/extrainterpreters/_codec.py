@@ -88,7 +88,40 @@ def encode_frame_parts(header, payload=b"", limits=Limits()):
     it with a fatal error and close the connection.
     """
     _check_header_fields(header)
-    header_bytes = _encode_header(header).encode("utf-8")
+    return _frame_parts(_encode_header(header).encode("utf-8"), payload,
+                        limits)
+
+
+# A client's requests mostly have the same options: the JSON of each set of
+# them (the header without its id) is kept, keyed by its names, values and
+# the values' types (True and 1 are equal, but not the same JSON).
+_REQUEST_STARTS = {}
+_REQUEST_STARTS_MAX = 256
+
+
+def encode_request_parts(header, request_id, payload=b"", limits=Limits()):
+    """``encode_frame_parts(dict(header, id=request_id), payload, limits)``
+    (the id last), without encoding ``header`` again when a request with
+    the same header was encoded before."""
+    values = tuple(header.values())
+    try:
+        key = (tuple(header), values, tuple(map(type, values)))
+        start = _REQUEST_STARTS.get(key)
+    except TypeError:  # a value that cannot be a key (a list): the long way
+        start = key = None
+    if (type(request_id) is not int or not 0 <= request_id <= MAX_ID
+            or key is None or "id" in header):
+        return encode_frame_parts(dict(header, id=request_id), payload, limits)
+    if start is None:
+        _check_header_fields(dict(header, id=request_id))
+        start = _encode_header(header).encode("utf-8")[:-1] + b',"id":'
+        if len(_REQUEST_STARTS) >= _REQUEST_STARTS_MAX:
+            _REQUEST_STARTS.clear()
+        _REQUEST_STARTS[key] = start
+    return _frame_parts(start + b"%d}" % request_id, payload, limits)
+
+
+def _frame_parts(header_bytes, payload, limits):
     payload_len = (len(payload) if type(payload) is bytes
                    else memoryview(payload).nbytes)
     header_len = len(header_bytes)

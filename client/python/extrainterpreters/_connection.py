@@ -209,13 +209,12 @@ class Connection:
             future.job_id = request_id
         future.request_id = request_id  # for queue_cancel (_queue)
         future.connection = self  # where its reply comes (Client.wait, cancel)
-        header = dict(header, id=request_id)
         free_region = self._regions.take_result_free()
         if free_region:
-            header["free_region"] = True
+            header = dict(header, free_region=True)
         try:
-            head, body = _codec.encode_frame_parts(header, payload,
-                                                   self.limits)
+            head, body = _codec.encode_request_parts(header, request_id,
+                                                     payload, self.limits)
         except BaseException:
             if free_region:  # not said: the next request says it
                 self._regions.result_released()
