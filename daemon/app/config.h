@@ -18,7 +18,7 @@ struct Config {
   std::vector<std::string> python_path;  // prepended to sys.path
   double cancel_grace_seconds = 5;       // a stopped job's time to end
   std::uint64_t max_jobs_per_interpreter = 0;  // 0: never recycle
-  int idle_spin_us = 200;                // a worker's spin before it sleeps; 0: none
+  int idle_spin_us = 200;                // a worker's, and the I/O thread's, spin before sleeping; 0: none
   int max_definitions = 4096;            // per connection
   std::vector<std::string> allow_users;   // names or uids, besides root and our own
   std::vector<std::string> allow_groups;  // names or gids (supplementary groups count)

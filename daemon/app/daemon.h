@@ -60,6 +60,7 @@ class Daemon {
   int stuck() const { return stuck_; }
 
  private:
+  void RunIo();
   void LogStarting(const std::string& allowed) const;
   void AwaitStopSignal();
   void AwaitReload();

@@ -38,12 +38,14 @@ Flags (each also a key of the --config file, with _ for -; flags win):
   --max-jobs-per-interpreter N
                            Replace a pool interpreter with a fresh one after
                            it ran N jobs. Default: 0 (never).
-  --idle-spin-us N         A worker with no job to run spins (yielding its
-                           CPU) this many microseconds before it sleeps, so
-                           that a job sent meanwhile starts without a thread
-                           wake-up: a shorter round trip, paid for with up to
-                           N us of CPU after a job when no other follows.
-                           Default: 200; 0: sleep at once.
+  --idle-spin-us N         A worker with no job to run, and the I/O thread
+                           with no request to read, spin (yielding their
+                           CPU) this many microseconds before they sleep, so
+                           that a request sent meanwhile is read and its job
+                           started without a thread wake-up: a shorter round
+                           trip, paid for with up to N us of CPU after a job
+                           when no other follows. Default: 200; 0: sleep at
+                           once.
   --max-definitions N      Functions shipped by value that one connection
                            may define. Default: 4096.
   --allow-users U[,U...]   Users (names or uids) who may connect, besides

@@ -12,6 +12,10 @@ std::atomic<std::chrono::microseconds::rep> idle_spin_us{0};
 
 void RunQueue::SetIdleSpin(std::chrono::microseconds spin) { idle_spin_us.store(spin.count()); }
 
+std::chrono::microseconds RunQueue::IdleSpin() {
+  return std::chrono::microseconds(idle_spin_us.load(std::memory_order_relaxed));
+}
+
 // sched_yield, not a pause loop: on a machine with fewer free CPUs than
 // runnable threads, the thread that would push the job gets this CPU.
 void RunQueue::Spin() {

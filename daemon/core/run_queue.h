@@ -24,8 +24,10 @@ namespace ei {
 /// the spinning workers are fewer than the queued jobs.
 class RunQueue {
  public:
-  /// How long Pop spins before sleeping, for every queue (0: never).
+  /// How long Pop spins before sleeping, for every queue (0: never). The
+  /// daemon's I/O thread spins as long after its last handler.
   static void SetIdleSpin(std::chrono::microseconds spin);
+  static std::chrono::microseconds IdleSpin();
 
   /// False when the queue is closed: the caller still owns `job`.
   bool Push(Job& job);
