@@ -18,7 +18,7 @@ import harness  # noqa: E402
 import jobs  # noqa: E402
 
 import extrainterpreters  # noqa: E402
-from extrainterpreters import _executor_workers  # noqa: E402
+from extrainterpreters import _executor_map  # noqa: E402
 from extrainterpreters import (  # noqa: E402
     BrokenInterpreterPool, InterpreterPoolExecutor)
 
@@ -124,22 +124,24 @@ class SubmitAndMapTest(ExecutorTestCase):
     def test_map_chunks_go_ahead_of_their_replies(self):
         # One worker: while its first chunk runs, the next chunks are
         # already sent on its lease (no idle round trip between chunks),
-        # up to _AHEAD of them.
+        # up to WINDOW of them.
         executor = self.executor(max_workers=1)
         executor.submit(jobs.add, 0, 0).result(WAIT)  # the worker is up
         release, log = self.path("release"), self.path("log")
         before = self.client.status()["totals"]["submitted"]
-        results = executor.map(jobs.wait_then_append, [release] * 40,
-                               [log] * 40, range(40), chunksize=2)
-        sent = 1 + _executor_workers._AHEAD
+        count = 2 * (_executor_map.WINDOW + 6)
+        results = executor.map(jobs.wait_then_append, [release] * count,
+                               [log] * count, range(count), chunksize=2)
+        sent = _executor_map.WINDOW
         harness.wait_until(
             lambda: self.client.status()["totals"]["submitted"] - before
             == sent, WAIT, f"the first chunk and {sent - 1} more to be sent")
         self.assertEqual(self.client.status()["totals"]["submitted"] - before,
                          sent)
         harness.touch(release)
-        self.assertEqual(list(results), [str(i) for i in range(40)])
-        self.assertEqual(jobs.read_lines(log), [str(i) for i in range(40)])
+        self.assertEqual(list(results), [str(i) for i in range(count)])
+        self.assertEqual(jobs.read_lines(log),
+                         [str(i) for i in range(count)])
 
     def test_map_chunks_sent_ahead_leave_a_share_for_the_others(self):
         # Two workers, 6 chunks: whichever worker gets its lease first
@@ -161,10 +163,11 @@ class SubmitAndMapTest(ExecutorTestCase):
         first, rest = self.path("first"), self.path("rest")
         log = self.path("log")
         totals = self.client.status()["totals"]
+        count = 2 * (_executor_map.WINDOW + 6)
         results = executor.map(jobs.wait_then_append,
-                               [first] * 2 + [rest] * 38, [log] * 40,
-                               range(40), chunksize=2)
-        sent = 1 + _executor_workers._AHEAD
+                               [first] * 2 + [rest] * (count - 2),
+                               [log] * count, range(count), chunksize=2)
+        sent = _executor_map.WINDOW
         harness.wait_until(
             lambda: self.client.status()["totals"]["submitted"]
             - totals["submitted"] == sent, WAIT, f"{sent} chunks to be sent")
