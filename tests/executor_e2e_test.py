@@ -191,6 +191,41 @@ class SubmitAndMapTest(ExecutorTestCase):
         self.assertEqual(executor.submit(jobs.add, 1, 2).result(WAIT), 3)
         self.assertEqual(jobs.read_lines(log), ["0", "1"])
 
+    def test_map_chunks_see_the_initializer_state(self):
+        executor = self.executor(max_workers=2, initializer=jobs.set_global,
+                                 initargs=("kept", 7))
+        self.assertEqual(list(executor.map(jobs.get_global, ["kept"] * 40,
+                                           chunksize=3)), [7] * 40)
+
+    def test_map_chunksize_timeout_counts_from_the_call(self):
+        executor = self.executor(max_workers=1)
+        release = self.release_file()
+        results = executor.map(jobs.wait_for_file, [release] * 10,
+                               ["done"] * 10, chunksize=2, timeout=0.05)
+        with self.assertRaises(TimeoutError):
+            list(results)
+        harness.touch(release)
+        self.assertEqual(executor.submit(jobs.add, 1, 2).result(WAIT), 3)
+
+    def test_submit_queued_behind_a_map_runs(self):
+        executor = self.executor(max_workers=1)
+        release = self.release_file()
+        results = executor.map(jobs.wait_for_file, [release] * 10,
+                               range(10), chunksize=2)
+        future = executor.submit(jobs.add, 1, 2)
+        harness.touch(release)
+        self.assertEqual(future.result(WAIT), 3)
+        self.assertEqual(list(results), list(range(10)))
+
+    def test_map_on_a_broken_pool(self):
+        executor = self.executor(max_workers=2, initializer=jobs.failing_init)
+        # Broken by the map's own first worker, or already when map is
+        # called: either way no call runs.
+        with self.assertRaises(BrokenInterpreterPool):
+            list(executor.map(jobs.add, range(10), range(10), chunksize=2))
+        with self.assertRaises(BrokenInterpreterPool):
+            list(executor.map(jobs.add, range(10), range(10), chunksize=2))
+
     def test_map_chunk_exception(self):
         results = self.executor().map(jobs.divide, [1, 2, 3, 4], [1, 1, 0, 1],
                                       chunksize=2)
@@ -305,6 +340,30 @@ class ShutdownTest(ExecutorTestCase):
                 for future in others:
                     self.assertTrue(future.done())
                     self.assertIsNone(future.exception())
+        self.assert_no_leases()
+
+    def test_cancel_futures_cancels_the_map_chunks_not_sent(self):
+        executor = self.executor(max_workers=1)
+        executor.submit(jobs.add, 0, 0).result(WAIT)  # the worker is up
+        release = self.release_file()
+        before = self.client.status()["totals"]["submitted"]
+        count = 2 * (_executor_map.WINDOW + 6)
+        results = executor.map(jobs.wait_for_file, [release] * count,
+                               range(count), chunksize=2)
+        sent = _executor_map.WINDOW
+        harness.wait_until(
+            lambda: self.client.status()["totals"]["submitted"] - before
+            == sent, WAIT, f"{sent} chunks to be sent")
+        executor.shutdown(wait=False, cancel_futures=True)
+        harness.touch(release)
+        # The chunks sent run to the end; the others never start.
+        self.assertEqual([next(results) for _ in range(2 * sent)],
+                         list(range(2 * sent)))
+        with self.assertRaises(concurrent.futures.CancelledError):
+            next(results)
+        executor.shutdown(wait=True)
+        self.assertEqual(self.client.status()["totals"]["submitted"] - before,
+                         sent)
         self.assert_no_leases()
 
     def test_context_manager(self):

@@ -47,6 +47,10 @@ WINDOW = 64
 # Replies send chunks in batches of this many, so that the connection's
 # writer thread wakes once per batch, not once per chunk.
 REFILL = 32
+# With a job ``timeout``: the daemon counts it from when it reads the
+# request, so a chunk waiting behind WINDOW others on its lease could time
+# out before it starts. As many as the executor sent ahead before.
+TIMED_WINDOW, TIMED_REFILL = 9, 4
 
 # How often one job is sent again after finding its lease lost (it did not
 # run then, so sending it again is safe).
@@ -142,8 +146,9 @@ class MapShare:
 
 
 class Lane:
-    """One lease's part in one map: up to ``WINDOW`` chunks in flight, each
-    reply sending the next (``_on_reply``, on the thread that read it).
+    """One lease's part in one map: up to ``WINDOW`` chunks in flight, the
+    replies sending the next ones (``_on_reply``, on the thread that read
+    them).
 
     The worker that holds the lease waits in ``serve``; a reply wakes it
     only when the lane is done or needs it (``_stalled``).
@@ -153,6 +158,8 @@ class Lane:
         self._run = run
         self._client = client
         self._timeout = timeout
+        self._window, self._refill = ((WINDOW, REFILL) if timeout is None
+                                      else (TIMED_WINDOW, TIMED_REFILL))
         self._lease = None
         self._lock = threading.Lock()  # Guards everything below.
         self._changed = threading.Condition(self._lock)
@@ -191,7 +198,7 @@ class Lane:
         with self._lock:
             if self._stalled:
                 return
-            chunks = self._take(WINDOW - self._in_flight)
+            chunks = self._take(self._window - self._in_flight)
         self._send_all(chunks, room=True)
 
     def _send(self, chunk, room):
@@ -248,11 +255,11 @@ class Lane:
         """A chunk answered: once ``REFILL`` have, send as many."""
         with self._lock:
             self._in_flight -= 1
-            if self._stalled or self._in_flight > WINDOW - REFILL:
+            if self._stalled or self._in_flight > self._window - self._refill:
                 if self._in_flight == 0:
                     self._changed.notify()
                 return
-            chunks = self._take(WINDOW - self._in_flight)
+            chunks = self._take(self._window - self._in_flight)
             if not chunks:
                 if self._in_flight == 0:
                     self._changed.notify()
