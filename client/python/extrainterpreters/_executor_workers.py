@@ -100,13 +100,14 @@ class PoolState:
         """Fail every queued job and refuse new ones (first caller wins)."""
         error = BrokenInterpreterPool(message)
         error.__cause__ = cause
-        with self.lock:
+        with self.lock:  # map() adds to maps under it
             if self.broken is None:
                 self.broken = error
             error = self.broken
+            runs = list(self.maps)
         for item in drain(self.work_queue):
             item.fail(error)
-        for run in list(self.maps):
+        for run in runs:
             run.fail_unsent(error)
         self.work_queue.put(None)  # Wake the others, which then exit.
 
