@@ -18,7 +18,7 @@ import harness  # noqa: E402
 import jobs  # noqa: E402
 
 import extrainterpreters  # noqa: E402
-from extrainterpreters import _executor_workers  # noqa: E402
+from extrainterpreters import _executor_map  # noqa: E402
 from extrainterpreters import (  # noqa: E402
     BrokenInterpreterPool, InterpreterPoolExecutor)
 
@@ -124,22 +124,24 @@ class SubmitAndMapTest(ExecutorTestCase):
     def test_map_chunks_go_ahead_of_their_replies(self):
         # One worker: while its first chunk runs, the next chunks are
         # already sent on its lease (no idle round trip between chunks),
-        # up to _AHEAD of them.
+        # up to WINDOW of them.
         executor = self.executor(max_workers=1)
         executor.submit(jobs.add, 0, 0).result(WAIT)  # the worker is up
         release, log = self.path("release"), self.path("log")
         before = self.client.status()["totals"]["submitted"]
-        results = executor.map(jobs.wait_then_append, [release] * 40,
-                               [log] * 40, range(40), chunksize=2)
-        sent = 1 + _executor_workers._AHEAD
+        count = 2 * (_executor_map.WINDOW + 6)
+        results = executor.map(jobs.wait_then_append, [release] * count,
+                               [log] * count, range(count), chunksize=2)
+        sent = _executor_map.WINDOW
         harness.wait_until(
             lambda: self.client.status()["totals"]["submitted"] - before
             == sent, WAIT, f"the first chunk and {sent - 1} more to be sent")
         self.assertEqual(self.client.status()["totals"]["submitted"] - before,
                          sent)
         harness.touch(release)
-        self.assertEqual(list(results), [str(i) for i in range(40)])
-        self.assertEqual(jobs.read_lines(log), [str(i) for i in range(40)])
+        self.assertEqual(list(results), [str(i) for i in range(count)])
+        self.assertEqual(jobs.read_lines(log),
+                         [str(i) for i in range(count)])
 
     def test_map_chunks_sent_ahead_leave_a_share_for_the_others(self):
         # Two workers, 6 chunks: whichever worker gets its lease first
@@ -161,10 +163,11 @@ class SubmitAndMapTest(ExecutorTestCase):
         first, rest = self.path("first"), self.path("rest")
         log = self.path("log")
         totals = self.client.status()["totals"]
+        count = 2 * (_executor_map.WINDOW + 6)
         results = executor.map(jobs.wait_then_append,
-                               [first] * 2 + [rest] * 38, [log] * 40,
-                               range(40), chunksize=2)
-        sent = 1 + _executor_workers._AHEAD
+                               [first] * 2 + [rest] * (count - 2),
+                               [log] * count, range(count), chunksize=2)
+        sent = _executor_map.WINDOW
         harness.wait_until(
             lambda: self.client.status()["totals"]["submitted"]
             - totals["submitted"] == sent, WAIT, f"{sent} chunks to be sent")
@@ -187,6 +190,41 @@ class SubmitAndMapTest(ExecutorTestCase):
         # sent ahead would have.
         self.assertEqual(executor.submit(jobs.add, 1, 2).result(WAIT), 3)
         self.assertEqual(jobs.read_lines(log), ["0", "1"])
+
+    def test_map_chunks_see_the_initializer_state(self):
+        executor = self.executor(max_workers=2, initializer=jobs.set_global,
+                                 initargs=("kept", 7))
+        self.assertEqual(list(executor.map(jobs.get_global, ["kept"] * 40,
+                                           chunksize=3)), [7] * 40)
+
+    def test_map_chunksize_timeout_counts_from_the_call(self):
+        executor = self.executor(max_workers=1)
+        release = self.release_file()
+        results = executor.map(jobs.wait_for_file, [release] * 10,
+                               ["done"] * 10, chunksize=2, timeout=0.05)
+        with self.assertRaises(TimeoutError):
+            list(results)
+        harness.touch(release)
+        self.assertEqual(executor.submit(jobs.add, 1, 2).result(WAIT), 3)
+
+    def test_submit_queued_behind_a_map_runs(self):
+        executor = self.executor(max_workers=1)
+        release = self.release_file()
+        results = executor.map(jobs.wait_for_file, [release] * 10,
+                               range(10), chunksize=2)
+        future = executor.submit(jobs.add, 1, 2)
+        harness.touch(release)
+        self.assertEqual(future.result(WAIT), 3)
+        self.assertEqual(list(results), list(range(10)))
+
+    def test_map_on_a_broken_pool(self):
+        executor = self.executor(max_workers=2, initializer=jobs.failing_init)
+        # Broken by the map's own first worker, or already when map is
+        # called: either way no call runs.
+        with self.assertRaises(BrokenInterpreterPool):
+            list(executor.map(jobs.add, range(10), range(10), chunksize=2))
+        with self.assertRaises(BrokenInterpreterPool):
+            list(executor.map(jobs.add, range(10), range(10), chunksize=2))
 
     def test_map_chunk_exception(self):
         results = self.executor().map(jobs.divide, [1, 2, 3, 4], [1, 1, 0, 1],
@@ -302,6 +340,30 @@ class ShutdownTest(ExecutorTestCase):
                 for future in others:
                     self.assertTrue(future.done())
                     self.assertIsNone(future.exception())
+        self.assert_no_leases()
+
+    def test_cancel_futures_cancels_the_map_chunks_not_sent(self):
+        executor = self.executor(max_workers=1)
+        executor.submit(jobs.add, 0, 0).result(WAIT)  # the worker is up
+        release = self.release_file()
+        before = self.client.status()["totals"]["submitted"]
+        count = 2 * (_executor_map.WINDOW + 6)
+        results = executor.map(jobs.wait_for_file, [release] * count,
+                               range(count), chunksize=2)
+        sent = _executor_map.WINDOW
+        harness.wait_until(
+            lambda: self.client.status()["totals"]["submitted"] - before
+            == sent, WAIT, f"{sent} chunks to be sent")
+        executor.shutdown(wait=False, cancel_futures=True)
+        harness.touch(release)
+        # The chunks sent run to the end; the others never start.
+        self.assertEqual([next(results) for _ in range(2 * sent)],
+                         list(range(2 * sent)))
+        with self.assertRaises(concurrent.futures.CancelledError):
+            next(results)
+        executor.shutdown(wait=True)
+        self.assertEqual(self.client.status()["totals"]["submitted"] - before,
+                         sent)
         self.assert_no_leases()
 
     def test_context_manager(self):

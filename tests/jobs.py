@@ -266,6 +266,15 @@ def block_in_c(started_path, fifo_path):
         os.close(fd)
 
 
+def crash_or_append(crash, log, text):
+    """``segfault`` when ``crash``, else append ``text`` to ``log``: one
+    function for a map one of whose calls ends its worker process."""
+    if crash:
+        segfault()
+    append_line(log, str(text))
+    return text
+
+
 def release_fifo(fifo_path):
     """Unblocks ``block_in_c`` if it is reading ``fifo_path``."""
     try:

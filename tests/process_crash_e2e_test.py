@@ -104,6 +104,33 @@ class CrashTest(harness.DaemonTestCase):
             self.assertIn(cm.exception.code, ("lease_lost", "unknown_lease"))
 
 
+    def test_executor_map_sends_the_chunks_of_a_lost_lease_again(self):
+        # The map's first chunk ends its worker process, and with it the
+        # lease: the chunks sent behind it come back lease_lost without
+        # having run. The worker leases again (the initializer runs there)
+        # and sends them again; each call runs once.
+        log = os.path.join(self.daemon.tmpdir, f"log-{time.monotonic()}")
+        inits = os.path.join(self.daemon.tmpdir, f"inits-{time.monotonic()}")
+        count = 40
+        with extrainterpreters.InterpreterPoolExecutor(
+                1, socket_path=self.daemon.socket_path, lane="process",
+                initializer=jobs.append_line,
+                initargs=(inits, "init")) as executor:
+            results = executor.map(jobs.crash_or_append,
+                                   [True] + [False] * (count - 1),
+                                   [log] * count, range(count), chunksize=2)
+            # Before the crash is read: reading it ends the map (the
+            # chunks not reached are cancelled, as Executor.map does).
+            harness.wait_until(
+                lambda: len(jobs.read_lines(log)) >= count - 2, WAIT,
+                "the other chunks to run")
+            with self.assertRaises(WorkerCrashed):
+                next(results)
+        self.assertEqual(sorted(jobs.read_lines(log), key=int),
+                         [str(i) for i in range(2, count)])
+        self.assertEqual(jobs.read_lines(inits), ["init", "init"])
+
+
 class StopTest(harness.DaemonTestCase):
     workers = 1
     daemon_args = ("--python-path", f"{harness.TESTS_DIR}:{SITE}",

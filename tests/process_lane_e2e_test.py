@@ -132,6 +132,9 @@ class ProcessLaneTest(harness.DaemonTestCase):
                                      lane="process") as pool:
             self.assertEqual(list(pool.map(numpy.sqrt, [1.0, 4.0, 9.0])),
                              [1.0, 2.0, 3.0])
+            self.assertEqual(list(pool.map(numpy.sqrt, [1.0, 4.0, 9.0] * 9,
+                                           chunksize=2)),
+                             [1.0, 2.0, 3.0] * 9)
 
     def test_status_shows_the_worker_processes(self):
         self.client.run(numpy.add, 1, 1)

@@ -108,6 +108,11 @@ class RestartTest(unittest.TestCase):
         self.assert_lost(waiting + [crash])
         self.restart()
         self.assertEqual(client.run(jobs.add, 3, 4), 7)
+        # The workers' leases ended with the daemon: the map's chunks find
+        # them lost and go out again on new ones.
+        self.assertEqual(list(executor.map(jobs.add, range(20), range(20),
+                                           chunksize=3)),
+                         [2 * i for i in range(20)])
         self.assertEqual(executor.submit(jobs.add, 5, 5).result(WAIT), 10)
         self.assertEqual(loop.run_until_complete(aclient.run(jobs.add, 6, 6)), 12)
         self.assertEqual(extrainterpreters.run(jobs.add, 7, 7), 14)

@@ -221,14 +221,19 @@ class Client:
     # -- used by Interpreter, the executor and Queue -------------------------
 
     def _submit(self, fn, args, kwargs, *, lease=None, timeout=None,
-                output=None, lane=None, rerun=None, wait=True, claimed=False):
+                output=None, lane=None, rerun=None, wait=True, claimed=False,
+                room=True):
         """Send one ``run`` request, optionally on a lease; return a Future.
 
         A lease's jobs run where the lease is: ``lane`` does not apply.
+        ``room=False``: when the connection's window is full, ``DaemonBusy``
+        at once rather than a wait for a reply (which a thread that reads
+        replies, sending from a done callback, would wait for forever).
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
         connection = self._keeper.current()  # reconnects if the daemon left
+        room_wait = wait and room
         if (lease is None and timeout is None and output is None
                 and lane is None and rerun is None and wait):
             header = dict(self._run_header)  # the client's own options
@@ -258,15 +263,15 @@ class Client:
                        collector)
         if not job.definitions and (collector is None
                                     or not collector.buffers):
-            return self._send_run(connection, header, job.payload, wait, -1,
-                                  claimed, False)  # the common case
+            return self._send_run(connection, header, job.payload, room_wait,
+                                  -1, claimed, False)  # the common case
         if collector is None or not collector.buffers:
-            return self._send_job(connection, header, job, fn, wait,
+            return self._send_job(connection, header, job, fn, room_wait,
                                   claimed=claimed)
         # Large buffers go in a memory file (PROTOCOL.md, "Large data").
         with connection.large_data(header, collector.buffers) as (fd, region):
-            return self._send_job(connection, header, job, fn, wait, fd=fd,
-                                  claimed=claimed, region=region)
+            return self._send_job(connection, header, job, fn, room_wait,
+                                  fd=fd, claimed=claimed, region=region)
 
     def _send_job(self, connection, header, job, fn, wait, *, fd=-1,
                   claimed=False, region=False):

@@ -20,6 +20,11 @@ Data flow::
                                                  last one out closes
                                                  the client
 
+``map`` with a ``chunksize`` queues a share of the map for each worker
+instead of a work item per chunk: a worker that takes one sends chunks on
+its lease, and each chunk's reply, on the reader thread, sends the next
+(``_executor_map`` has that flow).
+
 All workers share one ``Client`` (one connection, one reader thread). A
 worker owns one lease for its whole life, so ``initializer(*initargs)`` runs
 once per interpreter and the module state it leaves is there for every
@@ -43,6 +48,7 @@ import weakref
 from . import _batch
 from ._client import Client
 from ._errors import BrokenInterpreterPool
+from ._executor_map import Chunk, MapRun, MapShare
 from ._executor_workers import (DAEMON_THREADS, PoolState, WorkItem, Worker,
                                 drain, interpreter_exiting, live_pools,
                                 wake_on_drop)
@@ -110,10 +116,16 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
         """Schedule ``fn(*args, **kwargs)``; return a ``JobFuture``."""
         return self._submit_item(fn, args, kwargs)
 
-    def _submit_item(self, fn, args, kwargs, ahead=False):
+    def _submit_item(self, fn, args, kwargs):
+        future = JobFuture()
+        self._queue([WorkItem(future, fn, args, kwargs)])
+        return future
+
+    def _queue(self, items, run=None):
+        """Put work items on the queue, with a worker for each if there is
+        room for one; ``run``: the map they serve (see ``shutdown``)."""
         state = self._state
         with self._shutdown_lock:
-            future = JobFuture()
             with state.lock:  # break_pool drains only after it sets broken.
                 if state.broken is not None:
                     raise BrokenInterpreterPool(str(state.broken)) from (
@@ -124,10 +136,12 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
                 if interpreter_exiting():
                     raise RuntimeError("cannot schedule new futures after "
                                        "interpreter shutdown")
-                state.work_queue.put(WorkItem(future, fn, args, kwargs,
-                                              ahead))
-            self._adjust_thread_count()
-            return future
+                if run is not None:
+                    state.maps.add(run)
+                for item in items:
+                    state.work_queue.put(item)
+            for _ in items:
+                self._adjust_thread_count()
 
     def map(self, fn, *iterables, timeout=None, chunksize=1):
         """Like ``Executor.map``; ``chunksize`` items go as one job.
@@ -140,10 +154,15 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
             raise ValueError("chunksize must be >= 1.")
         if chunksize == 1:
             return super().map(fn, *iterables, timeout=timeout)
-        # Chunks are marked so that a worker sends the next ones on its
-        # lease before the reply to the first (_executor_workers._AHEAD).
-        futures = [self._submit_item(_batch.run_chunk, args, {}, ahead=True)
-                   for args in _batch.chunk_args(fn, iterables, chunksize)]
+        # Every worker is asked to serve the map on its lease; each chunk's
+        # reply sends the next chunk (_executor_map).
+        chunks = [Chunk(args)
+                  for args in _batch.chunk_args(fn, iterables, chunksize)]
+        futures = [chunk.future for chunk in chunks]
+        if chunks:
+            shares = min(self._max_workers, len(chunks))
+            run = MapRun(chunks, shares)
+            self._queue([MapShare(run) for _ in range(shares)], run)
         return _batch.outcomes(_batch.in_order(futures, timeout))
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -159,9 +178,9 @@ class InterpreterPoolExecutor(concurrent.futures.Executor):
                 state.shutdown = True
             if cancel_futures:
                 for item in drain(state.work_queue):
-                    item.future.cancel()
-                    # Wakes wait() and as_completed() on it.
-                    item.future.set_running_or_notify_cancel()
+                    item.cancel()
+                for run in list(state.maps):  # those being served too
+                    run.cancel_unsent()
             state.work_queue.put(None)
             with state.lock:
                 no_workers = state.live_workers == 0

@@ -2,34 +2,23 @@
 
 Each worker thread (``_Worker``) leases its own interpreter (or worker
 process), runs the initializer there, then takes work items from the
-executor's queue until shutdown; ``_PoolState`` is what the workers share
+executor's queue until shutdown (a map's share: serves the map on its
+lease, ``_executor_map``); ``_PoolState`` is what the workers share
 with the executor without keeping it alive. ``_executor`` has the data-flow
 diagram.
 """
 
-import collections
 import concurrent.futures
 import queue
 import threading
 import weakref
 
 from ._errors import BrokenInterpreterPool, RemoteError
+from ._executor_map import LEASE_ATTEMPTS, Lane, MapShare
 from ._future import settle
 
 __all__ = ["DAEMON_THREADS", "PoolState", "WorkItem", "Worker", "drain",
            "interpreter_exiting", "live_pools", "wake_on_drop"]
-
-# How often one job is sent again after finding its lease lost (it did not
-# run then, so sending it again is safe).
-_LEASE_ATTEMPTS = 3
-
-# Map chunks a worker sends on its lease beyond the one whose reply it
-# waits for, so that its interpreter has the next chunk as soon as it is
-# done with one instead of idling for a round trip (``Worker._run_items``).
-# A worker also keeps no more than its share of what is still queued, so
-# that a worker that got its lease first does not take a short map's
-# chunks from the others.
-_AHEAD = 8
 
 _global_shutdown = False
 live_pools = weakref.WeakSet()  # _PoolState of executors not shut down.
@@ -60,18 +49,23 @@ else:
 
 
 class WorkItem:
-    __slots__ = ("future", "fn", "args", "kwargs", "claimed", "ahead")
+    __slots__ = ("future", "fn", "args", "kwargs", "claimed")
 
-    def __init__(self, future, fn, args, kwargs, ahead=False):
+    def __init__(self, future, fn, args, kwargs):
         self.future = future
         self.fn = fn
         self.args = args
         self.kwargs = kwargs
         self.claimed = False  # a worker took it: its Future is running
-        # A map chunk: the worker may send the items after it before its
-        # reply comes (map's chunks are many and short, and nobody cancels
-        # one of them on its own but map itself).
-        self.ahead = ahead
+
+    def cancel(self):
+        """``shutdown(cancel_futures=True)`` found it queued."""
+        self.future.cancel()
+        self.future.set_running_or_notify_cancel()  # wakes wait() on it
+
+    def fail(self, error):
+        """The pool broke before it ran."""
+        settle(self.future, exception=error)
 
 
 class PoolState:
@@ -95,6 +89,9 @@ class PoolState:
         self.shutdown = False
         self.broken = None  # The BrokenInterpreterPool, once broken.
         self.client_closed = False
+        # The map runs with chunks not sent yet, for shutdown and
+        # break_pool (_executor_map).
+        self.maps = weakref.WeakSet()
 
     def shutting_down(self):
         return _global_shutdown or self.shutdown
@@ -103,12 +100,15 @@ class PoolState:
         """Fail every queued job and refuse new ones (first caller wins)."""
         error = BrokenInterpreterPool(message)
         error.__cause__ = cause
-        with self.lock:
+        with self.lock:  # map() adds to maps under it
             if self.broken is None:
                 self.broken = error
             error = self.broken
+            runs = list(self.maps)
         for item in drain(self.work_queue):
-            settle(item.future, exception=error)
+            item.fail(error)
+        for run in runs:
+            run.fail_unsent(error)
         self.work_queue.put(None)  # Wake the others, which then exit.
 
     def worker_exited(self):
@@ -148,6 +148,12 @@ class Worker:
                     if state.shutting_down() or state.broken is not None:
                         return
                     continue
+                if type(item) is MapShare:
+                    if not self._serve(item):
+                        return
+                    del item
+                    state.idle.release()
+                    continue
                 if not item.claimed:
                     if not item.future.set_running_or_notify_cancel():
                         continue  # cancelled while queued
@@ -155,7 +161,7 @@ class Worker:
                 if self._lease is None and not self._start_interpreter():
                     self._hand_over(item)
                     return
-                if not self._run_items(item):
+                if not self._finish(item, self._send(item)):
                     return
                 del item
                 state.idle.release()
@@ -168,9 +174,30 @@ class Worker:
         daemon leaves it to the workers that have one."""
         state = self._state
         if state.broken is not None:
-            settle(item.future, exception=state.broken)
+            item.fail(state.broken)
         else:
             state.work_queue.put(item)
+
+    def _serve(self, share):
+        """Send a map's chunks on this worker's lease until none is left
+        (``_executor_map.Lane``); a lost lease is leased again and its
+        chunks sent again. False if the pool broke or no lease was had."""
+        run = share.run
+        if self._lease is None and not self._start_interpreter():
+            self._hand_over(share)
+            return False
+        lane = Lane(run, self._client, self._state.timeout)
+        while True:
+            lost = lane.serve(self._lease)
+            if not lost:
+                return True
+            # Sent again first, by whichever lane is free first.
+            for chunk in reversed(lost):
+                run.put_back(chunk)
+            self._end_lease()
+            if not self._start_interpreter():
+                self._hand_over(share)
+                return False
 
     def _start_interpreter(self):
         """Lease an interpreter and run the initializer; False if broken."""
@@ -202,46 +229,6 @@ class Worker:
             return False
         return True
 
-    def _run_items(self, item):
-        """Run ``item`` (taken, its Future running) on this worker's lease
-        and, when it is a map chunk, the map chunks queued behind it, up to
-        ``_AHEAD`` of them sent before the first reply; False if the pool
-        broke."""
-        in_flight = collections.deque([(item, self._send(item))])
-        while in_flight:
-            while (len(in_flight) <= _AHEAD and in_flight[-1][0].ahead
-                   and in_flight[0][0].ahead
-                   and len(in_flight) * self._state.max_workers
-                   <= self._state.work_queue.qsize()):
-                more = self._take_ahead()
-                if more is None:
-                    break
-                in_flight.append((more, self._send(more)))
-            item, sent = in_flight.popleft()
-            if not self._finish(item, sent):
-                for other, _ in in_flight:
-                    self._hand_over(other)
-                return False
-        return True
-
-    def _take_ahead(self):
-        """The next queued item, claimed, or None when there is none now or
-        it is the shutdown wake-up (put back for ``run`` to see). A plain
-        ``submit`` queued behind the map's chunks is taken (and sent) too:
-        it ends the taking, and starts on this lease after the chunks."""
-        while True:
-            try:
-                item = self._state.work_queue.get_nowait()
-            except queue.Empty:
-                return None
-            if item is None:
-                self._state.work_queue.put(None)
-                return None
-            if item.claimed or item.future.set_running_or_notify_cancel():
-                item.claimed = True
-                return item
-            # cancelled while queued: take the next one
-
     def _send(self, item):
         """Send ``item``'s job on the lease: ``(job, lease)``, or None when
         it failed before it was sent (its Future then has the error)."""
@@ -262,7 +249,7 @@ class Worker:
         its lease lost (it did not run) is sent again on a new lease. False
         if the pool broke."""
         future = item.future
-        for attempt in range(_LEASE_ATTEMPTS):
+        for attempt in range(LEASE_ATTEMPTS):
             if sent is None:
                 return True
             job, lease = sent
@@ -273,11 +260,9 @@ class Worker:
                 return True
             except RemoteError as exc:
                 if (exc.code != "lease_lost"
-                        or attempt == _LEASE_ATTEMPTS - 1):
+                        or attempt == LEASE_ATTEMPTS - 1):
                     settle(future, exception=exc)
                     return True
-                # Jobs sent ahead on the same lease find it lost too: the
-                # first of them to get here leases the new interpreter.
                 if lease is self._lease:
                     self._end_lease()
                     if not self._start_interpreter():
