@@ -159,6 +159,36 @@ class ProcessLaneTest(harness.DaemonTestCase):
         self.assertEqual(self.client.run(numpy.add, 1, 1), 2)  # still serving
 
 
+def _faults_and_rss(pid):
+    """Minor page faults so far and resident anonymous bytes of ``pid``."""
+    with open(f"/proc/{pid}/stat") as f:
+        faults = int(f.read().rsplit(")", 1)[1].split()[7])
+    with open(f"/proc/{pid}/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
+    return faults, kib << 10
+
+
+class WorkerMemoryTest(harness.DaemonTestCase):
+    """A worker process keeps the memory a job freed for the next job (no
+    page faults to get it again), and gives it back once idle."""
+    workers = 1
+    daemon_args = ("--python-path", f"{harness.TESTS_DIR}:{SITE}",
+                   "--process-workers", "1", "--max-process-workers", "1")
+
+    def test_freed_memory_is_kept_between_jobs_and_returned_when_idle(self):
+        size = 8 << 20  # 2,048 pages, three times a job
+        pid = self.client.run(lane_jobs.churn, size, lane="process")
+        faults, _ = _faults_and_rss(pid)
+        for _ in range(3):
+            self.assertEqual(self.client.run(lane_jobs.churn, size, lane="process"), pid)
+        faults_after, rss = _faults_and_rss(pid)
+        # Given back and faulted in again, it would be 3 x 3 x 2,048.
+        self.assertLess(faults_after - faults, 1024)
+        self.assertGreater(rss, size)
+        harness.wait_until(lambda: _faults_and_rss(pid)[1] < rss - size // 2, WAIT,
+                           "the idle worker process to give freed memory back")
+
+
 class ShrinkTest(harness.DaemonTestCase):
     """Worker processes started for a burst end once idle; the warm ones
     stay."""

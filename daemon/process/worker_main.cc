@@ -10,12 +10,14 @@
 //   signals the main thread, whose handler raises it in the job.
 #include "daemon/process/worker_main.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -48,6 +50,11 @@ using Json = nlohmann::json;
 
 // The signal whose handler raises a stop in the running job.
 constexpr int kStopSignal = SIGUSR1;
+
+// Freed heap memory the worker keeps between jobs (ConfigureAllocator),
+// and how long it waits idle before it gives all of it back.
+constexpr int kKeepBytes = 64 << 20;
+constexpr std::chrono::seconds kTrimAfterIdle{1};
 
 // A run the main thread has to do: its request, payload and descriptor.
 struct PendingRun {
@@ -84,10 +91,16 @@ class Inbox {
     runs_changed_.notify_all();
     stops_changed_.notify_all();
   }
-  // Main thread: the next run, or nullopt once the link ended.
-  std::optional<PendingRun> NextRun() {
+  // Main thread: the next run, or nullopt once the link ended (or, with
+  // `idle`, once `wait` passed without one: then *idle is true).
+  std::optional<PendingRun> NextRun(std::chrono::milliseconds wait = {}, bool* idle = nullptr) {
     std::unique_lock lock(mu_);
-    runs_changed_.wait(lock, [&] { return closed_ || !runs_.empty(); });
+    auto ready = [&] { return closed_ || !runs_.empty(); };
+    if (idle == nullptr) {
+      runs_changed_.wait(lock, ready);
+    } else {
+      *idle = !runs_changed_.wait_for(lock, wait, ready);
+    }
     if (runs_.empty()) return std::nullopt;
     PendingRun run = std::move(runs_.front());
     runs_.pop_front();
@@ -210,6 +223,33 @@ void RunJob(Worker& worker, PendingRun& run, SharedBuffer& buffer) {
                    outcome.result_fd.get());
 }
 
+// glibc's dynamic thresholds (its default) give a job's large temporaries
+// back to the kernel as soon as they are freed: a numpy FFT of 64k samples
+// allocates ~0.5 MiB buffers, faulted in (and zeroed) again by every job,
+// ~120 page faults and a third of the worker's CPU per job beside the FFT
+// itself. Fixed thresholds keep freed memory for the next job; the daemon
+// does the same for itself (net/memory_trimmer.cc). What is kept goes
+// back once the worker waits idle (RunJobs).
+void ConfigureAllocator() {
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest dynamic value
+  ::mallopt(M_TRIM_THRESHOLD, kKeepBytes);
+}
+
+// Main thread: runs jobs until the link ends, trimming the heap after a
+// job once no other came within kTrimAfterIdle.
+void RunJobs(Worker& worker, SharedBuffer& buffer) {
+  while (true) {
+    bool idle = false;
+    std::optional<PendingRun> run = worker.inbox.NextRun(kTrimAfterIdle, &idle);
+    if (idle) {
+      ::malloc_trim(0);
+      run = worker.inbox.NextRun();
+    }
+    if (!run) return;
+    RunJob(worker, *run, buffer);
+  }
+}
+
 // Starts CPython and the bootstrap; "" or why it could not.
 std::string StartPython(Worker& worker, const Json& spec) {
   Status status = python::Runtime::Initialize(
@@ -237,6 +277,7 @@ int RunProcessWorker(const char* spec_text) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != spec.value("parent", 0L)) return 1;
   ::signal(SIGPIPE, SIG_IGN);
+  ConfigureAllocator();
   Worker worker(UniqueFd(kWorkerLinkFd), spec.value("max_frame_bytes", std::uint64_t{256} << 20));
   if (std::string why = StartPython(worker, spec); !why.empty()) {
     worker.link.Send({{"type", "failed"}, {"id", 0}, {"message", why}});
@@ -250,7 +291,7 @@ int RunProcessWorker(const char* spec_text) {
   std::thread stopper(StopJobs, std::ref(worker));
   SharedBuffer buffer(spec.value("buffer_size", std::size_t{10} << 20),
                       spec.value("max_frame_bytes", std::size_t{256} << 20));
-  while (std::optional<PendingRun> run = worker.inbox.NextRun()) RunJob(worker, *run, buffer);
+  RunJobs(worker, buffer);
   // The link ended. Threads a job left running would keep the process
   // alive, and finalizing would wait for them: exit now.
   reader.join();
