@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 namespace ei {
 
@@ -33,6 +34,8 @@ class MappedFile {
   void Pin() { pinned_.store(true); }
 
   const char* data() const { return map_; }
+  dev_t device() const { return device_; }
+  ino_t inode() const { return inode_; }
   std::size_t size() const { return size_; }
 
  private:
@@ -44,6 +47,25 @@ class MappedFile {
   const ino_t inode_;
   const std::size_t size_;
   std::atomic<bool> pinned_{false};
+};
+
+/// The mappings of one connection's reused argument files: a client may
+/// keep several (one per job in flight, up to kMaxFiles), each mapped once.
+/// Not thread-safe (the session's I/O thread).
+class MappedFileCache {
+ public:
+  static constexpr std::size_t kMaxFiles = 16;
+
+  /// The mapping of `size` bytes of `fd` (that file): the kept one when it
+  /// covers them, else a new one, kept instead of that file's old one (or
+  /// of the least recently used); nullptr if mapping fails.
+  std::shared_ptr<MappedFile> Get(int fd, dev_t device, ino_t inode, std::size_t size);
+
+  /// Unmapped now, or when the jobs that hold them end.
+  void Clear() { files_.clear(); }
+
+ private:
+  std::vector<std::shared_ptr<MappedFile>> files_;  // least recently used first
 };
 
 }  // namespace ei
