@@ -127,6 +127,19 @@ class ProcessLaneTest(harness.DaemonTestCase):
                       if w["kind"] == "lease"]
             self.assertEqual([w["pid"] for w in leased], [worker.id])
 
+    def test_an_argument_a_leased_job_keeps_is_never_overwritten(self):
+        # The worker keeps the client's reused argument files mapped; a job
+        # that keeps a view of one (a numpy array unpickled from it) has it
+        # for good, and the client writes later arguments elsewhere.
+        first = numpy.full(64 * 1024, 1.0)  # 512 KiB: out of band
+        with Interpreter(client=self.client, lane="process") as worker:
+            worker.run(lane_jobs.set_state, first)
+            for value in (2.0, 3.0, 4.0):
+                array = numpy.full(64 * 1024, value)
+                numpy.testing.assert_array_equal(worker.run(lane_jobs.scale, array, 1.0),
+                                                 array)
+            numpy.testing.assert_array_equal(worker.run(lane_jobs.get_state), first)
+
     def test_the_executor_in_the_process_lane(self):
         with InterpreterPoolExecutor(2, socket_path=self.daemon.socket_path,
                                      lane="process") as pool:
@@ -159,6 +172,12 @@ class ProcessLaneTest(harness.DaemonTestCase):
         self.assertEqual(self.client.run(numpy.add, 1, 1), 2)  # still serving
 
 
+def _region_mappings(pid):
+    """Mappings of the client's reused argument files in process ``pid``."""
+    with open(f"/proc/{pid}/maps") as f:
+        return sum("extrainterpreters-region" in line for line in f)
+
+
 def _faults_and_rss(pid):
     """Minor page faults so far and resident anonymous bytes of ``pid``."""
     with open(f"/proc/{pid}/stat") as f:
@@ -187,6 +206,18 @@ class WorkerMemoryTest(harness.DaemonTestCase):
         self.assertGreater(rss, size)
         harness.wait_until(lambda: _faults_and_rss(pid)[1] < rss - size // 2, WAIT,
                            "the idle worker process to give freed memory back")
+
+    def test_a_reused_argument_file_stays_mapped_until_the_worker_idles(self):
+        # Each argument is written into the client's reused file; the worker
+        # maps it once, and still sees each job's own data.
+        for value in range(4):
+            array = numpy.full(64 * 1024, float(value))  # 512 KiB: out of band
+            numpy.testing.assert_array_equal(
+                self.client.run(lane_jobs.scale, array, 2.0), array * 2.0)
+        pid = self.client.run(lane_jobs.getpid, lane="process")
+        self.assertEqual(_region_mappings(pid), 1)
+        harness.wait_until(lambda: _region_mappings(pid) == 0, WAIT,
+                           "the idle worker process to unmap the file")
 
 
 class ShrinkTest(harness.DaemonTestCase):

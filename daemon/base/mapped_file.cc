@@ -38,4 +38,10 @@ std::shared_ptr<MappedFile> MappedFileCache::Get(int fd, dev_t device, ino_t ino
   return found;
 }
 
+std::size_t MappedFileCache::bytes() const {
+  std::size_t total = 0;
+  for (const auto& file : files_) total += file->size();
+  return total;
+}
+
 }  // namespace ei

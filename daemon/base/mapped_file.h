@@ -54,7 +54,7 @@ class MappedFile {
 /// Not thread-safe (the session's I/O thread).
 class MappedFileCache {
  public:
-  static constexpr std::size_t kMaxFiles = 16;
+  static constexpr std::size_t kMaxFiles = 64;
 
   /// The mapping of `size` bytes of `fd` (that file): the kept one when it
   /// covers them, else a new one, kept instead of that file's old one (or
@@ -63,6 +63,9 @@ class MappedFileCache {
 
   /// Unmapped now, or when the jobs that hold them end.
   void Clear() { files_.clear(); }
+
+  /// Bytes mapped, together.
+  std::size_t bytes() const;
 
  private:
   std::vector<std::shared_ptr<MappedFile>> files_;  // least recently used first

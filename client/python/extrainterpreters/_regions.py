@@ -52,7 +52,7 @@ _KEEP_RESULT_MAPPING = sys.version_info >= (3, 13)
 # Argument regions of one connection, at most (the daemon keeps as many
 # mapped: MappedFileCache), and the bytes that those beyond the first may
 # hold together; past that, a job's large arguments go in a new memfd.
-_MAX_REGIONS = 16
+_MAX_REGIONS = 64
 _MAX_EXTRA_BYTES = 32 << 20
 
 
