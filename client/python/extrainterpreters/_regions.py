@@ -63,6 +63,7 @@ class Regions:
     def __init__(self):
         self._lock = threading.Lock()  # Guards everything below.
         self._free = []  # Argument regions (_shm.Region) no job has.
+        self._free_bytes = 0  # Their sizes, together.
         # Regions sent with a request, by its id. Read without the lock
         # when empty (on_reply).
         self._lent = {}
@@ -205,7 +206,7 @@ class Regions:
         with self._lock:
             self._closed = True
             regions = self._free + list(self._lent.values())
-            self._free, self._lent = [], {}
+            self._free, self._lent, self._free_bytes = [], {}, 0
         for region in regions:
             region.close()  # the daemon's mapping keeps what it still uses
         self._drop_result_map()
@@ -217,7 +218,9 @@ class Regions:
             if self._closed:
                 return None
             if self._free:
-                return self._free.pop()  # the last given back: pages warm
+                region = self._free.pop()  # the last given back: pages warm
+                self._free_bytes -= region.size
+                return region
             if self._count >= _MAX_REGIONS:
                 return None
             self._count += 1
@@ -229,10 +232,11 @@ class Regions:
         beyond the first hold more than _MAX_EXTRA_BYTES)."""
         with self._lock:
             keep = reuse and not self._closed and (
-                not self._free or region.size + sum(r.size for r in self._free)
-                <= _MAX_EXTRA_BYTES)
+                not self._free
+                or region.size + self._free_bytes <= _MAX_EXTRA_BYTES)
             if keep:
                 self._free.append(region)
+                self._free_bytes += region.size
             else:
                 self._count -= 1
         if not keep:
