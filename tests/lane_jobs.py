@@ -125,3 +125,8 @@ def churn(nbytes):
     import numpy
     (numpy.ones(nbytes // 8) + numpy.ones(nbytes // 8)).sum()
     return os.getpid()
+
+
+def call_each(functions):
+    """[f() for f in functions]: an object array of functions, say."""
+    return [f() for f in functions]
