@@ -33,8 +33,12 @@ std::shared_ptr<MappedFile> MappedFileCache::Get(int fd, dev_t device, ino_t ino
     found = MappedFile::Map(fd, device, inode, size);
     if (found == nullptr) return nullptr;
   }
-  if (files_.size() >= kMaxFiles) files_.erase(files_.begin());
   files_.push_back(found);
+  std::size_t total = bytes();
+  while (files_.size() > kMaxFiles || (files_.size() > 1 && total > kMaxBytes)) {
+    total -= files_.front()->size();
+    files_.erase(files_.begin());
+  }
   return found;
 }
 

@@ -50,15 +50,19 @@ class MappedFile {
 };
 
 /// The mappings of one connection's reused argument files: a client may
-/// keep several (one per job in flight, up to kMaxFiles), each mapped once.
-/// Not thread-safe (the session's I/O thread).
+/// keep several (one per job in flight), each mapped once. A mapping keeps
+/// its file's memory even after the client dropped the file, so at most
+/// kMaxFiles are kept, and beyond the last used, kMaxBytes together.
+/// Not thread-safe (one thread: a session's I/O thread, a worker process's
+/// main thread).
 class MappedFileCache {
  public:
   static constexpr std::size_t kMaxFiles = 64;
+  static constexpr std::size_t kMaxBytes = std::size_t{64} << 20;
 
   /// The mapping of `size` bytes of `fd` (that file): the kept one when it
-  /// covers them, else a new one, kept instead of that file's old one (or
-  /// of the least recently used); nullptr if mapping fails.
+  /// covers them, else a new one, kept instead of that file's old one (and
+  /// of the least recently used past the limits); nullptr if mapping fails.
   std::shared_ptr<MappedFile> Get(int fd, dev_t device, ino_t inode, std::size_t size);
 
   /// Unmapped now, or when the jobs that hold them end.

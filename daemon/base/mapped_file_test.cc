@@ -65,5 +65,17 @@ TEST(MappedFileCache, ForgetsTheLeastRecentlyUsedPastItsLimit) {
   EXPECT_NE(files[1]->From(cache, 4096), maps[1]);  // forgotten: mapped again
 }
 
+TEST(MappedFileCache, KeepsLimitedBytesBesidesTheLastUsed) {
+  MappedFileCache cache;
+  const File a(4096), b(4096), big(MappedFileCache::kMaxBytes - 4096);
+  const auto map_a = a.From(cache, 4096);
+  const auto map_b = b.From(cache, 4096);
+  ASSERT_NE(big.From(cache, MappedFileCache::kMaxBytes - 4096), nullptr);
+  EXPECT_EQ(cache.bytes(), MappedFileCache::kMaxBytes);  // the oldest went
+  EXPECT_EQ(b.From(cache, 4096), map_b);
+  EXPECT_NE(a.From(cache, 4096), map_a);  // forgotten: mapped again
+  EXPECT_EQ(cache.bytes(), 8192u);  // and the big one made room for it
+}
+
 }  // namespace
 }  // namespace ei

@@ -58,10 +58,6 @@ constexpr int kStopSignal = SIGUSR1;
 constexpr int kKeepBytes = 64 << 20;
 constexpr std::chrono::seconds kTrimAfterIdle{1};
 
-// Clients' reused argument files the worker keeps mapped, in bytes at
-// most; they are unmapped when it idles too (ArgumentMap).
-constexpr std::size_t kKeepMappedBytes = 64 << 20;
-
 // A run the main thread has to do: its request, payload and descriptor.
 struct PendingRun {
   RunRequest request;
@@ -203,12 +199,11 @@ void StopJobs(Worker& worker) {
 // itself). Mapping and unmapping 512 KiB with its pages populated cost
 // ~60 us per job, beside a numpy FFT of ~0.8 ms. A client's file may
 // outlive its use here (the client dropped it, or went): the mappings, and
-// with them the files' memory, are bounded by kKeepMappedBytes, and let go
+// with them the files' memory, are bounded (MappedFileCache), and let go
 // when the worker idles.
 std::shared_ptr<MappedFile> ArgumentMap(Worker& worker, const PendingRun& run) {
   struct stat st {};
   if (!run.request.region || !run.fd || ::fstat(run.fd.get(), &st) != 0) return nullptr;
-  if (worker.argument_maps.bytes() > kKeepMappedBytes) worker.argument_maps.Clear();
   return worker.argument_maps.Get(run.fd.get(), st.st_dev, st.st_ino,
                                   static_cast<std::size_t>(st.st_size));
 }
