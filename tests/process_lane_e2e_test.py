@@ -154,6 +154,17 @@ class ProcessLaneTest(harness.DaemonTestCase):
                                                  array)
             numpy.testing.assert_array_equal(worker.run(lane_jobs.get_state), first)
 
+    def test_a_lease_that_keeps_each_argument_keeps_bounded_mappings(self):
+        # Each kept argument pins the worker's mapping of its file; past
+        # 64 MiB of those, a job maps its file itself, and that mapping
+        # goes when the job's state lets go of the array.
+        with Interpreter(client=self.client, lane="process") as worker:
+            for value in range(100):
+                array = numpy.full(128 * 1024, float(value))  # 1 MiB: out of band
+                worker.run(lane_jobs.set_state, array)
+            numpy.testing.assert_array_equal(worker.run(lane_jobs.get_state), array)
+            self.assertLessEqual(_region_mappings(worker.id), 64 + 2)
+
     def test_the_executor_in_the_process_lane(self):
         with InterpreterPoolExecutor(2, socket_path=self.daemon.socket_path,
                                      lane="process") as pool:

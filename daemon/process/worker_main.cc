@@ -152,6 +152,7 @@ struct Worker {
   WorkerQueues queues;
   pthread_t main_thread = ::pthread_self();
   MappedFileCache argument_maps;  // main thread
+  std::size_t pinned_bytes = 0;   // main thread: mappings jobs kept views of
 };
 
 void ReadLink(Worker& worker) {
@@ -200,10 +201,17 @@ void StopJobs(Worker& worker) {
 // ~60 us per job, beside a numpy FFT of ~0.8 ms. A client's file may
 // outlive its use here (the client dropped it, or went): the mappings, and
 // with them the files' memory, are bounded (MappedFileCache), and let go
-// when the worker idles.
+// when the worker idles. A mapping a job kept a view of stays for good
+// (its views know nothing of it): past MappedFileCache::kMaxBytes of
+// those, jobs map their files themselves again, whose mappings go with
+// their last view (a lease that keeps each argument would otherwise grow
+// without end).
 std::shared_ptr<MappedFile> ArgumentMap(Worker& worker, const PendingRun& run) {
   struct stat st {};
-  if (!run.request.region || !run.fd || ::fstat(run.fd.get(), &st) != 0) return nullptr;
+  if (!run.request.region || !run.fd || worker.pinned_bytes >= MappedFileCache::kMaxBytes ||
+      ::fstat(run.fd.get(), &st) != 0) {
+    return nullptr;
+  }
   return worker.argument_maps.Get(run.fd.get(), st.st_dev, st.st_ino,
                                   static_cast<std::size_t>(st.st_size));
 }
@@ -234,7 +242,10 @@ void RunJob(Worker& worker, PendingRun& run, SharedBuffer& buffer) {
                                  map ? map->data() : nullptr, map ? map->size() : 0});
     worker.current_job.store(0);
     // A job kept a view of it: it stays mapped for good, as in the daemon.
-    if (map && outcome.out_of_band_map_kept) map->Pin();
+    if (map && outcome.out_of_band_map_kept) {
+      map->Pin();
+      worker.pinned_bytes += map->size();
+    }
   }
   run.fd.reset();
   buffer.Reserve(outcome.needed_bytes);
