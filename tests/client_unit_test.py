@@ -24,7 +24,7 @@ import harness  # noqa: E402  (makes the client importable outside Bazel)
 
 import extrainterpreters  # noqa: E402
 from extrainterpreters import (  # noqa: E402
-    DaemonConnectionError, ProtocolError, RemoteError, _codec)
+    DaemonConnectionError, ProtocolError, RemoteError, _codec, _regions)
 
 HELLO_REPLY = {"type": "hello", "protocol": 1, "daemon_version": "0.1.0",
                "pid": 1, "python": "3.13.0", "workers": 1,
@@ -387,6 +387,55 @@ class OutOfBandMinimumTest(unittest.TestCase):
         pickle.dumps(pickle.PickleBuffer(bytearray(mid)), 5,
                      buffer_callback=default)
         self.assertEqual(default.buffers, [])
+
+
+class ArgumentRegionsTest(unittest.TestCase):
+    """A connection's argument regions: one per job in flight, given back
+    for reuse when the daemon says so, and bounded."""
+
+    def setUp(self):
+        self.regions = _regions.Regions()
+        self.addCleanup(self.regions.close)
+        self.next_id = 0
+
+    def send(self, size):
+        """A job with a ``size``-byte buffer, as a request does it: its id
+        and the region it got (or None)."""
+        self.next_id += 1
+        buffers = [pickle.PickleBuffer(bytearray(size))]
+        with self.regions.attach({}, buffers, 1 << 30) as (_, region):
+            if region:
+                self.regions.sent(self.next_id, region)
+        return self.next_id, region
+
+    def test_jobs_in_flight_each_get_one_and_give_it_back(self):
+        sent = [self.send(1 << 16) for _ in range(3)]
+        self.assertEqual(len({id(region) for _, region in sent}), 3)
+        for request_id, _ in sent:
+            self.regions.on_reply({"id": request_id, "oob_done": True})
+        again = [self.send(1 << 16)[1] for _ in range(3)]
+        self.assertEqual({id(r) for r in again}, {id(r) for _, r in sent})
+
+    def test_a_region_the_daemon_may_still_read_is_dropped(self):
+        request_id, region = self.send(1 << 16)
+        self.regions.on_reply({"id": request_id})  # no oob_done
+        self.assertEqual(region.fd, -1)
+        self.assertIsNot(self.send(1 << 16)[1], region)
+
+    def test_at_most_max_regions_then_new_memfds(self):
+        with unittest.mock.patch.object(_regions, "_MAX_REGIONS", 2):
+            got = [self.send(1 << 12)[1] for _ in range(3)]
+        self.assertIsNotNone(got[0])
+        self.assertIsNotNone(got[1])
+        self.assertIsNone(got[2])
+
+    def test_regions_beyond_the_first_keep_a_bounded_size(self):
+        with unittest.mock.patch.object(_regions, "_MAX_EXTRA_BYTES", 3 << 20):
+            sent = [self.send(2 << 20) for _ in range(3)]
+            for request_id, _ in sent:
+                self.regions.on_reply({"id": request_id, "oob_done": True})
+        kept = [region for _, region in sent if region.fd >= 0]
+        self.assertEqual(len(kept), 1)  # a second would make 4 MiB
 
 
 class PeerWatchTest(unittest.TestCase):

@@ -117,3 +117,16 @@ def set_state(value):
 
 def get_state():
     return globals().get("_state")
+
+
+def churn(nbytes):
+    """Allocates three arrays of ``nbytes`` at once with numpy, writes them
+    and frees them: the worker process's pid."""
+    import numpy
+    (numpy.ones(nbytes // 8) + numpy.ones(nbytes // 8)).sum()
+    return os.getpid()
+
+
+def call_each(functions):
+    """[f() for f in functions]: an object array of functions, say."""
+    return [f() for f in functions]

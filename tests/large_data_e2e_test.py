@@ -123,17 +123,35 @@ class LargeDataTest(harness.DaemonTestCase):
 
     def test_large_arguments_reuse_one_file_per_connection(self):
         seen = self.replies()
+        regions = self.client._connection._regions
         for seed in range(3):
             data = jobs.pattern(8 * MIB, seed)
             self.assertEqual(self.client.run(jobs.describe_buffer, data),
                              ("bytes", 8 * MIB, sha(data)))
             if seed == 0:
-                region = self.client._connection._regions._region
+                region, = regions._free
         # The daemon was done with the file after each job, so the client
         # wrote the next argument into the same one.
         self.assertEqual([h.get("oob_done") for h in seen], [True] * 3)
-        self.assertIsNotNone(region)
-        self.assertIs(self.client._connection._regions._region, region)
+        self.assertEqual(regions._free, [region])
+
+    def test_jobs_sent_at_once_each_take_a_file_and_reuse_them(self):
+        seen = self.replies()
+        regions = self.client._connection._regions
+        files = []
+        for _ in range(2):
+            release = self.release_file()
+            data = [jobs.pattern(2 * MIB, seed) for seed in range(4)]
+            futures = [self.client.submit(jobs.wait_for_file, release, d)
+                       for d in data]
+            # All four wait for their reply: each has a file of its own.
+            files.append({os.fstat(r.fd).st_ino for r in regions._lent.values()})
+            harness.touch(release)
+            for future, expected in zip(futures, data):
+                self.assertEqual(future.result(60), expected)
+        self.assertEqual(len(files[0]), 4)
+        self.assertEqual(files[1], files[0])  # written again, not new ones
+        self.assertEqual([h.get("oob_done") for h in seen], [True] * 8)
 
     def test_an_argument_a_job_keeps_is_never_overwritten(self):
         seen = self.replies()

@@ -9,6 +9,7 @@ numpy and pandas come from the test-only environment ./test.sh makes
 import contextlib
 import io
 import os
+import pickle
 import sys
 import unittest
 from unittest import mock
@@ -90,6 +91,19 @@ class ProcessLaneTest(harness.DaemonTestCase):
         runs = [h for h in headers if h["type"] == "run"]
         self.assertEqual(["oob" in h for h in runs], [True, True, False])
 
+    def test_arrays_pickle_plainly_unless_they_may_hold_what_goes_by_value(self):
+        # A plain array takes plain pickle's short way: the same bytes.
+        from extrainterpreters import _byvalue
+        job = (lane_jobs.scale, (numpy.arange(8), 2), {})
+        self.assertEqual(_byvalue.dump_job(*job).payload, pickle.dumps(job, protocol=5))
+        # An object array may hold a lambda, which goes by value.
+        functions = numpy.array([lambda: 5, lambda: 6], dtype=object)
+        self.assertEqual(self.client.run(lane_jobs.call_each, functions, lane="process"),
+                         [5, 6])
+        with_metadata = numpy.zeros(3, dtype=numpy.dtype(float, metadata={"f": lambda: 1}))
+        numpy.testing.assert_array_equal(
+            self.client.run(lane_jobs.scale, with_metadata, 2.0, lane="process"), [0.0] * 3)
+
     def test_a_by_value_function_and_a_lambda(self):
         def centred(values):
             return values - values.mean()
@@ -127,6 +141,30 @@ class ProcessLaneTest(harness.DaemonTestCase):
                       if w["kind"] == "lease"]
             self.assertEqual([w["pid"] for w in leased], [worker.id])
 
+    def test_an_argument_a_leased_job_keeps_is_never_overwritten(self):
+        # The worker keeps the client's reused argument files mapped; a job
+        # that keeps a view of one (a numpy array unpickled from it) has it
+        # for good, and the client writes later arguments elsewhere.
+        first = numpy.full(64 * 1024, 1.0)  # 512 KiB: out of band
+        with Interpreter(client=self.client, lane="process") as worker:
+            worker.run(lane_jobs.set_state, first)
+            for value in (2.0, 3.0, 4.0):
+                array = numpy.full(64 * 1024, value)
+                numpy.testing.assert_array_equal(worker.run(lane_jobs.scale, array, 1.0),
+                                                 array)
+            numpy.testing.assert_array_equal(worker.run(lane_jobs.get_state), first)
+
+    def test_a_lease_that_keeps_each_argument_keeps_bounded_mappings(self):
+        # Each kept argument pins the worker's mapping of its file; past
+        # 64 MiB of those, a job maps its file itself, and that mapping
+        # goes when the job's state lets go of the array.
+        with Interpreter(client=self.client, lane="process") as worker:
+            for value in range(100):
+                array = numpy.full(128 * 1024, float(value))  # 1 MiB: out of band
+                worker.run(lane_jobs.set_state, array)
+            numpy.testing.assert_array_equal(worker.run(lane_jobs.get_state), array)
+            self.assertLessEqual(_region_mappings(worker.id), 64 + 2)
+
     def test_the_executor_in_the_process_lane(self):
         with InterpreterPoolExecutor(2, socket_path=self.daemon.socket_path,
                                      lane="process") as pool:
@@ -160,6 +198,54 @@ class ProcessLaneTest(harness.DaemonTestCase):
         self.assertEqual((reply["type"], reply["code"]), ("error", "bad_request"))
         self.assertIn("lane", reply["message"])
         self.assertEqual(self.client.run(numpy.add, 1, 1), 2)  # still serving
+
+
+def _region_mappings(pid):
+    """Mappings of the client's reused argument files in process ``pid``."""
+    with open(f"/proc/{pid}/maps") as f:
+        return sum("extrainterpreters-region" in line for line in f)
+
+
+def _faults_and_rss(pid):
+    """Minor page faults so far and resident anonymous bytes of ``pid``."""
+    with open(f"/proc/{pid}/stat") as f:
+        faults = int(f.read().rsplit(")", 1)[1].split()[7])
+    with open(f"/proc/{pid}/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("RssAnon:"))
+    return faults, kib << 10
+
+
+class WorkerMemoryTest(harness.DaemonTestCase):
+    """A worker process keeps the memory a job freed for the next job (no
+    page faults to get it again), and gives it back once idle."""
+    workers = 1
+    daemon_args = ("--python-path", f"{harness.TESTS_DIR}:{SITE}",
+                   "--process-workers", "1", "--max-process-workers", "1")
+
+    def test_freed_memory_is_kept_between_jobs_and_returned_when_idle(self):
+        size = 8 << 20  # 2,048 pages, three times a job
+        pid = self.client.run(lane_jobs.churn, size, lane="process")
+        faults, _ = _faults_and_rss(pid)
+        for _ in range(3):
+            self.assertEqual(self.client.run(lane_jobs.churn, size, lane="process"), pid)
+        faults_after, rss = _faults_and_rss(pid)
+        # Given back and faulted in again, it would be 3 x 3 x 2,048.
+        self.assertLess(faults_after - faults, 1024)
+        self.assertGreater(rss, size)
+        harness.wait_until(lambda: _faults_and_rss(pid)[1] < rss - size // 2, WAIT,
+                           "the idle worker process to give freed memory back")
+
+    def test_a_reused_argument_file_stays_mapped_until_the_worker_idles(self):
+        # Each argument is written into the client's reused file; the worker
+        # maps it once, and still sees each job's own data.
+        for value in range(4):
+            array = numpy.full(64 * 1024, float(value))  # 512 KiB: out of band
+            numpy.testing.assert_array_equal(
+                self.client.run(lane_jobs.scale, array, 2.0), array * 2.0)
+        pid = self.client.run(lane_jobs.getpid, lane="process")
+        self.assertEqual(_region_mappings(pid), 1)
+        harness.wait_until(lambda: _region_mappings(pid) == 0, WAIT,
+                           "the idle worker process to unmap the file")
 
 
 class ShrinkTest(harness.DaemonTestCase):

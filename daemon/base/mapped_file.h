@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
+#include <vector>
 
 namespace ei {
 
@@ -33,6 +34,8 @@ class MappedFile {
   void Pin() { pinned_.store(true); }
 
   const char* data() const { return map_; }
+  dev_t device() const { return device_; }
+  ino_t inode() const { return inode_; }
   std::size_t size() const { return size_; }
 
  private:
@@ -44,6 +47,32 @@ class MappedFile {
   const ino_t inode_;
   const std::size_t size_;
   std::atomic<bool> pinned_{false};
+};
+
+/// The mappings of one connection's reused argument files: a client may
+/// keep several (one per job in flight), each mapped once. A mapping keeps
+/// its file's memory even after the client dropped the file, so at most
+/// kMaxFiles are kept, and beyond the last used, kMaxBytes together.
+/// Not thread-safe (one thread: a session's I/O thread, a worker process's
+/// main thread).
+class MappedFileCache {
+ public:
+  static constexpr std::size_t kMaxFiles = 64;
+  static constexpr std::size_t kMaxBytes = std::size_t{64} << 20;
+
+  /// The mapping of `size` bytes of `fd` (that file): the kept one when it
+  /// covers them, else a new one, kept instead of that file's old one (and
+  /// of the least recently used past the limits); nullptr if mapping fails.
+  std::shared_ptr<MappedFile> Get(int fd, dev_t device, ino_t inode, std::size_t size);
+
+  /// Unmapped now, or when the jobs that hold them end.
+  void Clear() { files_.clear(); }
+
+  /// Bytes mapped, together.
+  std::size_t bytes() const;
+
+ private:
+  std::vector<std::shared_ptr<MappedFile>> files_;  // least recently used first
 };
 
 }  // namespace ei

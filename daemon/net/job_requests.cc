@@ -188,13 +188,10 @@ bool JobRequests::TakeOutOfBand(const Json& header, Job* job) {
     return false;
   }
   if (header.value("region", false) == true) {
-    // The client's reused file: mapped once for this connection (again
+    // A reused file of the client's: mapped once for this connection (again
     // when it has grown, or when a job kept a view of the old mapping).
-    const auto size = static_cast<std::size_t>(st.st_size);
-    if (argument_map_ == nullptr || !argument_map_->Covers(st.st_dev, st.st_ino, size)) {
-      argument_map_ = MappedFile::Map(job->out_of_band_fd.get(), st.st_dev, st.st_ino, size);
-    }
-    job->out_of_band_map = argument_map_;
+    job->out_of_band_map = argument_maps_.Get(job->out_of_band_fd.get(), st.st_dev, st.st_ino,
+                                              static_cast<std::size_t>(st.st_size));
   }
   return true;
 }
@@ -416,7 +413,7 @@ void JobRequests::Close() {
     jobs_.clear();
   }
   definitions_.clear();
-  argument_map_.reset();  // unmapped now, or when its running job ends
+  argument_maps_.Clear();  // unmapped now, or when their running jobs end
 }
 
 void JobRequests::TrimIfLarge() {

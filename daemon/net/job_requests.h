@@ -76,8 +76,8 @@ class JobRequests {
 
   Session& session_;
   LeaseRequests& leases_;
-  // The client's reused argument file, mapped (I/O thread only).
-  std::shared_ptr<MappedFile> argument_map_;
+  // The client's reused argument files, mapped (I/O thread only).
+  MappedFileCache argument_maps_;
   // Functions defined on this connection, by digest (I/O thread only).
   std::unordered_map<std::string, std::shared_ptr<const std::vector<char>>> definitions_;
   std::size_t definition_bytes_ = 0;

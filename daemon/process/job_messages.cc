@@ -9,7 +9,7 @@ using Json = nlohmann::json;
 Json RunHeader(const RunRequest& run) {
   return {{"type", "run"},         {"id", run.id},          {"uses", run.uses},
           {"output", run.output},  {"oob", run.out_of_band}, {"fd", run.has_fd},
-          {"share", run.share_result}};
+          {"share", run.share_result}, {"region", run.region}};
 }
 
 RunRequest ReadRunHeader(const Json& header) {
@@ -20,6 +20,7 @@ RunRequest ReadRunHeader(const Json& header) {
   run.out_of_band = header.value("oob", std::vector<std::size_t>{});
   run.has_fd = header.value("fd", false);
   run.share_result = header.value("share", false);
+  run.region = header.value("region", false);
   return run;
 }
 

@@ -20,6 +20,7 @@ struct RunRequest {
   std::vector<std::size_t> out_of_band;  // its large buffers' lengths (the fd comes along)
   bool has_fd = false;
   bool share_result = false;      // large result buffers may go back in a memfd
+  bool region = false;            // the fd is a file its client reuses: worth keeping mapped
 };
 
 nlohmann::json RunHeader(const RunRequest& run);

@@ -195,6 +195,7 @@ JobReply ProcessWorker::RunOne(Job& job) {
   run.out_of_band = job.out_of_band_lengths;
   run.has_fd = static_cast<bool>(job.out_of_band_fd);
   run.share_result = job.share_result;
+  run.region = job.out_of_band_map != nullptr;  // the session maps it: a reused file
   wakeup_.Arm(job.connection);
   const bool sent = link_->Send(RunHeader(run),
                                 std::string_view(job.payload.data(), job.payload.size()),

@@ -10,12 +10,15 @@
 //   signals the main thread, whose handler raises it in the job.
 #include "daemon/process/worker_main.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -30,6 +33,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/base/log.h"
+#include "daemon/base/mapped_file.h"
 #include "daemon/core/shared_buffer.h"
 #include "daemon/process/job_messages.h"
 #include "daemon/process/link.h"
@@ -48,6 +52,11 @@ using Json = nlohmann::json;
 
 // The signal whose handler raises a stop in the running job.
 constexpr int kStopSignal = SIGUSR1;
+
+// Freed heap memory the worker keeps between jobs (ConfigureAllocator),
+// and how long it waits idle before it gives all of it back.
+constexpr int kKeepBytes = 64 << 20;
+constexpr std::chrono::seconds kTrimAfterIdle{1};
 
 // A run the main thread has to do: its request, payload and descriptor.
 struct PendingRun {
@@ -84,10 +93,16 @@ class Inbox {
     runs_changed_.notify_all();
     stops_changed_.notify_all();
   }
-  // Main thread: the next run, or nullopt once the link ended.
-  std::optional<PendingRun> NextRun() {
+  // Main thread: the next run, or nullopt once the link ended (or, with
+  // `idle`, once `wait` passed without one: then *idle is true).
+  std::optional<PendingRun> NextRun(std::chrono::milliseconds wait = {}, bool* idle = nullptr) {
     std::unique_lock lock(mu_);
-    runs_changed_.wait(lock, [&] { return closed_ || !runs_.empty(); });
+    auto ready = [&] { return closed_ || !runs_.empty(); };
+    if (idle == nullptr) {
+      runs_changed_.wait(lock, ready);
+    } else {
+      *idle = !runs_changed_.wait_for(lock, wait, ready);
+    }
     if (runs_.empty()) return std::nullopt;
     PendingRun run = std::move(runs_.front());
     runs_.pop_front();
@@ -136,6 +151,8 @@ struct Worker {
   std::atomic<std::uint64_t> stop_consumed{0};  // a queue call raised this job's stop
   WorkerQueues queues;
   pthread_t main_thread = ::pthread_self();
+  MappedFileCache argument_maps;  // main thread
+  std::size_t pinned_bytes = 0;   // main thread: mappings jobs kept views of
 };
 
 void ReadLink(Worker& worker) {
@@ -178,6 +195,27 @@ void StopJobs(Worker& worker) {
   }
 }
 
+// The worker's mapping of a run's argument file when it is one its client
+// reuses (PROTOCOL.md, "Large data"), else nullptr (the job maps the file
+// itself). Mapping and unmapping 512 KiB with its pages populated cost
+// ~60 us per job, beside a numpy FFT of ~0.8 ms. A client's file may
+// outlive its use here (the client dropped it, or went): the mappings, and
+// with them the files' memory, are bounded (MappedFileCache), and let go
+// when the worker idles. A mapping a job kept a view of stays for good
+// (its views know nothing of it): past MappedFileCache::kMaxBytes of
+// those, jobs map their files themselves again, whose mappings go with
+// their last view (a lease that keeps each argument would otherwise grow
+// without end).
+std::shared_ptr<MappedFile> ArgumentMap(Worker& worker, const PendingRun& run) {
+  struct stat st {};
+  if (!run.request.region || !run.fd || worker.pinned_bytes >= MappedFileCache::kMaxBytes ||
+      ::fstat(run.fd.get(), &st) != 0) {
+    return nullptr;
+  }
+  return worker.argument_maps.Get(run.fd.get(), st.st_dev, st.st_ino,
+                                  static_cast<std::size_t>(st.st_size));
+}
+
 // Runs one job in the main interpreter and sends its result.
 void RunJob(Worker& worker, PendingRun& run, SharedBuffer& buffer) {
   const RunRequest& request = run.request;
@@ -198,16 +236,50 @@ void RunJob(Worker& worker, PendingRun& run, SharedBuffer& buffer) {
     // Set and cleared with the GIL held: the stopper checks it holding the
     // GIL too, so a stop lands in this job or not at all.
     worker.current_job.store(request.id);
+    const std::shared_ptr<MappedFile> map = ArgumentMap(worker, run);
     outcome = worker.runner.Run(buffer.data(), buffer.capacity(), size, definitions, output,
                                 {run.fd.get(), request.out_of_band, request.share_result, {},
-                                 nullptr, 0});
+                                 map ? map->data() : nullptr, map ? map->size() : 0});
     worker.current_job.store(0);
+    // A job kept a view of it: it stays mapped for good, as in the daemon.
+    if (map && outcome.out_of_band_map_kept) {
+      map->Pin();
+      worker.pinned_bytes += map->size();
+    }
   }
   run.fd.reset();
   buffer.Reserve(outcome.needed_bytes);
   worker.link.Send(ResultHeader(request.id, outcome),
                    std::string_view(outcome.payload.data(), outcome.payload.size()),
                    outcome.result_fd.get());
+}
+
+// glibc's dynamic thresholds (its default) give a job's large temporaries
+// back to the kernel as soon as they are freed: a numpy FFT of 64k samples
+// allocates ~0.5 MiB buffers, faulted in (and zeroed) again by every job,
+// ~120 page faults and a third of the worker's CPU per job beside the FFT
+// itself. Fixed thresholds keep freed memory for the next job; the daemon
+// does the same for itself (net/memory_trimmer.cc). What is kept goes
+// back once the worker waits idle (RunJobs).
+void ConfigureAllocator() {
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest dynamic value
+  ::mallopt(M_TRIM_THRESHOLD, kKeepBytes);
+}
+
+// Main thread: runs jobs until the link ends, trimming the heap after a
+// job once no other came within kTrimAfterIdle.
+void RunJobs(Worker& worker, SharedBuffer& buffer) {
+  while (true) {
+    bool idle = false;
+    std::optional<PendingRun> run = worker.inbox.NextRun(kTrimAfterIdle, &idle);
+    if (idle) {
+      worker.argument_maps.Clear();
+      ::malloc_trim(0);
+      run = worker.inbox.NextRun();
+    }
+    if (!run) return;
+    RunJob(worker, *run, buffer);
+  }
 }
 
 // Starts CPython and the bootstrap; "" or why it could not.
@@ -237,6 +309,7 @@ int RunProcessWorker(const char* spec_text) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != spec.value("parent", 0L)) return 1;
   ::signal(SIGPIPE, SIG_IGN);
+  ConfigureAllocator();
   Worker worker(UniqueFd(kWorkerLinkFd), spec.value("max_frame_bytes", std::uint64_t{256} << 20));
   if (std::string why = StartPython(worker, spec); !why.empty()) {
     worker.link.Send({{"type", "failed"}, {"id", 0}, {"message", why}});
@@ -250,7 +323,7 @@ int RunProcessWorker(const char* spec_text) {
   std::thread stopper(StopJobs, std::ref(worker));
   SharedBuffer buffer(spec.value("buffer_size", std::size_t{10} << 20),
                       spec.value("max_frame_bytes", std::size_t{256} << 20));
-  while (std::optional<PendingRun> run = worker.inbox.NextRun()) RunJob(worker, *run, buffer);
+  RunJobs(worker, buffer);
   // The link ended. Threads a job left running would keep the process
   // alive, and finalizing would wait for them: exit now.
   reader.join();

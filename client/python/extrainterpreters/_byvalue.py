@@ -96,11 +96,13 @@ def dump_job(fn, args, kwargs, check=None, buffer_callback=None):
     ``buffer_callback`` is pickle's (out-of-band buffers, protocol 5).
     """
     job = (fn, args, kwargs)
-    if buffer_callback is None and _plain_job(fn, args, kwargs, check):
+    if _plain_job(fn, args, kwargs, check):
         try:
-            return Job(pickle.dumps(job, PROTOCOL), ())
+            return Job(pickle.dumps(job, PROTOCOL, buffer_callback=buffer_callback), ())
         except Exception:
-            pass  # the long way says what is wrong, as it always did
+            # The long way says what is wrong, as it always did; buffers
+            # handed out meanwhile are forgotten.
+            getattr(buffer_callback, "reset", lambda: None)()
     return dump(job, check, buffer_callback)
 
 
@@ -146,6 +148,23 @@ def _by_reference(fn, check):
         fn, getattr(check, "rule", None) or rule_for(None))
 
 
+def _plain_array(value, check):
+    """True for a NumPy array that plain ``pickle`` writes as ``dump``
+    would: exactly ``numpy.ndarray`` (its reduction names only NumPy's own
+    functions and types), of a plain dtype (no Python objects, fields or
+    metadata, which could hold what goes by value), while the rule sends
+    NumPy by reference. The long way cost ~40 us more per job, a tenth
+    of a small process-lane job's round trip. (The client never imports
+    NumPy: a caller that passes an array has.)"""
+    kind = type(value)
+    if kind.__name__ != "ndarray" or kind.__module__ != "numpy":
+        return False
+    dtype = value.dtype
+    if dtype.hasobject or dtype.fields is not None or dtype.metadata is not None:
+        return False
+    return not (getattr(check, "rule", None) or rule_for(None)).by_value("numpy")
+
+
 def _plain_values(values, check):
     for value in values:
         kind = type(value)
@@ -162,6 +181,8 @@ def _plain_values(values, check):
             if _by_reference(value, check):
                 continue
             return False
+        elif _plain_array(value, check):
+            continue
         else:
             return False
         if len(items) > _PLAIN_SCAN or not set(map(type, items)) <= _PLAIN_TYPES:

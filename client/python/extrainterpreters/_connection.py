@@ -171,7 +171,8 @@ class Connection:
         returns a ``_replies.Raised`` to make the Future raise. A
         ``JobFuture`` passed as ``future`` is used instead of a new one and
         gets the request id as ``job_id``. ``fd`` travels with the frame;
-        ``region``: it is the argument region, which this request now has.
+        ``region``: the argument region (from ``large_data``) this request
+        now has, if any.
         ``claimed``: the caller reads the reply itself (``wait``).
         """
         if future is None:
@@ -223,7 +224,7 @@ class Connection:
             if self._closed_error is not None:
                 raise self._closed_error()
             if region:
-                self._regions.sent(request_id)
+                self._regions.sent(request_id, region)
             self._pending.add(request_id, future, decode, claimed)
             in_flight = len(self._in_flight) > 1
             if not claimed:

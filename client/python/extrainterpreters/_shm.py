@@ -250,6 +250,11 @@ class Region:
         self._map = mmap.mmap(self.fd, size, flags=POPULATE)
         self._size = size
 
+    @property
+    def size(self):
+        """Bytes of the file (0 until it is first filled)."""
+        return self._size
+
     def close(self):
         if self._map is not None:
             self._map.close()
