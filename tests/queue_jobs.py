@@ -130,7 +130,9 @@ def plain_and_near_plain():
               "漢字" * 100, "a" * 70_000, "\ud800 lone", Count(5), bytearray(b"ab"),
               (), (1,), (b"x",), ("step", 3), (None, True, 1.5, -2**63, "é"),
               tuple(range(16)), tuple(range(17)), ("a", "a"), ((1, 2), 3),
-              (Count(1),), (bytearray(b"c"),), [3], {"k": 4}]
+              (Count(1),), (bytearray(b"c"),), [3], {"k": 4},
+              # many empty tuples fill the daemon's reading stack
+              ((),) * 33, tuple(range(32)) + ((),), ((),) * 1000]
     return values
 
 
@@ -154,3 +156,17 @@ def put_pickles(queue, items):
 
 def get_items(queue, count):
     return [queue.get() for _ in range(count)]
+
+
+def put_raw_then_get(queue, pickles):
+    """Puts each byte string as an item's pickle and gets it back: the
+    value, or the name of the error its unpickling raised."""
+    from extrainterpreters import _queue_local
+    outcomes = []
+    for data in pickles:
+        _queue_local.queue_put(queue._id, data, True, None)
+        try:
+            outcomes.append(queue.get())
+        except Exception as exc:  # noqa: BLE001 - the outcome is the test's
+            outcomes.append(type(exc).__name__)
+    return outcomes

@@ -10,6 +10,7 @@ waiters, through ``queue_info``) and on results, never on sleeps.
 import asyncio
 import concurrent.futures
 import os
+import pickle
 import queue
 import sys
 import threading
@@ -78,6 +79,26 @@ class QueuesInJobsTest(harness.DaemonTestCase):
         got = self.client.run(queue_jobs.get_items, q, count)
         self.assertSameItems(got, items * (count // len(items)))
         self.assertEqual(q.info()["size"], 0)
+
+    def test_odd_item_bytes_get_what_pickle_makes_of_them(self):
+        # Bytes the daemon's own reading of plain items must leave to
+        # pickle: each item is what pickle.loads makes of it, or fails
+        # with pickle's error.
+        odd = [b"\x80\x05\x94N.",  # memoizes nothing
+               b"\x80\x05(\x94K\x01t.",  # memoizes the mark
+               b"\x80\x05K\x01K\x02.",  # two values: pickle takes the last
+               b"\x80\x05t.",  # a tuple without a mark
+               b"\x80\x05K\x07."]
+        expected = []
+        for data in odd:
+            try:
+                expected.append(pickle.loads(data))
+            except pickle.UnpicklingError:
+                expected.append("UnpicklingError")
+        q = Queue(client=self.client)
+        self.assertEqual(self.client.run(queue_jobs.put_raw_then_get, q, odd),
+                         expected)
+        self.assertEqual(expected.count("UnpicklingError"), 3)
 
     def test_100000_items_pass_between_two_jobs_once_and_in_order(self):
         count = 100_000

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <new>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -157,12 +158,26 @@ bool ReadCallArgs(const char* name, PyObject* const* args, Py_ssize_t nargs, Py_
 // its mutex only briefly and nothing that holds it ever waits for a GIL, so
 // this is safe, and it spares the common case a release and re-acquire of
 // the GIL. Only a call that must wait releases the GIL for its wait.
+// The item's copy for the store; false with MemoryError set if there is no
+// memory for it (no C++ exception may cross into CPython).
+bool CopyItem(const char* data, std::size_t size, std::vector<char>* item) {
+  try {
+    item->assign(data, data + size);
+    return true;
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+    return false;
+  }
+}
+
 PyObject* PutItem(PyObject* module, const CallArgs& call, const char* data, std::size_t size) {
   QueueService* service = ServiceOrRaise();
-  if (service == nullptr) return nullptr;
-  QueueCallResult result = service->Put(call.queue, {data, data + size}, false, call.timeout);
+  std::vector<char> item;
+  if (service == nullptr || !CopyItem(data, size, &item)) return nullptr;
+  QueueCallResult result = service->Put(call.queue, std::move(item), false, call.timeout);
   if (ShouldWait(result, "queue_full", call.block, call.timeout)) {
-    std::vector<char> copy(data, data + size);
+    std::vector<char> copy;
+    if (!CopyItem(data, size, &copy)) return nullptr;
     Py_BEGIN_ALLOW_THREADS
     result = service->Put(call.queue, std::move(copy), true, call.timeout);
     Py_END_ALLOW_THREADS
@@ -207,7 +222,11 @@ PyObject* QueuePutPlain(PyObject* module, PyObject* const* args, Py_ssize_t narg
   CallArgs call;
   if (!ReadCallArgs("queue_put_plain", args, nargs, 4, 2, &call)) return nullptr;
   std::vector<char> pickled;
-  if (!DumpPlain(args[1], &pickled)) Py_RETURN_FALSE;
+  try {
+    if (!DumpPlain(args[1], &pickled)) Py_RETURN_FALSE;
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  }
   PyObject* done = PutItem(module, call, pickled.data(), pickled.size());
   if (done == nullptr) return nullptr;
   Py_DECREF(done);

@@ -36,6 +36,17 @@ constexpr char kTuple1 = '\x85';
 constexpr char kTuple2 = '\x86';
 constexpr char kTuple3 = '\x87';
 
+// The opcodes that make a tuple of 0 to 3 items off the stack.
+constexpr char kTupleOf[] = {kEmptyTuple, kTuple1, kTuple2, kTuple3};
+
+// How many items a tuple opcode takes (-1: those since the mark).
+int TupleArity(char op) {
+  for (int n = 0; n < 4; ++n) {
+    if (op == kTupleOf[n]) return n;
+  }
+  return -1;
+}
+
 // A tuple is plain when it holds at most this many plain scalars.
 constexpr Py_ssize_t kMaxTupleItems = 16;
 
@@ -107,7 +118,7 @@ bool PutTuple(PyObject* tuple, std::vector<char>* out) {
   for (Py_ssize_t i = 0; i < size; ++i) {
     if (!PutScalar(PyTuple_GET_ITEM(tuple, i), out)) return false;
   }
-  out->push_back(size == 1 ? kTuple1 : size == 2 ? kTuple2 : size == 3 ? kTuple3 : kTuple);
+  out->push_back(size <= 3 ? kTupleOf[size] : kTuple);
   return true;
 }
 
@@ -243,7 +254,7 @@ struct Stack {
   }
 
   bool Push(PyObject* value) {
-    if (size == kCapacity) {
+    if (size >= kCapacity) {
       Py_DECREF(value);
       return false;
     }
@@ -251,9 +262,11 @@ struct Stack {
     return true;
   }
 
-  // The top `count` values become one tuple, in their order.
+  // The top `count` values become one tuple, in their order; the tuple
+  // needs a slot of its own when `count` is 0.
   bool MakeTuple(int count) {
-    if (count > size || count > kMaxTupleItems || (mark >= 0 && size - count < mark)) {
+    if (count > size || count > kMaxTupleItems || (mark >= 0 && size - count < mark) ||
+        size - count >= kCapacity) {
       return false;
     }
     PyObject* tuple = PyTuple_New(count);
@@ -307,11 +320,13 @@ PyObject* LoadPlain(const char* data, std::size_t size) {
       return stack.Release();
     }
     if (op == kMemoize) {  // nothing here refers back to a memo
+      // pickle refuses to memoize nothing, or a mark
+      if (stack.size == 0 || stack.size <= stack.mark) return nullptr;
       ++p;
     } else if (op == kEmptyTuple || op == kTuple1 || op == kTuple2 || op == kTuple3 ||
                op == kTuple) {
       ++p;
-      int count = op == kEmptyTuple ? 0 : op == kTuple1 ? 1 : op == kTuple2 ? 2 : op == kTuple3 ? 3 : -1;
+      int count = TupleArity(op);
       if (count < 0) {
         if (stack.mark < 0) return nullptr;
         count = stack.size - stack.mark;
