@@ -230,7 +230,7 @@ PyObject* StringList(const std::vector<std::string>& names) {
 }  // namespace
 
 Status JobRunner::Load(const std::vector<std::string>& preload,
-                       const std::vector<std::string>& refused) {
+                       const std::optional<std::vector<std::string>>& refused) {
   PyObject* shm = InstallModule(kShmName, kShmSource, "<extrainterpreters shared memory>");
   PyObject* loader = shm != nullptr ? InstallModule(kLoaderName, kFunctionLoaderSource,
                                                     "<extrainterpreters function loader>")
@@ -262,8 +262,8 @@ Status JobRunner::Load(const std::vector<std::string>& preload,
   if (emit_ == nullptr) {
     return Status::Error(DescribeError("cannot load the worker bootstrap", FetchError()));
   }
-  if (!refused.empty()) {
-    PyObject* names = StringList(refused);
+  if (refused) {
+    PyObject* names = StringList(*refused);
     PyObject* done = names != nullptr
                          ? PyObject_CallMethod(bootstrap_, "refuse_modules", "O", names)
                          : nullptr;

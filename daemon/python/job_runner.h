@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,12 +25,13 @@ class JobRunner {
   JobRunner& operator=(const JobRunner&) = delete;
 
   /// Installs the loader and bootstrap modules and imports every `preload`
-  /// module. Importing a module named in `refused` (or a submodule) then
-  /// raises CPython's ImportError for extensions that do not support
-  /// sub-interpreters, before any of its code runs (worker_bootstrap.py
-  /// says why). The interpreter's GIL must be held.
+  /// module. With `refused` (a sub-interpreter's), importing a module it
+  /// names (or a submodule), or one of CPython's own extension modules
+  /// that cannot load in a sub-interpreter, then raises CPython's
+  /// ImportError for those, before any of its code runs
+  /// (worker_bootstrap.py says why). The interpreter's GIL must be held.
   Status Load(const std::vector<std::string>& preload,
-              const std::vector<std::string>& refused = {});
+              const std::optional<std::vector<std::string>>& refused = std::nullopt);
 
   /// Runs the job whose pickle fills buffer[0:size); the output is pickled
   /// into the same buffer and copied into the outcome. `definitions` are the
