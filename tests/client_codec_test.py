@@ -56,7 +56,10 @@ class EncodeTest(unittest.TestCase):
         headers = [{"type": "run"}, {"type": "run", "output": True},
                    {"type": "run", "output": 1}, {"type": "run", "timeout": 1.0},
                    {"type": "run", "timeout": 1}, {"type": "run", "uses": ["ab"]},
-                   {"type": "queue_put", "name": "é\u2603"}]
+                   {"type": "queue_put", "name": "é\u2603"},
+                   {"type": "run", "timeout": -0.0}, {"type": "run", "timeout": 0.0},
+                   {"type": "run", "t": (1, 2)}, {"type": "run", "t": (True, 2)},
+                   {"type": "cancel", "job": 5}]
         for _ in range(2):  # encoded, then from what was kept
             for header in headers:
                 for request_id in (0, 9, 2**53 - 1):

@@ -438,6 +438,30 @@ class ArgumentRegionsTest(unittest.TestCase):
         self.assertEqual(len(kept), 1)  # a second would make 4 MiB
 
 
+class WorkItemCancelTest(unittest.TestCase):
+    """shutdown(cancel_futures=True) on the executor's queued items."""
+
+    def item(self):
+        from extrainterpreters._executor_workers import WorkItem
+        from extrainterpreters._future import JobFuture
+        return WorkItem(JobFuture(), abs, (-1,), {})
+
+    def test_a_queued_item_is_cancelled(self):
+        item = self.item()
+        item.cancel()
+        self.assertTrue(item.future.cancelled())
+
+    def test_an_item_a_worker_put_back_is_cancelled_too(self):
+        # A worker that got no lease (lease_limit) puts its item back with
+        # its Future running; it never ran, so shutdown cancels it.
+        item = self.item()
+        self.assertTrue(item.future.set_running_or_notify_cancel())
+        item.claimed = True
+        item.cancel()  # raised "Future in unexpected state" before
+        self.assertTrue(item.future.cancelled())
+        self.assertTrue(item.future.done())
+
+
 class PeerWatchTest(unittest.TestCase):
     """``_session.PeerWatch``: is the other end of a socket gone?"""
 

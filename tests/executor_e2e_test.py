@@ -111,6 +111,17 @@ class SubmitAndMapTest(ExecutorTestCase):
         with self.assertRaises(ValueError):
             executor.map(jobs.add, [1], [2], chunksize=0)
 
+    def test_map_chunks_too_large_to_send_from_a_reply_still_run(self):
+        # Chunks of 64 KiB and more would make the thread that reads
+        # replies wait for the socket: the worker thread sends them.
+        executor = self.executor()
+        blobs = [bytes([i]) * 70_000 for i in range(40)]
+        self.assertEqual(list(executor.map(len, blobs, chunksize=2)),
+                         [70_000] * 40)
+        shared = [bytearray(300_000) for _ in range(6)]  # out of band
+        self.assertEqual(list(executor.map(len, shared, chunksize=1)),
+                         [300_000] * 6)
+
     def test_map_chunksize_sends_one_job_per_chunk(self):
         executor = self.executor()
         executor.submit(jobs.add, 0, 0).result(WAIT)  # Workers are up.

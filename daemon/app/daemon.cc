@@ -1,7 +1,6 @@
 #include "daemon/app/daemon.h"
 
 #include <sched.h>
-
 #include <signal.h>
 #include <unistd.h>
 

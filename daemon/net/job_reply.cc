@@ -24,9 +24,9 @@ bool FitsInFrame(const Json& header, std::size_t payload_size, const proto::Limi
   return head + payload_size <= limits.max_frame_bytes;
 }
 
-// Whether a plain result reply's frame fits: its header, without "fd",
-// is well under 128 bytes, so only a payload near the limit needs the
-// exact (encoding) check.
+// Whether a plain result reply's frame fits: its header, without "fd" and
+// "oob", is well under 128 bytes, so only a payload near the limit needs
+// the exact (encoding) check.
 bool ResultFits(const Json& header, std::size_t payload_size, const proto::Limits& limits) {
   constexpr std::size_t kPlainResultHead = 16 + 128;
   if (payload_size <= limits.max_frame_bytes &&
@@ -81,17 +81,19 @@ JobReplyFrame Returned(const Json& id, const JobReply& reply, JobOutcome& out,
   Json header = {{"type", "result"}, {"id", id}, {"status", "ok"}};
   std::uint64_t out_of_band = 0;
   for (std::size_t n : out.result_out_of_band) out_of_band += n;
-  if (!ResultFits(header, out.payload.size(), limits) || out_of_band > limits.max_frame_bytes) {
+  if (out.result_fd) {
+    header["fd"] = true;
+    header["oob"] = out.result_out_of_band;
+  }
+  const bool fits = out.result_fd ? FitsInFrame(header, out.payload.size(), limits)
+                                  : ResultFits(header, out.payload.size(), limits);
+  if (!fits || out_of_band > limits.max_frame_bytes) {
     const std::string job = "job " + std::to_string(id.get<std::uint64_t>()) + Where(reply);
     return Error(id, "result_too_large",
                  "the result of " + job + " is " +
                      std::to_string(out.payload.size() + out_of_band) +
                      " bytes pickled, more than a frame may carry (max_frame_bytes " +
                      std::to_string(limits.max_frame_bytes) + ")");
-  }
-  if (out.result_fd) {
-    header["fd"] = true;
-    header["oob"] = out.result_out_of_band;
   }
   return {std::move(header), std::move(out.payload), std::move(out.result_fd), Count::kCompleted};
 }
@@ -159,7 +161,7 @@ JobReplyFrame MakeJobReply(std::uint64_t request_id, JobReply reply, const proto
   out.error.traceback = Clip(out.error.traceback, text_limit, /*keep_end=*/true);
   const std::string why = out.error.message + " (" + out.error.type + ")";
   switch (out.kind) {
-    case JobOutcome::Kind::kOk:
+    case JobOutcome::Kind::kOk:  // taken above already; kept for the switch's sake
       return Returned(id, reply, out, limits);
     case JobOutcome::Kind::kRaised:
       return Raised(id, out, limits);

@@ -37,7 +37,7 @@ import threading
 from . import _batch, _shm
 from ._byvalue_version import bytecode_check
 from ._keeper import DEFAULT_RECONNECT_TIMEOUT, ConnectionKeeper
-from ._errors import ExtraInterpretersError, RemoteError
+from ._errors import DaemonBusy, ExtraInterpretersError, RemoteError
 from ._future import JobFuture
 from ._paths import resolve_socket_path
 from ._replies import (decode_lease, decode_ping, decode_result,
@@ -228,7 +228,10 @@ class Client:
         A lease's jobs run where the lease is: ``lane`` does not apply.
         ``room=False``: when the connection's window is full, ``DaemonBusy``
         at once rather than a wait for a reply (which a thread that reads
-        replies, sending from a done callback, would wait for forever).
+        replies, sending from a done callback, would wait for forever); the
+        same for a job that would wait for the socket itself (large data,
+        a large payload, definitions to send first), which such a thread
+        must not either: the caller sends it from a thread that may wait.
         """
         if not callable(fn):
             raise TypeError(f"fn must be callable, not {type(fn).__name__}")
@@ -261,6 +264,12 @@ class Client:
             collector = _shm.Collector(minimum)
         job = dump_job(fn, args, kwargs, bytecode_check(connection.hello),
                        collector)
+        if not room and ((collector is not None and collector.buffers)
+                         or connection.sends_at_once(job.payload)
+                         or (job.definitions and self._keeper.definitions
+                             .lacks(job.definitions))):
+            raise DaemonBusy("job not sent from this thread: sending it "
+                             "would wait for the socket", code="busy")
         if not job.definitions and (collector is None
                                     or not collector.buffers):
             return self._send_run(connection, header, job.payload, room_wait,

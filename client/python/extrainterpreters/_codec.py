@@ -92,26 +92,28 @@ def encode_frame_parts(header, payload=b"", limits=Limits()):
                         limits)
 
 
-# A client's requests mostly have the same options: the JSON of each set of
+# A client's runs mostly have the same options: the JSON of each set of
 # them (the header without its id) is kept, keyed by its names, values and
-# the values' types (True and 1 are equal, but not the same JSON).
+# the values' types (True and 1 are equal, but not the same JSON). Only
+# values whose equal ones are written alike (not floats: 0.0 and -0.0),
+# and only runs (a cancel names a new job each time).
 _REQUEST_STARTS = {}
 _REQUEST_STARTS_MAX = 256
+_KEPT_TYPES = frozenset({str, int, bool, type(None)})
 
 
 def encode_request_parts(header, request_id, payload=b"", limits=Limits()):
     """``encode_frame_parts(dict(header, id=request_id), payload, limits)``
-    (the id last), without encoding ``header`` again when a request with
-    the same header was encoded before."""
+    (the id last), without encoding ``header`` again when a run with the
+    same header was encoded before."""
     values = tuple(header.values())
-    try:
-        key = (tuple(header), values, tuple(map(type, values)))
-        start = _REQUEST_STARTS.get(key)
-    except TypeError:  # a value that cannot be a key (a list): the long way
-        start = key = None
-    if (type(request_id) is not int or not 0 <= request_id <= MAX_ID
-            or key is None or "id" in header):
+    types = tuple(map(type, values))
+    if (header.get("type") != "run" or not _KEPT_TYPES.issuperset(types)
+            or type(request_id) is not int or not 0 <= request_id <= MAX_ID
+            or "id" in header):
         return encode_frame_parts(dict(header, id=request_id), payload, limits)
+    key = (tuple(header), values, types)
+    start = _REQUEST_STARTS.get(key)
     if start is None:
         _check_header_fields(dict(header, id=request_id))
         start = _encode_header(header).encode("utf-8")[:-1] + b',"id":'

@@ -4,8 +4,9 @@ Requests are pipelined: replies come back in any order and are matched by
 id (``_replies.Pending``). One thread at a time reads (``_receiver``: a
 caller of ``wait()`` waiting for its own reply, or the reader thread,
 started with the first request nobody waits for that way), and writers
-take the send lock for one whole frame, so frames never interleave. A request made while others are in flight is queued instead of
-sent (``_outbox``): a writer thread sends everything queued so far in one
+take the send lock for one whole frame, so frames never interleave. A
+request made while others are in flight is queued instead of sent
+(``_outbox``): a writer thread sends everything queued so far in one
 system call. When the connection ends for any reason, every Future still
 waiting fails with the reason, so no caller is ever left hanging.
 
@@ -230,6 +231,14 @@ class Connection:
             if not claimed:
                 self._receiver.unclaimed()  # the reader has work now
         return head, body, in_flight
+
+    @staticmethod
+    def sends_at_once(payload, fd=-1):
+        """Whether ``request`` sends such a frame itself, waiting for the
+        socket, rather than queueing it behind others for the writer: one
+        with a descriptor, or a payload too large to copy behind its
+        header."""
+        return fd >= 0 or len(payload) >= _COPY_PAYLOAD_BELOW
 
     def large_data(self, header, buffers):
         """A context for sending a job with large ``buffers``: see

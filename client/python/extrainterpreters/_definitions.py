@@ -67,6 +67,12 @@ class Definitions:
                 definition.digest))
         return future
 
+    def lacks(self, definitions):
+        """Whether any of ``definitions`` is still to be sent on this
+        connection."""
+        with self._lock:
+            return any(d.digest not in self._defined for d in definitions)
+
     def explain(self, header, error):
         """Turn a job's ``unknown_definition`` error into the refusal of that
         definition, which the daemon sent first (requests are answered in

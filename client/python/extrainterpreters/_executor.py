@@ -11,7 +11,7 @@ Data flow::
                                                  initializer on L  -> run L
     submit(fn, *args)
       new JobFuture
-      _WorkItem  ----->  work queue  ----------> get item
+      WorkItem   ----->  work queue  ----------> get item
                                                  set_running
                                                  run on lease L  --->  run L
                                                  wait for reply  <---  result

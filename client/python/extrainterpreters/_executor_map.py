@@ -35,7 +35,7 @@ import threading
 
 from . import _batch
 from ._errors import DaemonBusy, RemoteError
-from ._future import JobFuture, settle
+from ._future import JobFuture, failed, settle
 
 __all__ = ["LEASE_ATTEMPTS", "WINDOW", "Chunk", "Lane", "MapRun", "MapShare"]
 
@@ -213,7 +213,7 @@ class Lane:
             self._ended(lost=None, stall=True)
             return False
         except RemoteError as exc:  # the lease ended with its connection
-            job = _failed(exc)
+            job = failed(exc)
         except BaseException as exc:  # It does not pickle, say.
             settle(chunk.future, exception=exc)
             self._ended(lost=None, stall=True)
@@ -304,10 +304,3 @@ class Lane:
             if stall:
                 self._stalled = True
             self._changed.notify()
-
-
-def _failed(exc):
-    """A Future that failed with ``exc`` before it was sent."""
-    future = concurrent.futures.Future()
-    future.set_exception(exc)
-    return future

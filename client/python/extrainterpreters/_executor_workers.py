@@ -1,9 +1,9 @@
 """The worker threads of ``InterpreterPoolExecutor`` and what they share.
 
-Each worker thread (``_Worker``) leases its own interpreter (or worker
+Each worker thread (``Worker``) leases its own interpreter (or worker
 process), runs the initializer there, then takes work items from the
 executor's queue until shutdown (a map's share: serves the map on its
-lease, ``_executor_map``); ``_PoolState`` is what the workers share
+lease, ``_executor_map``); ``PoolState`` is what the workers share
 with the executor without keeping it alive. ``_executor`` has the data-flow
 diagram.
 """
@@ -15,13 +15,13 @@ import weakref
 
 from ._errors import BrokenInterpreterPool, RemoteError
 from ._executor_map import LEASE_ATTEMPTS, Lane, MapShare
-from ._future import settle
+from ._future import failed, settle
 
 __all__ = ["DAEMON_THREADS", "PoolState", "WorkItem", "Worker", "drain",
            "interpreter_exiting", "live_pools", "wake_on_drop"]
 
 _global_shutdown = False
-live_pools = weakref.WeakSet()  # _PoolState of executors not shut down.
+live_pools = weakref.WeakSet()  # PoolState of executors not shut down.
 
 
 def _python_exit():
@@ -60,8 +60,12 @@ class WorkItem:
 
     def cancel(self):
         """``shutdown(cancel_futures=True)`` found it queued."""
-        self.future.cancel()
-        self.future.set_running_or_notify_cancel()  # wakes wait() on it
+        if self.claimed:
+            # Taken by a worker that got no lease and put back (its Future
+            # running): it never ran, and no worker will take it now.
+            self.future._mark_cancelled()
+        elif self.future.cancel():
+            self.future.set_running_or_notify_cancel()  # wakes wait() on it
 
     def fail(self, error):
         """The pool broke before it ran."""
@@ -237,7 +241,7 @@ class Worker:
                                        lease=self._lease,
                                        timeout=self._state.timeout)
         except RemoteError as exc:  # the lease ended with its connection
-            job = _failed(exc)
+            job = failed(exc)
         except BaseException as exc:  # It does not pickle, say.
             settle(item.future, exception=exc)
             return None
@@ -287,13 +291,6 @@ class Worker:
             self._client._release(lease).result()
         except Exception:  # noqa: BLE001 - lost lease or connection.
             pass
-
-
-def _failed(exc):
-    """A Future that failed with ``exc`` before it was sent."""
-    future = concurrent.futures.Future()
-    future.set_exception(exc)
-    return future
 
 
 def interpreter_exiting():

@@ -25,7 +25,7 @@ import concurrent.futures
 import threading
 from concurrent.futures import _base
 
-__all__ = ["JobFuture", "settle"]
+__all__ = ["JobFuture", "failed", "settle"]
 
 _CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
 _DONE_STATES = frozenset({_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED,
@@ -214,3 +214,11 @@ def settle(future, *, value=None, exception=None):
     except concurrent.futures.InvalidStateError:
         return False
     return True
+
+
+def failed(exc):
+    """A finished Future that failed with ``exc`` (a job that could not be
+    sent, answered as if it had been)."""
+    future = concurrent.futures.Future()
+    future.set_exception(exc)
+    return future
