@@ -335,8 +335,11 @@ class DaemonTestCase(unittest.TestCase):
 
     def setUp(self):
         super().setUp()
-        if self.daemon.process.poll() is not None:
-            self.fail(f"the shared daemon has exited; its log:\n"
+        status = self.daemon.process.poll()
+        if status is not None:
+            how = (f"killed by signal {-status}" if status < 0
+                   else f"exit status {status}")
+            self.fail(f"the shared daemon has exited ({how}); its log:\n"
                       f"{self.daemon.log()}")
         self.client = self.daemon.client(self)
 

@@ -12,7 +12,7 @@ a ``bytearray``; the daemon then grows the buffer for the next job.
 Nothing here may let an exception escape: every outcome is returned as data.
 """
 
-import pickle
+import _pickle  # not pickle.py, which would load re, enum and more in every interpreter
 import sys
 
 import _extrainterpreters_loader
@@ -25,7 +25,7 @@ LOAD_FAILED = 2
 NOT_PICKLABLE = 3
 
 _PROTOCOL = 5
-# A result of one of these types, short enough, is pickled by pickle.dumps
+# A result of one of these types, short enough, is pickled by _pickle.dumps
 # and copied into the buffer in one go: no result pickler, no writer, no
 # search for large buffers (about 4 of a trivial job's 13 µs in the
 # daemon). Longer str and bytes take the long way, which may send them out
@@ -345,7 +345,7 @@ def _run(view, size, defs, oob_fd, oob_lengths, share_result):
     try:
         if type(result) in _PLAIN_RESULTS and (
                 type(result) not in (str, bytes) or len(result) <= _PLAIN_RESULT_MAX):
-            pickled = pickle.dumps(result, _PROTOCOL)
+            pickled = _pickle.dumps(result, _PROTOCOL)
             if len(pickled) <= len(view):
                 view[:len(pickled)] = pickled
                 return OK, None, len(pickled), None, -1, ()
