@@ -10,6 +10,7 @@
 
 #include "daemon/python/error.h"
 #include "daemon/python/function_loader_source.h"
+#include "daemon/python/module_guard_source.h"
 #include "daemon/python/shm_source.h"
 #include "daemon/python/worker_bootstrap_source.h"
 
@@ -29,6 +30,7 @@ namespace {
 constexpr char kShmName[] = "_extrainterpreters_shm";
 constexpr char kLoaderName[] = "_extrainterpreters_loader";
 constexpr char kBootstrapName[] = "_extrainterpreters_worker";
+constexpr char kGuardName[] = "_extrainterpreters_guard";
 constexpr char kCapsuleName[] = "extrainterpreters.JobRunner";
 
 // emit(stream, text): hands a job's output to the daemon. Its `self` is a
@@ -263,11 +265,14 @@ Status JobRunner::Load(const std::vector<std::string>& preload,
     return Status::Error(DescribeError("cannot load the worker bootstrap", FetchError()));
   }
   if (refused) {
-    PyObject* names = StringList(*refused);
+    PyObject* guard =
+        InstallModule(kGuardName, kModuleGuardSource, "<extrainterpreters module guard>");
+    PyObject* names = guard != nullptr ? StringList(*refused) : nullptr;
     PyObject* done = names != nullptr
-                         ? PyObject_CallMethod(bootstrap_, "refuse_modules", "O", names)
+                         ? PyObject_CallMethod(guard, "refuse_modules", "O", names)
                          : nullptr;
     Py_XDECREF(names);
+    Py_XDECREF(guard);
     if (done == nullptr) {
       return Status::Error(DescribeError("cannot install the process-module guard", FetchError()));
     }

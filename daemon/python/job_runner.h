@@ -29,7 +29,7 @@ class JobRunner {
   /// names (or a submodule), or one of CPython's own extension modules
   /// that cannot load in a sub-interpreter, then raises CPython's
   /// ImportError for those, before any of its code runs
-  /// (worker_bootstrap.py says why). The interpreter's GIL must be held.
+  /// (module_guard.py says why). The interpreter's GIL must be held.
   Status Load(const std::vector<std::string>& preload,
               const std::optional<std::vector<std::string>>& refused = std::nullopt);
 

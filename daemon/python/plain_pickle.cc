@@ -110,10 +110,6 @@ bool PutScalar(PyObject* item, std::vector<char>* out);
 bool PutTuple(PyObject* tuple, std::vector<char>* out) {
   const Py_ssize_t size = PyTuple_GET_SIZE(tuple);
   if (size > kMaxTupleItems) return false;
-  if (size == 0) {
-    out->push_back(kEmptyTuple);
-    return true;
-  }
   if (size > 3) out->push_back(kMark);
   for (Py_ssize_t i = 0; i < size; ++i) {
     if (!PutScalar(PyTuple_GET_ITEM(tuple, i), out)) return false;
